@@ -1,0 +1,62 @@
+// Package selfheal is an embeddable library for application-level self-healing in Go
+// services, with a companion agent (in the examples module) that turns what services
+// export into system- and node-level healing.
+//
+// # Three levels of self-healing
+//
+// Software fails: a dependency times out, a goroutine panics, a process dies, a node
+// disappears. A self-healing system notices what is not working and, with no human in
+// the loop, brings itself back to its designed state, and isolates what it cannot
+// repair so that the rest keeps working.
+//
+//   - Application level, inside each service: this module. A failing call is retried,
+//     a failing dependency is isolated behind a circuit breaker, load beyond capacity is
+//     shed, a crashed goroutine is restarted by its supervisor, and the service reports
+//     all of it through its health endpoints.
+//   - System level, the companion agent (examples/agent): it reads the health document
+//     each instance exports, restarts failed or hung processes, scales out or in on
+//     latency and saturation, and rolls updates out with automatic rollback.
+//   - Node level, the agent through a real orchestrator (Docker Swarm first; a
+//     local-process driver with virtual nodes is the embedded default): the instances
+//     of a failed node are rescheduled onto healthy ones.
+//
+// # Which package does what
+//
+//   - [github.com/selfheal-go/selfheal/breaker]: circuit breakers (consecutive
+//     failures, failure rate and slow-call rate over sliding windows) on
+//     sony/gobreaker v2, and a bounded per-key Group.
+//   - [github.com/selfheal-go/selfheal/retry]: retries with jitter, limits, a retry
+//     budget and Retry-After, on cenkalti/backoff v4.
+//   - [github.com/selfheal-go/selfheal/health]: checks, the Kubernetes-style probe
+//     endpoints /livez, /readyz and /startupz, and the health document
+//     (application/health+json) that the agent reads.
+//   - [github.com/selfheal-go/selfheal/supervise]: Erlang-style supervision trees for
+//     goroutines.
+//   - [github.com/selfheal-go/selfheal/heal]: composition of all of the above, the
+//     remaining policies (bulkhead, rate limit, timeout, fallback, hedging, adaptive
+//     concurrency), and the net/http client transport and server middleware.
+//
+// breaker, retry, health and supervise import none of each other; a service that only
+// wants retries gets only retries. heal is the one package that wires them together.
+//
+// # How policies compose
+//
+// Every policy has the method
+//
+//	Do(ctx context.Context, fn func(context.Context) error) error
+//
+// so that heal.Chain(outer, ..., inner) composes any of them in any order, and generic
+// helpers such as heal.Call carry a result through. The ready-made pipeline uses the
+// order users know from resilience4j and Polly:
+//
+//	fallback( retry( breaker( rate limit( timeout( bulkhead( fn ))))))
+//
+// The heal package documentation gives the reasons for that order.
+//
+// # Telemetry
+//
+// Every package reports metrics and spans through the OpenTelemetry API, with
+// instrument names under selfheal.<package>. (for example selfheal.breaker.calls), and
+// logs through an optional *slog.Logger. Provider fields default to the global
+// providers; selfheal never sets them.
+package selfheal

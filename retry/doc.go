@@ -1,0 +1,2 @@
+// Package retry is part of selfheal. It is not built yet; see the repository's issues.
+package retry
