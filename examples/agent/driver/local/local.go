@@ -1,0 +1,678 @@
+// Package local is the agent's embedded driver: instances are processes on this
+// machine, grouped into virtual nodes.
+//
+// # Processes
+//
+// Every instance runs in its own process group (SysProcAttr.Setpgid), on its own
+// port on 127.0.0.1. Stop sends SIGTERM to the whole group, then SIGKILL to the group
+// after the grace period, and finally SIGKILL to the group once more after the leader
+// exited, so that grandchildren never survive their instance (exec.Cmd.WaitDelay
+// alone would kill only the leader).
+//
+// Exits are noticed by one reaper goroutine (started by the first Start or Adopt,
+// stopped by Close) that polls each child with wait4(WNOHANG) every PollInterval; an
+// exited instance stays listed, with StateExited and its exit reason, until the agent
+// calls Stop to forget it.
+//
+// # Virtual nodes
+//
+// Config.Nodes names the nodes. SetNodeState(NodeDown) simulates a machine failure:
+// every process on the node is killed at once (SIGKILL to each group) and the node
+// refuses new instances until it is set back to NodeReady. NodeDrained refuses new
+// instances and leaves the running ones alone; NodeDegraded only changes what the node
+// reports, so that the agent drains it.
+//
+// # Adoption
+//
+// With Config.StateFile set, the driver records every instance (pid, process group,
+// the kernel's start time of the process, port, version, node) in that file. A new
+// driver on the same file adopts, in Adopt, every recorded process that still runs
+// (same pid and start time, so a reused pid is never mistaken for an instance), and
+// kills every other process that carries the driver's marker in its environment:
+// nothing is orphaned, nothing is duplicated.
+package local
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/selfheal-go/selfheal/examples/agent/driver"
+)
+
+// MarkerEnv is the environment variable every instance carries; its value identifies
+// the driver (the state file, or the driver's own process) that started it.
+const MarkerEnv = "SELFHEAL_LOCAL_DRIVER"
+
+// Config configures a Driver. The zero value is one node named "node-1", no state
+// file, a 5 s stop grace period, children's output discarded.
+type Config struct {
+	// Nodes are the names of the virtual nodes; nil means ["node-1"].
+	Nodes []string
+	// StateFile records the instances for adoption by the next agent run; "" means no
+	// state file (and no adoption).
+	StateFile string
+	// StopGrace is the time between SIGTERM and SIGKILL in Stop when the caller
+	// passes no grace; <= 0 means 5 s.
+	StopGrace time.Duration
+	// LogDir receives one <instance id>.log file per instance with its stdout and
+	// stderr; "" means the output is discarded.
+	LogDir string
+	// Host is the address instances listen on and are reached at; "" means 127.0.0.1.
+	Host string
+	// PollInterval is how often the reaper looks for exited processes; <= 0 means
+	// 20 ms.
+	PollInterval time.Duration
+	// Logger receives what the driver does; nil means no logging.
+	Logger *slog.Logger
+}
+
+// Driver runs instances as local processes. Create it with New; it is safe for
+// concurrent use.
+type Driver struct {
+	cfg    Config
+	marker string
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	nodes   map[string]*driver.Node
+	order   []string
+	insts   map[string]*proc
+	ports   map[int]bool
+	closed  bool
+	started bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type proc struct {
+	inst      driver.Instance
+	pgid      int
+	startTime uint64 // /proc/<pid>/stat field 22
+	port      int
+	child     bool          // our child: reap with wait4; else poll /proc
+	done      chan struct{} // closed when the process exited
+	os        *os.Process
+}
+
+var (
+	_ driver.Placer         = (*Driver)(nil)
+	_ driver.NodeController = (*Driver)(nil)
+	_ driver.Adopter        = (*Driver)(nil)
+)
+
+// New returns a driver. It starts nothing.
+func New(cfg Config) (*Driver, error) {
+	if len(cfg.Nodes) == 0 {
+		cfg.Nodes = []string{"node-1"}
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 5 * time.Second
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 20 * time.Millisecond
+	}
+	d := &Driver{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		nodes: map[string]*driver.Node{},
+		insts: map[string]*proc{},
+		ports: map[int]bool{},
+		stop:  make(chan struct{}),
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	for _, n := range cfg.Nodes {
+		if n == "" {
+			return nil, errors.New("local: Config.Nodes: empty node name")
+		}
+		if _, dup := d.nodes[n]; dup {
+			return nil, fmt.Errorf("local: Config.Nodes: duplicate node %q", n)
+		}
+		d.nodes[n] = &driver.Node{Name: n, State: driver.NodeReady}
+		d.order = append(d.order, n)
+	}
+	if cfg.StateFile != "" {
+		abs, err := filepath.Abs(cfg.StateFile)
+		if err != nil {
+			return nil, fmt.Errorf("local: Config.StateFile: %w", err)
+		}
+		d.cfg.StateFile = abs
+		sum := sha256.Sum256([]byte(abs))
+		d.marker = hex.EncodeToString(sum[:8])
+	} else {
+		d.marker = fmt.Sprintf("pid-%d-%p", os.Getpid(), d)
+	}
+	return d, nil
+}
+
+// Marker is the value of MarkerEnv in the environment of this driver's instances.
+func (d *Driver) Marker() string { return d.marker }
+
+// Name returns "local".
+func (d *Driver) Name() string { return "local" }
+
+// Nodes lists the virtual nodes in configuration order.
+func (d *Driver) Nodes(ctx context.Context) ([]driver.Node, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]driver.Node, 0, len(d.order))
+	for _, n := range d.order {
+		out = append(out, *d.nodes[n])
+	}
+	return out, nil
+}
+
+// Instances lists the instances of service ("" means all), running or exited, sorted
+// by id.
+func (d *Driver) Instances(ctx context.Context, service string) ([]driver.Instance, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]driver.Instance, 0, len(d.insts))
+	for _, p := range d.insts {
+		if service == "" || p.inst.Service == service {
+			out = append(out, p.inst)
+		}
+	}
+	slices.SortFunc(out, func(a, b driver.Instance) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Start starts one instance on spec.Node (or the first ready node when spec.Node is
+// "") and returns once the process runs.
+func (d *Driver) Start(ctx context.Context, spec driver.InstanceSpec) (driver.Instance, error) {
+	if err := ctx.Err(); err != nil {
+		return driver.Instance{}, err
+	}
+	if len(spec.Command) == 0 {
+		return driver.Instance{}, errors.New("local: InstanceSpec.Command: empty")
+	}
+	if spec.ID == "" {
+		return driver.Instance{}, errors.New("local: InstanceSpec.ID: empty")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return driver.Instance{}, driver.ErrClosed
+	}
+	if _, dup := d.insts[spec.ID]; dup {
+		return driver.Instance{}, fmt.Errorf("local: instance %q already exists", spec.ID)
+	}
+	nodeName := spec.Node
+	if nodeName == "" {
+		for _, n := range d.order {
+			if d.nodes[n].State == driver.NodeReady {
+				nodeName = n
+				break
+			}
+		}
+	}
+	node, ok := d.nodes[nodeName]
+	if !ok {
+		return driver.Instance{}, &driver.NodeError{Node: nodeName, Op: "start on", Err: driver.ErrNotFound}
+	}
+	if node.State == driver.NodeDown || node.State == driver.NodeDrained {
+		return driver.Instance{}, &driver.NodeError{Node: nodeName, Op: "start on", Err: driver.ErrNodeUnavailable}
+	}
+	port := spec.Port
+	if port == 0 {
+		p, err := d.freePort()
+		if err != nil {
+			return driver.Instance{}, err
+		}
+		port = p
+	}
+	repl := strings.NewReplacer("{port}", strconv.Itoa(port), "{id}", spec.ID, "{version}", spec.Version,
+		"{node}", nodeName, "{service}", spec.Service)
+	argv := make([]string, len(spec.Command))
+	for i, a := range spec.Command {
+		argv[i] = repl.Replace(a)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(),
+		"PORT="+strconv.Itoa(port), "INSTANCE_ID="+spec.ID, "VERSION="+spec.Version,
+		"NODE="+nodeName, "SERVICE="+spec.Service, MarkerEnv+"="+d.marker)
+	for _, e := range spec.Env {
+		cmd.Env = append(cmd.Env, repl.Replace(e))
+	}
+	out, err := d.output(spec.ID)
+	if err != nil {
+		return driver.Instance{}, err
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	err = cmd.Start()
+	out.Close() // the child holds its own descriptor
+	if err != nil {
+		return driver.Instance{}, fmt.Errorf("local: start %s: %w", spec.ID, err)
+	}
+	st, _ := procStartTime(cmd.Process.Pid)
+	p := &proc{
+		inst: driver.Instance{
+			ID: spec.ID, Service: spec.Service, Version: spec.Version, Node: nodeName,
+			Addr: net.JoinHostPort(d.cfg.Host, strconv.Itoa(port)), State: driver.StateRunning,
+			PID: cmd.Process.Pid, StartedAt: time.Now(),
+		},
+		pgid: cmd.Process.Pid, startTime: st, port: port, child: true,
+		done: make(chan struct{}), os: cmd.Process,
+	}
+	d.insts[spec.ID] = p
+	d.ports[port] = true
+	d.startReaperLocked()
+	d.saveLocked()
+	d.log.Info("instance started", "id", spec.ID, "node", nodeName, "pid", p.inst.PID, "addr", p.inst.Addr, "version", spec.Version)
+	return p.inst, nil
+}
+
+func (d *Driver) output(id string) (*os.File, error) {
+	if d.cfg.LogDir == "" {
+		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	}
+	if err := os.MkdirAll(d.cfg.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("local: Config.LogDir: %w", err)
+	}
+	return os.OpenFile(filepath.Join(d.cfg.LogDir, id+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+}
+
+// freePort asks the kernel for a free port that none of our instances uses.
+func (d *Driver) freePort() (int, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", net.JoinHostPort(d.cfg.Host, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("local: pick a port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !d.ports[port] {
+			return port, nil
+		}
+	}
+	return 0, errors.New("local: pick a port: no free port")
+}
+
+// Stop stops the instance: SIGTERM to its process group, SIGKILL to the group after
+// grace (<= 0 means Config.StopGrace), and forgets it. It returns once the process
+// exited, or ctx is done (the group has then been sent SIGKILL).
+func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error {
+	if grace <= 0 {
+		grace = d.cfg.StopGrace
+	}
+	d.mu.Lock()
+	p, ok := d.insts[id]
+	d.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("local: stop %q: %w", id, driver.ErrNotFound)
+	}
+	var err error
+	select {
+	case <-p.done:
+	default:
+		_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
+		t := time.NewTimer(grace)
+		select {
+		case <-p.done:
+		case <-t.C:
+			d.log.Warn("instance ignored SIGTERM, killing its group", "id", id, "pgid", p.pgid)
+			_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		case <-ctx.Done():
+			_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+			err = ctx.Err()
+		}
+		t.Stop()
+	}
+	// Grandchildren that outlived the leader go too.
+	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+	d.mu.Lock()
+	if d.insts[id] == p {
+		delete(d.insts, id)
+		delete(d.ports, p.port)
+		d.saveLocked()
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("local: stop %q: %w", id, err)
+	}
+	d.log.Info("instance stopped", "id", id)
+	return nil
+}
+
+// SetNodeState changes a virtual node: NodeDown kills every process on it at once
+// and refuses new instances; NodeDrained refuses new instances; NodeDegraded only
+// reports; NodeReady brings the node back.
+func (d *Driver) SetNodeState(ctx context.Context, name string, state driver.NodeState, reason string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.nodes[name]
+	if !ok {
+		return &driver.NodeError{Node: name, Op: "set state of", Err: driver.ErrNotFound}
+	}
+	switch state {
+	case driver.NodeReady, driver.NodeDegraded, driver.NodeDrained, driver.NodeDown:
+	default:
+		return fmt.Errorf("local: unknown node state %q", state)
+	}
+	n.State, n.Reason = state, reason
+	if state == driver.NodeDown {
+		for _, p := range d.insts {
+			if p.inst.Node == name && p.inst.State != driver.StateExited {
+				_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+				p.inst.ExitReason = "node down"
+			}
+		}
+	}
+	d.log.Info("node state", "node", name, "state", state, "reason", reason)
+	return nil
+}
+
+// Close stops the reaper and forgets the instances without stopping them (a new
+// driver on the same state file adopts them). Stop them first to end them.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	close(d.stop)
+	d.mu.Unlock()
+	d.wg.Wait()
+	d.mu.Lock()
+	for _, p := range d.insts {
+		if p.os != nil {
+			_ = p.os.Release()
+		}
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *Driver) startReaperLocked() {
+	if d.started || d.closed {
+		return
+	}
+	d.started = true
+	d.wg.Add(1)
+	go d.reap()
+}
+
+// reap polls every instance for exit.
+func (d *Driver) reap() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		changed := false
+		for _, p := range d.insts {
+			if p.inst.State == driver.StateExited {
+				continue
+			}
+			reason, exited := p.poll()
+			if !exited {
+				continue
+			}
+			if p.inst.ExitReason == "" {
+				p.inst.ExitReason = reason
+			}
+			p.inst.State = driver.StateExited
+			p.inst.ExitedAt = time.Now()
+			close(p.done)
+			changed = true
+			// Kill what is left of the group.
+			_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+			d.log.Info("instance exited", "id", p.inst.ID, "reason", p.inst.ExitReason)
+		}
+		d.mu.Unlock()
+		_ = changed
+	}
+}
+
+// poll reports whether the process exited, and how.
+func (p *proc) poll() (string, bool) {
+	if p.child {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(p.inst.PID, &ws, syscall.WNOHANG, nil)
+		if err != nil {
+			if errors.Is(err, syscall.ECHILD) {
+				return "gone", true
+			}
+			return "", false
+		}
+		if pid == 0 {
+			return "", false
+		}
+		if p.os != nil {
+			_ = p.os.Release()
+		}
+		switch {
+		case ws.Exited():
+			return fmt.Sprintf("exit status %d", ws.ExitStatus()), true
+		case ws.Signaled():
+			return "signal: " + ws.Signal().String(), true
+		}
+		return "exited", true
+	}
+	if alive(p.inst.PID, p.startTime) {
+		return "", false
+	}
+	return "exited", true
+}
+
+// alive reports whether pid runs (not a zombie) and is the process that started at
+// startTime (0 skips that check).
+func alive(pid int, startTime uint64) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := statFields(b)
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return false
+	}
+	if startTime != 0 {
+		st, _ := strconv.ParseUint(f[19], 10, 64)
+		return st == startTime
+	}
+	return true
+}
+
+// statFields returns the fields of /proc/<pid>/stat after the command name: index 0
+// is field 3 (state), index 19 is field 22 (starttime).
+func statFields(b []byte) []string {
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
+}
+
+func procStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	f := statFields(b)
+	if len(f) < 20 {
+		return 0, errors.New("local: short /proc stat")
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// record is one instance in the state file.
+type record struct {
+	Instance  driver.Instance `json:"instance"`
+	PGID      int             `json:"pgid"`
+	StartTime uint64          `json:"startTime"`
+	Port      int             `json:"port"`
+}
+
+type stateFile struct {
+	Marker    string                      `json:"marker"`
+	Instances []record                    `json:"instances"`
+	Nodes     map[string]driver.NodeState `json:"nodes"`
+}
+
+func (d *Driver) saveLocked() {
+	if d.cfg.StateFile == "" {
+		return
+	}
+	sf := stateFile{Marker: d.marker, Nodes: map[string]driver.NodeState{}}
+	for _, p := range d.insts {
+		if p.inst.State == driver.StateExited {
+			continue
+		}
+		sf.Instances = append(sf.Instances, record{Instance: p.inst, PGID: p.pgid, StartTime: p.startTime, Port: p.port})
+	}
+	slices.SortFunc(sf.Instances, func(a, b record) int { return strings.Compare(a.Instance.ID, b.Instance.ID) })
+	for n, node := range d.nodes {
+		sf.Nodes[n] = node.State
+	}
+	b, _ := json.MarshalIndent(sf, "", "  ")
+	tmp := d.cfg.StateFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		d.log.Error("state file", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, d.cfg.StateFile); err != nil {
+		d.log.Error("state file", "err", err)
+	}
+}
+
+// Adopt takes over the instances recorded in the state file that still run, and
+// kills every other process that carries this driver's marker (a process started
+// but never recorded, or a leftover of a dead instance's group). It returns the
+// adopted instances.
+func (d *Driver) Adopt(ctx context.Context) ([]driver.Instance, error) {
+	if d.cfg.StateFile == "" {
+		return nil, nil
+	}
+	var sf stateFile
+	b, err := os.ReadFile(d.cfg.StateFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("local: adopt: %w", err)
+	default:
+		if err := json.Unmarshal(b, &sf); err != nil {
+			d.log.Warn("state file unreadable, replacing the fleet", "err", err)
+			sf = stateFile{}
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, driver.ErrClosed
+	}
+	for n, st := range sf.Nodes {
+		if node, ok := d.nodes[n]; ok && st != "" {
+			node.State = st
+		}
+	}
+	var adopted []driver.Instance
+	keep := map[int]bool{} // pgids we adopted
+	for _, r := range sf.Instances {
+		if _, known := d.insts[r.Instance.ID]; known {
+			continue
+		}
+		if _, ok := d.nodes[r.Instance.Node]; !ok || !alive(r.Instance.PID, r.StartTime) {
+			continue
+		}
+		p := &proc{inst: r.Instance, pgid: r.PGID, startTime: r.StartTime, port: r.Port, done: make(chan struct{})}
+		p.inst.Adopted = true
+		p.inst.State = driver.StateRunning
+		d.insts[p.inst.ID] = p
+		d.ports[p.port] = true
+		keep[p.pgid] = true
+		adopted = append(adopted, p.inst)
+		d.log.Info("instance adopted", "id", p.inst.ID, "pid", p.inst.PID, "node", p.inst.Node)
+	}
+	// Everything else with our marker goes.
+	for _, pid := range markedProcesses(d.marker) {
+		pgid, err := syscall.Getpgid(pid)
+		if err != nil || keep[pgid] {
+			continue
+		}
+		d.log.Warn("killing an orphan of a previous run", "pid", pid, "pgid", pgid)
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	d.startReaperLocked()
+	d.saveLocked()
+	return adopted, nil
+}
+
+// markedProcesses returns the pids of live processes whose environment has
+// MarkerEnv=marker.
+func markedProcesses(marker string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	want := []byte(MarkerEnv + "=" + marker + "\x00")
+	self := os.Getpid()
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !containsEnv(env, want) {
+			continue
+		}
+		if alive(pid, 0) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func containsEnv(env, want []byte) bool {
+	for len(env) > 0 {
+		i := strings.IndexByte(string(env), 0)
+		var kv []byte
+		if i < 0 {
+			kv, env = env, nil
+		} else {
+			kv, env = env[:i+1], env[i+1:]
+		}
+		if string(kv) == string(want) || string(kv)+"\x00" == string(want) {
+			return true
+		}
+	}
+	return false
+}
+
+// Leftovers returns the pids of live processes started by a driver with this marker
+// that no driver tracks any more; tests use it to check that nothing was left
+// behind.
+func Leftovers(marker string) []int { return markedProcesses(marker) }
