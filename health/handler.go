@@ -1,0 +1,317 @@
+package health
+
+import (
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// HandlerConfig configures the HTTP handlers. The zero value serves every caller the
+// status alone.
+type HandlerConfig struct {
+	// Authorize decides whether a request may see details: ?verbose listings, the
+	// outputs of failing checks, observed values and the service metadata of the
+	// document. Nil means nobody: anonymous callers get the status alone, never a
+	// dependency's error text. [BearerToken] and [LoopbackOnly] are ready-made.
+	// It may be called concurrently.
+	Authorize func(*http.Request) bool
+}
+
+func (c HandlerConfig) authorized(req *http.Request) bool {
+	return c.Authorize != nil && c.Authorize(req)
+}
+
+// BearerToken returns an authorizer that accepts requests carrying the header
+// "Authorization: Bearer <token>", comparing in constant time. An empty token
+// accepts nobody.
+func BearerToken(token string) func(*http.Request) bool {
+	want := []byte(token)
+	return func(req *http.Request) bool {
+		if len(want) == 0 {
+			return false
+		}
+		h := req.Header.Get("Authorization")
+		const prefix = "Bearer "
+		if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+			return false
+		}
+		return subtle.ConstantTimeCompare([]byte(h[len(prefix):]), want) == 1
+	}
+}
+
+// LoopbackOnly is an authorizer that accepts requests from a loopback address
+// (127.0.0.0/8, ::1), judged by the connection's remote address. Behind a reverse
+// proxy on the same machine every request looks local: use [BearerToken] there.
+func LoopbackOnly(req *http.Request) bool {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Unmap().IsLoopback()
+}
+
+// Handler returns one handler for every endpoint, at these paths (mount it at the
+// server's root, or strip a prefix with [http.StripPrefix]):
+//
+//	/livez, /readyz, /startupz           probes: 200 "ok" or 503; ?verbose, ?exclude=name
+//	/livez/<name>, /readyz/<name>, ...   one check of that probe: 200, 503 or 404
+//	/health                              the health document (application/health+json)
+//
+// Other paths get 404; methods other than GET and HEAD get 405.
+func (r *Registry) Handler(cfg HandlerConfig) http.Handler {
+	return &muxHandler{
+		live:  r.ProbeHandler(Liveness, cfg).(*probeHandler),
+		ready: r.ProbeHandler(Readiness, cfg).(*probeHandler),
+		start: r.ProbeHandler(Startup, cfg).(*probeHandler),
+		doc:   r.DocumentHandler(cfg).(*documentHandler),
+	}
+}
+
+type muxHandler struct {
+	live, ready, start *probeHandler
+	doc                *documentHandler
+}
+
+func (m *muxHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	p := req.URL.Path
+	if p == "/health" {
+		m.doc.ServeHTTP(w, req)
+		return
+	}
+	var h *probeHandler
+	switch {
+	case strings.HasPrefix(p, "/livez"):
+		h, p = m.live, p[len("/livez"):]
+	case strings.HasPrefix(p, "/readyz"):
+		h, p = m.ready, p[len("/readyz"):]
+	case strings.HasPrefix(p, "/startupz"):
+		h, p = m.start, p[len("/startupz"):]
+	default:
+		http.NotFound(w, req)
+		return
+	}
+	switch {
+	case p == "":
+		h.serve(w, req, "")
+	case len(p) > 1 && p[0] == '/' && !strings.Contains(p[1:], "/"):
+		h.serve(w, req, p[1:])
+	default:
+		http.NotFound(w, req)
+	}
+}
+
+// ProbeHandler returns the handler of one probe (kind must be exactly one of
+// [Liveness], [Readiness] and [Startup]): 200 "ok" when all its checks pass or warn,
+// 503 otherwise. Query parameters: ?verbose lists every check as "[+]name ok" or
+// "[-]name failed" (to authorized callers; others get the short answer);
+// ?exclude=name leaves a check out and may repeat. When the request has a path value
+// "name" (a [http.ServeMux] pattern such as "GET /readyz/{name}"), it answers for
+// that one check, 404 when the probe has no such check.
+func (r *Registry) ProbeHandler(kind Kind, cfg HandlerConfig) http.Handler {
+	switch kind {
+	case Liveness, Readiness, Startup:
+	default:
+		kind = Readiness
+	}
+	name := kind.probeName()
+	return &probeHandler{
+		reg:    r,
+		kind:   kind,
+		cfg:    cfg,
+		failed: []byte(name + " check failed"),
+		passed: []byte(name + " check passed"),
+	}
+}
+
+type probeHandler struct {
+	reg    *Registry
+	kind   Kind
+	cfg    HandlerConfig
+	failed []byte
+	passed []byte
+}
+
+var (
+	okBody        = []byte("ok")
+	textPlain     = []string{"text/plain; charset=utf-8"}
+	healthJSON    = []string{ContentType}
+	noStore       = []string{"no-store"}
+	nosniff       = []string{"nosniff"}
+	allowGetHead  = []string{"GET, HEAD"}
+	drainingCheck = "draining"
+)
+
+func (h *probeHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	h.serve(w, req, req.PathValue("name"))
+}
+
+func (h *probeHandler) serve(w http.ResponseWriter, req *http.Request, only string) {
+	if !allowMethod(w, req) {
+		return
+	}
+	var verbose bool
+	var exclude []string
+	if req.URL.RawQuery != "" {
+		q := req.URL.Query()
+		_, verbose = q["verbose"]
+		exclude = q["exclude"]
+	}
+	r := h.reg
+	var skip func(string) bool
+	switch {
+	case only != "":
+		e := r.set.Load().byName[only]
+		if e == nil || e.c.Kinds&h.kind == 0 {
+			http.NotFound(w, req)
+			return
+		}
+		skip = func(name string) bool { return name != only }
+	case len(exclude) > 0:
+		skip = func(name string) bool {
+			for _, x := range exclude {
+				if x == name {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	var buf [32]*result
+	es, rs := r.collect(req.Context(), h.kind, skip, buf[:0])
+	st := StatusPass
+	for _, res := range rs {
+		st = worse(st, res.status)
+	}
+	draining := h.kind == Readiness && only == "" && r.draining.Load()
+	code := http.StatusOK
+	if st == StatusFail || draining {
+		code = http.StatusServiceUnavailable
+	}
+
+	hdr := w.Header()
+	hdr["Content-Type"] = textPlain
+	hdr["Cache-Control"] = noStore
+	hdr["X-Content-Type-Options"] = nosniff
+	if !verbose && code == http.StatusOK {
+		w.WriteHeader(code)
+		w.Write(okBody)
+		return
+	}
+	if !h.cfg.authorized(req) {
+		w.WriteHeader(code)
+		if code == http.StatusOK {
+			w.Write(okBody)
+		} else {
+			w.Write(h.failed)
+		}
+		return
+	}
+	// Authorized: the Kubernetes-style listing, also for a failure without ?verbose.
+	var b []byte
+	for i, e := range es {
+		res := rs[i]
+		if res.status == StatusFail {
+			b = append(b, "[-]"...)
+			b = append(b, e.c.Name...)
+			b = append(b, " failed"...)
+			if out := res.output; out != "" {
+				b = append(b, ": "...)
+				b = appendOneLine(b, out)
+			} else if out := firstOutput(res); out != "" {
+				b = append(b, ": "...)
+				b = appendOneLine(b, out)
+			}
+		} else {
+			b = append(b, "[+]"...)
+			b = append(b, e.c.Name...)
+			b = append(b, " ok"...)
+		}
+		b = append(b, '\n')
+	}
+	for _, x := range exclude {
+		if only == "" {
+			b = append(b, "[+]"...)
+			b = appendOneLine(b, x)
+			b = append(b, " excluded: ok\n"...)
+		}
+	}
+	if draining {
+		b = append(b, "[-]"+drainingCheck+" failed: shutting down\n"...)
+	}
+	if code == http.StatusOK {
+		b = append(b, h.passed...)
+	} else {
+		b = append(b, h.failed...)
+	}
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+func firstOutput(res *result) string {
+	for _, c := range res.entries {
+		if c.Output != "" && c.Status == StatusFail {
+			return c.Output
+		}
+	}
+	return ""
+}
+
+// appendOneLine appends s with line breaks turned into spaces.
+func appendOneLine(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\n' || c == '\r' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+func allowMethod(w http.ResponseWriter, req *http.Request) bool {
+	if req.Method == http.MethodGet || req.Method == http.MethodHead {
+		return true
+	}
+	w.Header()["Allow"] = allowGetHead
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+// DocumentHandler returns the handler of the health document: 200 for pass and warn,
+// 503 for fail, Content-Type application/health+json. Authorized callers get the
+// whole document; others get {"status":"..."} alone. The document is encoded once
+// per change of the results, not per request.
+func (r *Registry) DocumentHandler(cfg HandlerConfig) http.Handler {
+	return &documentHandler{reg: r, cfg: cfg}
+}
+
+type documentHandler struct {
+	reg *Registry
+	cfg HandlerConfig
+}
+
+func (h *documentHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if !allowMethod(w, req) {
+		return
+	}
+	var buf [32]*result
+	h.reg.collect(req.Context(), AllKinds, nil, buf[:0])
+	d := h.reg.encoded()
+	body := d.anon
+	if h.cfg.authorized(req) {
+		body = d.full
+	}
+	hdr := w.Header()
+	hdr["Content-Type"] = healthJSON
+	hdr["Cache-Control"] = noStore
+	hdr["X-Content-Type-Options"] = nosniff
+	if d.status == StatusFail {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	} else {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.Write(body)
+}

@@ -1,0 +1,214 @@
+package health_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/selfheal-go/selfheal/health"
+)
+
+func allow(*http.Request) bool { return true }
+
+func newRegistry(t *testing.T, checks ...health.Check) *health.Registry {
+	t.Helper()
+	reg, err := health.New(health.Config{Version: "1.2.3", ServiceID: "svc-1"})
+	require.NoError(t, err)
+	for _, c := range checks {
+		require.NoError(t, reg.Register(c))
+	}
+	return reg
+}
+
+func pass(context.Context) error { return nil }
+
+func failWith(msg string) health.CheckFunc {
+	return func(context.Context) error { return errors.New(msg) }
+}
+
+func get(t *testing.T, h http.Handler, target string, authorized bool) (int, string, http.Header) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	if authorized {
+		req.Header.Set("Authorization", "Bearer s3cret")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String(), rec.Header()
+}
+
+func TestProbes(t *testing.T) {
+	reg := newRegistry(t,
+		health.Check{Name: "self", Kinds: health.Liveness | health.Readiness, Func: pass},
+		health.Check{Name: "db:ping", Func: failWith("dial tcp 10.0.0.1:5432: connection refused")},
+		health.Check{Name: "cache:ping", Func: failWith("redis down"), NonCritical: true},
+		health.Check{Name: "warm", Kinds: health.Startup, Func: pass},
+	)
+	h := reg.Handler(health.HandlerConfig{Authorize: health.BearerToken("s3cret")})
+
+	tests := []struct {
+		give       string
+		authorized bool
+		wantCode   int
+		wantBody   string
+	}{
+		{give: "/livez", wantCode: 200, wantBody: "ok"},
+		{give: "/livez?verbose", wantCode: 200, wantBody: "ok"},
+		{give: "/livez?verbose", authorized: true, wantCode: 200, wantBody: "[+]self ok\nlivez check passed"},
+		{give: "/startupz", wantCode: 200, wantBody: "ok"},
+		{give: "/readyz", wantCode: 503, wantBody: "readyz check failed"},
+		{give: "/readyz?verbose", wantCode: 503, wantBody: "readyz check failed"},
+		{give: "/readyz?verbose", authorized: true, wantCode: 503, wantBody: "[+]cache:ping ok\n[-]db:ping failed: dial tcp 10.0.0.1:5432: connection refused\n[+]self ok\nreadyz check failed"},
+		{give: "/readyz?exclude=db:ping", wantCode: 200, wantBody: "ok"},
+		{give: "/readyz?exclude=db:ping&exclude=self&verbose", authorized: true, wantCode: 200, wantBody: "[+]cache:ping ok\n[+]db:ping excluded: ok\n[+]self excluded: ok\nreadyz check passed"},
+		{give: "/readyz/self", wantCode: 200, wantBody: "ok"},
+		{give: "/readyz/db:ping", wantCode: 503, wantBody: "readyz check failed"},
+		{give: "/readyz/cache:ping", wantCode: 200, wantBody: "ok"},
+		{give: "/readyz/warm", wantCode: 404},
+		{give: "/readyz/nope", wantCode: 404},
+		{give: "/startupz/warm", wantCode: 200, wantBody: "ok"},
+		{give: "/livez/self/x", wantCode: 404},
+		{give: "/other", wantCode: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			code, body, hdr := get(t, h, tt.give, tt.authorized)
+			assert.Equal(t, tt.wantCode, code)
+			if tt.wantBody != "" {
+				assert.Equal(t, tt.wantBody, body)
+				assert.Equal(t, "text/plain; charset=utf-8", hdr.Get("Content-Type"))
+				assert.Equal(t, "no-store", hdr.Get("Cache-Control"))
+			}
+			assert.NotContains(t, body, "s3cret")
+			if !tt.authorized {
+				assert.NotContains(t, body, "refused")
+				assert.NotContains(t, body, "redis")
+			}
+		})
+	}
+}
+
+func TestProbeMethodNotAllowed(t *testing.T) {
+	reg := newRegistry(t)
+	rec := httptest.NewRecorder()
+	reg.Handler(health.HandlerConfig{}).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/livez", nil))
+	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+	assert.Equal(t, "GET, HEAD", rec.Header().Get("Allow"))
+}
+
+func TestProbeHandlerWithServeMux(t *testing.T) {
+	reg := newRegistry(t,
+		health.Check{Name: "db", Func: failWith("boom")},
+		health.Check{Name: "self", Func: pass},
+	)
+	mux := http.NewServeMux()
+	mux.Handle("GET /ready", reg.ProbeHandler(health.Readiness, health.HandlerConfig{}))
+	mux.Handle("GET /ready/{name}", reg.ProbeHandler(health.Readiness, health.HandlerConfig{}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	for _, tt := range []struct {
+		give string
+		want int
+	}{
+		{"/ready", 503}, {"/ready/self", 200}, {"/ready/db", 503}, {"/ready/x", 404},
+	} {
+		resp, err := srv.Client().Get(srv.URL + tt.give)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, tt.want, resp.StatusCode, tt.give)
+	}
+}
+
+func TestDocumentEndpoint(t *testing.T) {
+	reg := newRegistry(t,
+		health.Check{Name: "db:ping", ComponentType: "datastore", Func: failWith("password authentication failed for user app")},
+		health.Check{Name: "http:responseTime", Observe: func(context.Context) ([]health.Observation, error) {
+			return []health.Observation{
+				{ComponentID: "p50", ObservedValue: 12.5, ObservedUnit: "ms"},
+				{ComponentID: "p99", ObservedValue: 250, ObservedUnit: "ms", Status: health.StatusWarn, Output: "p99 above 200 ms"},
+			}, nil
+		}},
+	)
+	h := reg.Handler(health.HandlerConfig{Authorize: health.BearerToken("s3cret")})
+
+	code, body, hdr := get(t, h, "/health", false)
+	assert.Equal(t, 503, code)
+	assert.Equal(t, health.ContentType, hdr.Get("Content-Type"))
+	assert.JSONEq(t, `{"status":"fail"}`, body)
+
+	code, body, _ = get(t, h, "/health", true)
+	assert.Equal(t, 503, code)
+	doc, err := health.ParseDocument([]byte(body))
+	require.NoError(t, err, body)
+	assert.Equal(t, health.StatusFail, doc.Status)
+	assert.Equal(t, "1.2.3", doc.Version)
+	assert.Equal(t, "svc-1", doc.ServiceID)
+	db, ok := doc.Find("db:ping", "")
+	require.True(t, ok)
+	assert.Equal(t, health.StatusFail, db.Status)
+	assert.Equal(t, "datastore", db.ComponentType)
+	assert.Contains(t, db.Output, "password authentication failed")
+	assert.False(t, db.Time.IsZero())
+	p99, ok := doc.Find("http:responseTime", "p99")
+	require.True(t, ok)
+	v, ok := p99.Float()
+	require.True(t, ok)
+	assert.Equal(t, 250.0, v)
+	assert.Equal(t, health.StatusWarn, p99.Status)
+	assert.Equal(t, "ms", p99.ObservedUnit)
+	require.Len(t, doc.Checks["http:responseTime"], 2)
+
+	// Without the failing check the document passes with a warning: 200.
+	require.True(t, reg.Remove("db:ping"))
+	code, body, _ = get(t, h, "/health", false)
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"status":"warn"}`, body)
+}
+
+func TestAuthorizers(t *testing.T) {
+	tok := health.BearerToken("abc")
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	assert.False(t, tok(req))
+	req.Header.Set("Authorization", "Bearer abc")
+	assert.True(t, tok(req))
+	req.Header.Set("Authorization", "bearer abc")
+	assert.True(t, tok(req))
+	req.Header.Set("Authorization", "Bearer abcd")
+	assert.False(t, tok(req))
+	req.Header.Set("Authorization", "Basic abc")
+	assert.False(t, tok(req))
+	assert.False(t, health.BearerToken("")(req))
+
+	for _, tt := range []struct {
+		give string
+		want bool
+	}{
+		{"127.0.0.1:1234", true}, {"[::1]:80", true}, {"127.9.9.9:1", true},
+		{"192.0.2.1:1234", false}, {"[2001:db8::1]:80", false}, {"garbage", false}, {"[::ffff:127.0.0.1]:5", true},
+	} {
+		req.RemoteAddr = tt.give
+		assert.Equal(t, tt.want, health.LoopbackOnly(req), tt.give)
+	}
+}
+
+func TestLoopbackOnlyWithRealServer(t *testing.T) {
+	reg := newRegistry(t, health.Check{Name: "db", Func: failWith("secret detail")})
+	srv := httptest.NewServer(reg.Handler(health.HandlerConfig{Authorize: health.LoopbackOnly}))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/readyz?verbose")
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, 503, resp.StatusCode)
+	assert.True(t, strings.HasPrefix(string(b), "[-]db failed: secret detail"), string(b))
+}
