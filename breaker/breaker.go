@@ -1,0 +1,468 @@
+package breaker
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"weak"
+
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Breaker is a circuit breaker: it watches the outcomes of the calls it runs and, when
+// they go bad, rejects calls for a while instead of running them, so that a failing
+// downstream gets room to recover and callers fail fast. See the package
+// documentation for the model and [Config] for the rules.
+//
+// Its state machine is github.com/sony/gobreaker/v2's; Breaker adds what gobreaker
+// lacks: contexts, classification that knows the caller's own cancellation, rate and
+// slow-call rules over count- or time-based windows, manual control, state hooks that
+// run outside its locks, errors that say which breaker rejected a call and until
+// when, and telemetry.
+//
+// A Breaker is safe for concurrent use. It starts no goroutines. Create it with [New];
+// the zero Breaker is not usable.
+type Breaker struct {
+	name          string
+	s             settings
+	tel           breakerTelemetry
+	onStateChange func(name string, from, to State)
+
+	eng atomic.Pointer[engine]
+
+	// Transitions wait in queue (guarded by pendMu) until a caller delivers them to
+	// the hooks, one deliverer at a time (deliverMu), outside the engine's locks.
+	pending   atomic.Bool
+	pendMu    sync.Mutex
+	queue     []transition
+	deliverMu sync.Mutex
+}
+
+type transition struct {
+	from, to State
+	forced   bool
+}
+
+type mode uint8
+
+const (
+	modeNormal mode = iota
+	modeForcedOpen
+	modeForcedClosed
+)
+
+// engine is one life of a breaker: a gobreaker state machine and the window that
+// feeds the rate rules, or a forced state. Reset and the Force methods replace it.
+type engine struct {
+	b    *Breaker
+	mode mode
+	cb   *gobreaker.CircuitBreaker[struct{}] // nil when forced
+
+	state   atomic.Int32              // gobreaker's state, written under its lock
+	openErr atomic.Pointer[OpenError] // non-nil while open: the error for this open period
+	tooMany *OpenError                // the error for a saturated half-open state
+	trip    bool                      // a window rule tripped; guarded by gobreaker's lock
+	mu      sync.Mutex                // guards win, so that State can read it
+	win     *window                   // nil without window rules
+}
+
+// New returns a breaker named name (the name appears in errors, hooks, logs and
+// telemetry) configured by cfg. It returns an error matching [ErrInvalidConfig] that
+// names the field when cfg cannot be honoured, or an error from the meter provider
+// when the instruments cannot be created.
+//
+// The breaker registers a callback for the selfheal.breaker.state gauge with the
+// meter; the callback holds the breaker weakly and is unregistered once the breaker
+// is garbage.
+func New(name string, cfg Config) (*Breaker, error) {
+	if name == "" {
+		return nil, invalid("empty breaker name")
+	}
+	s, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	inst, err := newInstruments(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	b := newBreaker(name, s, inst, &cfg)
+	wb := weak.Make(b)
+	reg, err := inst.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if b := wb.Value(); b != nil {
+			b.observe(o)
+		}
+		return nil
+	}, inst.state)
+	if err != nil {
+		return nil, err
+	}
+	runtime.AddCleanup(b, func(reg metric.Registration) { _ = reg.Unregister() }, reg)
+	return b, nil
+}
+
+func newBreaker(name string, s settings, inst *instruments, cfg *Config) *Breaker {
+	b := &Breaker{
+		name:          name,
+		s:             s,
+		tel:           newBreakerTelemetry(inst, name, cfg.Logger),
+		onStateChange: cfg.OnStateChange,
+	}
+	b.eng.Store(b.newEngine(modeNormal))
+	return b
+}
+
+func (b *Breaker) newEngine(m mode) *engine {
+	e := &engine{b: b, mode: m}
+	switch m {
+	case modeForcedOpen:
+		e.openErr.Store(&OpenError{Name: b.name, State: StateOpen, Forced: true})
+		return e
+	case modeForcedClosed:
+		return e
+	}
+	e.tooMany = &OpenError{Name: b.name, State: StateHalfOpen}
+	e.win = newWindow(&b.s, time.Now())
+	st := gobreaker.Settings{
+		Name:          b.name,
+		MaxRequests:   uint32(b.s.probes),
+		Timeout:       b.s.openDuration,
+		ReadyToTrip:   e.readyToTrip,
+		OnStateChange: e.stateChanged,
+		IsSuccessful:  e.successful,
+		IsExcluded:    e.excluded,
+	}
+	if b.s.timeWindow() {
+		st.Interval = b.s.windowDur
+		st.BucketPeriod = b.s.windowDur / time.Duration(b.s.buckets)
+	}
+	e.cb = gobreaker.NewCircuitBreaker[struct{}](st)
+	return e
+}
+
+// Name returns the breaker's name.
+func (b *Breaker) Name() string { return b.name }
+
+// Do runs fn with ctx if the breaker lets the call through, and returns fn's error
+// unchanged. If the breaker rejects the call, Do returns an [*OpenError] matching
+// [ErrOpen] (the circuit is open) or [ErrTooManyRequests] (it is half-open and every
+// probe slot is taken) without calling fn.
+//
+// The outcome counts as a success when fn returns nil or an error that
+// [Config.IsFailure] does not classify as a failure, as neither when fn returns the
+// caller's own cancellation (ctx is done and the error matches context.Canceled), and
+// as a failure otherwise. If fn panics, the call counts as a failure and Do panics
+// again with the same value after the breaker has recorded it.
+func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error {
+	e := b.eng.Load()
+	if oe := e.openErr.Load(); oe != nil && (oe.Forced || time.Now().Before(oe.Until)) {
+		// Open: reject without touching gobreaker's lock.
+		return b.reject(ctx, oe)
+	}
+	if e.cb == nil {
+		return b.direct(ctx, fn)
+	}
+	var r result
+	_, err := e.cb.Execute(func() (struct{}, error) { return struct{}{}, b.run(ctx, fn, &r) })
+	if !r.ran {
+		oe := e.tooMany
+		if err == gobreaker.ErrOpenState {
+			if oe = e.openErr.Load(); oe == nil {
+				oe = &OpenError{Name: b.name, State: StateOpen} // reset concurrently; not expected
+			}
+		}
+		if b.pending.Load() {
+			b.flush()
+		}
+		return b.reject(ctx, oe)
+	}
+	b.tel.count(ctx, r.out)
+	if b.pending.Load() {
+		b.flush()
+	}
+	if r.panicked {
+		panic(r.pv)
+	}
+	return r.err
+}
+
+// Call runs fn through b like [Breaker.Do] and returns fn's value, or the zero T with
+// the rejection error when b rejects the call.
+func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
+	var v T
+	err := b.Do(ctx, func(ctx context.Context) error {
+		var err error
+		v, err = fn(ctx)
+		return err
+	})
+	return v, err
+}
+
+// result is what one call left behind.
+type result struct {
+	err      error
+	pv       any
+	out      int
+	ran      bool
+	panicked bool
+}
+
+// verdict is what a call tells gobreaker: a failure, a slow call, or neither (the
+// caller cancelled). The caller's own error is returned to the caller, never to
+// gobreaker, so classification can look at the context.
+type verdict struct {
+	o   uint8
+	out int
+}
+
+func (*verdict) Error() string { return "breaker: internal verdict" }
+
+var (
+	vSlow       = &verdict{outcomeSlow, outSuccess}
+	vFailed     = &verdict{outcomeFailed, outFailure}
+	vSlowFailed = &verdict{outcomeFailed | outcomeSlow, outFailure}
+	vExcluded   = &verdict{0, outExcluded}
+)
+
+// run calls fn, classifies its outcome for gobreaker and stores it in r. A panic is
+// recovered here, counted as a failure, and re-raised by Do once gobreaker has
+// recorded it.
+func (b *Breaker) run(ctx context.Context, fn func(context.Context) error, r *result) (v error) {
+	r.ran = true
+	var start time.Time
+	if b.s.slowDuration > 0 {
+		start = time.Now()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.panicked, r.pv, r.out = true, p, outFailure
+			v = vFailed
+		}
+	}()
+	err := fn(ctx)
+	r.err = err
+	slow := b.s.slowDuration > 0 && time.Since(start) >= b.s.slowDuration
+	switch {
+	case err == nil:
+	case callerCanceled(ctx, err):
+		r.out = outExcluded
+		return vExcluded
+	case b.s.isFailure(err):
+		r.out = outFailure
+		if slow {
+			return vSlowFailed
+		}
+		return vFailed
+	}
+	r.out = outSuccess
+	if slow {
+		return vSlow
+	}
+	return nil
+}
+
+// direct runs fn on a breaker forced closed: no rules, telemetry only.
+func (b *Breaker) direct(ctx context.Context, fn func(context.Context) error) error {
+	var r result
+	_ = b.run(ctx, fn, &r)
+	b.tel.count(ctx, r.out)
+	if r.panicked {
+		panic(r.pv)
+	}
+	return r.err
+}
+
+func (b *Breaker) reject(ctx context.Context, oe *OpenError) error {
+	b.tel.count(ctx, outRejected)
+	rejectedEvent(ctx, oe)
+	return oe
+}
+
+// The gobreaker hooks below run with gobreaker's lock held.
+
+func (e *engine) excluded(err error) bool { return err == error(vExcluded) }
+
+func (e *engine) successful(err error) bool {
+	if err == nil && e.win == nil {
+		return true
+	}
+	var o uint8
+	if v, ok := err.(*verdict); ok {
+		o = v.o
+	} else if err != nil {
+		o = outcomeFailed
+	}
+	if State(e.state.Load()) != StateClosed {
+		// Half-open: a probe must succeed, and be fast if slowness is watched.
+		return o == 0
+	}
+	if e.win != nil {
+		var now time.Time
+		if e.win.buckets != nil {
+			now = time.Now()
+		}
+		e.mu.Lock()
+		e.win.add(o, now)
+		trip := e.win.trips(&e.b.s)
+		e.mu.Unlock()
+		if trip {
+			e.trip = true // gobreaker counts a failure and asks readyToTrip
+			return false
+		}
+	}
+	return o&outcomeFailed == 0
+}
+
+func (e *engine) readyToTrip(c gobreaker.Counts) bool {
+	if e.trip {
+		e.trip = false
+		return true
+	}
+	s := &e.b.s
+	if s.consecutive > 0 && c.ConsecutiveFailures >= s.consecutive {
+		return true
+	}
+	if s.timeWindow() && s.failureRate > 0 {
+		calls := c.TotalSuccesses + c.TotalFailures
+		return calls > 0 && int(calls) >= s.minCalls && float64(c.TotalFailures)/float64(calls) >= s.failureRate
+	}
+	return false
+}
+
+func (e *engine) stateChanged(_ string, from, to gobreaker.State) {
+	now := time.Now()
+	e.state.Store(int32(to))
+	e.trip = false
+	if e.win != nil {
+		e.mu.Lock()
+		e.win.reset(now)
+		e.mu.Unlock()
+	}
+	if to == gobreaker.StateOpen {
+		e.openErr.Store(&OpenError{Name: e.b.name, State: StateOpen, Until: now.Add(e.b.s.openDuration)})
+	} else {
+		e.openErr.Store(nil)
+	}
+	e.b.enqueue(e, transition{from: State(from), to: State(to)})
+}
+
+// current returns the engine's state as last seen (it does not move an expired open
+// state to half-open).
+func (e *engine) current() State {
+	switch e.mode {
+	case modeForcedOpen:
+		return StateOpen
+	case modeForcedClosed:
+		return StateClosed
+	}
+	return State(e.state.Load())
+}
+
+// enqueue queues a transition of engine e, unless e has been replaced.
+func (b *Breaker) enqueue(e *engine, t transition) {
+	b.pendMu.Lock()
+	if b.eng.Load() == e {
+		b.queue = append(b.queue, t)
+		b.pending.Store(true)
+	}
+	b.pendMu.Unlock()
+}
+
+// flush delivers queued transitions unless another goroutine is delivering (it then
+// delivers ours too: see deliver).
+func (b *Breaker) flush() {
+	for b.pending.Load() {
+		if !b.deliverMu.TryLock() {
+			return
+		}
+		b.deliver()
+	}
+}
+
+// deliver runs the hooks for queued transitions until the queue is empty. It is
+// called with deliverMu held and releases it.
+func (b *Breaker) deliver() {
+	defer b.deliverMu.Unlock()
+	for {
+		b.pendMu.Lock()
+		q := b.queue
+		b.queue = nil
+		b.pending.Store(false)
+		b.pendMu.Unlock()
+		if len(q) == 0 {
+			return
+		}
+		for _, t := range q {
+			b.tel.transition(b.name, t.from, t.to, t.forced)
+			if b.onStateChange != nil {
+				b.onStateChange(b.name, t.from, t.to)
+			}
+		}
+	}
+}
+
+// swap replaces the engine and reports the change of state.
+func (b *Breaker) swap(m mode) {
+	ne := b.newEngine(m)
+	b.pendMu.Lock()
+	old := b.eng.Swap(ne)
+	if from, to := old.current(), ne.current(); from != to {
+		b.queue = append(b.queue, transition{from: from, to: to, forced: m != modeNormal})
+		b.pending.Store(true)
+	}
+	b.pendMu.Unlock()
+	b.flush()
+}
+
+// ForceOpen opens the breaker until ForceClosed or Reset: every call is rejected with
+// an [*OpenError] whose Forced field is true and whose RetryAfter is zero. Calls
+// already running finish without effect on the breaker.
+func (b *Breaker) ForceOpen() { b.swap(modeForcedOpen) }
+
+// ForceClosed closes the breaker until ForceOpen or Reset: every call runs and the
+// trip rules are suspended (outcomes still reach the telemetry).
+func (b *Breaker) ForceClosed() { b.swap(modeForcedClosed) }
+
+// Reset returns the breaker to a fresh closed state with empty counts, ending a
+// forced state. Calls already running finish without effect on the breaker.
+func (b *Breaker) Reset() { b.swap(modeNormal) }
+
+// State returns a snapshot of the breaker. An open breaker whose open duration has
+// passed moves to half-open here, as it would on the next call.
+func (b *Breaker) State() Snapshot {
+	e := b.eng.Load()
+	snap := Snapshot{Name: b.name, State: e.current(), Forced: e.mode != modeNormal}
+	if e.cb != nil {
+		snap.State = State(e.cb.State())
+		c := e.cb.Counts()
+		snap.Counts = Counts{
+			Requests:             c.Requests,
+			Successes:            c.TotalSuccesses,
+			Failures:             c.TotalFailures,
+			Excluded:             c.TotalExclusions,
+			ConsecutiveSuccesses: c.ConsecutiveSuccesses,
+			ConsecutiveFailures:  c.ConsecutiveFailures,
+		}
+		if oe := e.openErr.Load(); snap.State == StateOpen && oe != nil {
+			snap.OpenUntil = oe.Until
+		}
+		if e.win != nil && snap.State == StateClosed {
+			e.mu.Lock()
+			if e.win.buckets != nil {
+				e.win.roll(time.Now())
+			}
+			snap.Counts.WindowCalls, snap.Counts.WindowFailures, snap.Counts.WindowSlow = e.win.calls, e.win.failures, e.win.slow
+			e.mu.Unlock()
+		}
+	}
+	b.flush()
+	return snap
+}
+
+// observe reports the state to the gauge.
+func (b *Breaker) observe(o metric.Observer) {
+	o.ObserveInt64(b.tel.inst.state, int64(b.State().State), b.tel.nameSet)
+}

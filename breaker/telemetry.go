@@ -1,0 +1,114 @@
+package breaker
+
+import (
+	"context"
+	"log/slog"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/selfheal-go/selfheal/internal/telemetry"
+)
+
+// Instrument names and attribute keys.
+const (
+	metricCalls       = "selfheal.breaker.calls"
+	metricState       = "selfheal.breaker.state"
+	metricTransitions = "selfheal.breaker.transitions"
+
+	attrName    = attribute.Key("breaker.name")
+	attrOutcome = attribute.Key("breaker.outcome")
+	attrFrom    = attribute.Key("breaker.from")
+	attrTo      = attribute.Key("breaker.to")
+
+	eventRejected = "breaker.rejected"
+)
+
+// The outcomes counted by selfheal.breaker.calls.
+const (
+	outSuccess = iota
+	outFailure
+	outExcluded
+	outRejected
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"success", "failure", "excluded", "rejected"}
+
+// instruments are shared by the breakers of a Group.
+type instruments struct {
+	calls       metric.Int64Counter
+	transitions metric.Int64Counter
+	state       metric.Int64ObservableGauge
+	meter       metric.Meter
+}
+
+func newInstruments(mp metric.MeterProvider) (*instruments, error) {
+	m := telemetry.Meter(mp, "breaker")
+	calls, err := m.Int64Counter(metricCalls,
+		metric.WithDescription("Calls through circuit breakers, by outcome: success, failure, excluded (neither: the caller's own cancellation) or rejected."),
+		metric.WithUnit("{call}"))
+	if err != nil {
+		return nil, err
+	}
+	transitions, err := m.Int64Counter(metricTransitions,
+		metric.WithDescription("State changes of circuit breakers."),
+		metric.WithUnit("{transition}"))
+	if err != nil {
+		return nil, err
+	}
+	state, err := m.Int64ObservableGauge(metricState,
+		metric.WithDescription("State of circuit breakers: 0 closed, 1 half-open, 2 open."),
+		metric.WithUnit("1"))
+	if err != nil {
+		return nil, err
+	}
+	return &instruments{calls: calls, transitions: transitions, state: state, meter: m}, nil
+}
+
+// breakerTelemetry is a breaker's view of the instruments, with its attribute sets
+// built once so that recording allocates nothing.
+type breakerTelemetry struct {
+	inst    *instruments
+	name    attribute.KeyValue
+	nameSet metric.MeasurementOption
+	outcome [numOutcomes][]metric.AddOption
+	logger  *slog.Logger
+}
+
+func newBreakerTelemetry(inst *instruments, name string, logger *slog.Logger) breakerTelemetry {
+	t := breakerTelemetry{inst: inst, name: attrName.String(name), logger: logger}
+	t.nameSet = metric.WithAttributeSet(attribute.NewSet(t.name))
+	for i, o := range outcomeNames {
+		t.outcome[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(t.name, attrOutcome.String(o)))}
+	}
+	return t
+}
+
+func (t *breakerTelemetry) count(ctx context.Context, outcome int) {
+	t.inst.calls.Add(ctx, 1, t.outcome[outcome]...)
+}
+
+// transition records and logs a state change (not on a hot path).
+func (t *breakerTelemetry) transition(name string, from, to State, forced bool) {
+	t.inst.transitions.Add(context.Background(), 1, metric.WithAttributes(t.name, attrFrom.String(from.String()), attrTo.String(to.String())))
+	if t.logger != nil {
+		t.logger.LogAttrs(context.Background(), slog.LevelInfo, "breaker state changed",
+			slog.String("breaker", name), slog.String("from", from.String()), slog.String("to", to.String()), slog.Bool("forced", forced))
+	}
+}
+
+// rejected adds an event to the caller's span, if it is recording.
+func rejectedEvent(ctx context.Context, e *OpenError) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.AddEvent(eventRejected, trace.WithAttributes(
+		attrName.String(e.Name),
+		attribute.String("breaker.state", e.State.String()),
+		attribute.Bool("breaker.forced", e.Forced),
+		attribute.Int64("breaker.retry_after_ms", e.RetryAfter().Milliseconds()),
+	))
+}
