@@ -1,0 +1,278 @@
+package supervise
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// child is one supervised service. Its fields below the line are guarded by
+// the supervisor's mu.
+type child struct {
+	id       ChildID
+	name     string
+	svc      Service
+	sub      *Supervisor // svc, if it is a supervisor
+	restart  RestartType
+	shutdown time.Duration // 0: the supervisor's default
+	backoff  backoff.BackOff
+
+	state     ChildState
+	run       *runner // the goroutine running the child, nil if none
+	removed   bool
+	pending   bool // waiting for a group restart
+	restarts  int
+	lastErr   error
+	startedAt time.Time
+	quick     int // ends since the last stable run
+	opts      [numCauses][]metric.AddOption
+}
+
+func (c *child) restartsSnapshot(s *Supervisor) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.restarts
+}
+
+// runner is one goroutine running a child: it calls Serve, and restarts it in
+// place as long as the child is restarted alone (OneForOne). Cancelling ctx
+// stops it; done is closed when it has returned.
+type runner struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+	goid     atomic.Uint64
+	stopping bool // guarded by the supervisor's mu
+}
+
+type action int
+
+const (
+	actExit action = iota
+	actRestart
+	actWait
+	actStart
+)
+
+// runChild is the goroutine of runner r. act is actRestart for the first run
+// (whose Started event launch emitted), or, after runtime.Goexit ended the
+// previous goroutine, what ended decided.
+func (s *Supervisor) runChild(c *child, r *runner, act action, delay time.Duration) {
+	r.goid.Store(curGoroutineID())
+	inServe := false
+	defer func() {
+		if !inServe {
+			close(r.done)
+			return
+		}
+		// Serve called runtime.Goexit (a panic was recovered in call, or, with
+		// NoRecover, is crashing the program). Record the failure and carry on
+		// in a new goroutine, since this one is ending.
+		if s.cfg.NoRecover {
+			s.mu.Lock()
+			if c.run == r {
+				c.run = nil
+				c.lastErr = ErrGoexit
+				s.setState(c, StateFailed)
+			}
+			s.mu.Unlock()
+			close(r.done)
+			return
+		}
+		act, delay := s.ended(c, r, ErrGoexit, causeError, time.Now())
+		if act == actExit {
+			close(r.done)
+			return
+		}
+		go s.runChild(c, r, act, delay)
+	}()
+	switch act {
+	case actStart:
+		if r.ctx.Err() != nil { // stopped before it started
+			s.ended(c, r, nil, causeExit, time.Now())
+			return
+		}
+	case actWait:
+		if !s.wait(c, r, delay) {
+			return
+		}
+		fallthrough
+	default:
+		if s.observed() {
+			s.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: s.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
+		}
+	}
+	s.loop(c, r, &inServe)
+}
+
+// loop runs c until its runner is to exit.
+func (s *Supervisor) loop(c *child, r *runner, inServe *bool) {
+	for {
+		ctx, cancel := context.WithCancel(r.ctx)
+		*inServe = true
+		z, err := s.call(ctx, c)
+		*inServe = false
+		cancel()
+		act, delay := s.ended(c, r, err, z, time.Now())
+		switch act {
+		case actExit:
+			return
+		case actWait:
+			if !s.wait(c, r, delay) {
+				return
+			}
+		}
+		if s.observed() {
+			s.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: s.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
+		}
+	}
+}
+
+// call runs c's Serve once, recovering a panic unless NoRecover is set.
+func (s *Supervisor) call(ctx context.Context, c *child) (z cause, err error) {
+	if s.cfg.NoRecover {
+		return causeError, c.svc.Serve(ctx)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			z, err = causePanic, &PanicError{Value: p, Stack: panicStack()}
+		}
+	}()
+	return causeError, c.svc.Serve(ctx)
+}
+
+// wait waits out a backoff delay on the runner's own timer. It returns false
+// if the runner was stopped meanwhile, after recording that.
+func (s *Supervisor) wait(c *child, r *runner, d time.Duration) bool {
+	t := time.NewTimer(d)
+	select {
+	case <-t.C:
+	case <-r.ctx.Done():
+		t.Stop()
+	}
+	s.mu.Lock()
+	if r.stopping || c.run != r || s.stopping {
+		if c.run == r {
+			c.run = nil
+			s.setState(c, StateStopped)
+		}
+		s.mu.Unlock()
+		if s.observed() {
+			s.emit(Event{Kind: EventStopped, Time: time.Now(), Supervisor: s.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
+		}
+		return false
+	}
+	c.startedAt = time.Now()
+	s.setState(c, StateRunning)
+	s.mu.Unlock()
+	return true
+}
+
+// ended decides what follows a run of c that ended with err (nil for a normal
+// return) and reports it. It returns what runner r does next.
+func (s *Supervisor) ended(c *child, r *runner, err error, z cause, now time.Time) (action, time.Duration) {
+	failed := err != nil
+	if !failed {
+		z = causeExit
+	}
+	s.mu.Lock()
+	if r != c.run || r.stopping || s.stopping {
+		// Stopped by the supervisor, or abandoned and since replaced.
+		if c.run == r {
+			c.run = nil
+			if failed && r.ctx.Err() == nil {
+				c.lastErr = err
+			}
+			s.setState(c, StateStopped)
+		}
+		n := c.restarts
+		s.mu.Unlock()
+		if s.observed() {
+			s.emit(Event{Kind: EventStopped, Time: now, Supervisor: s.path, Child: c.name, Err: err, Restarts: n})
+		}
+		return actExit, 0
+	}
+	if failed {
+		c.lastErr = err
+	}
+	restart := c.restart == Permanent || (c.restart == Transient && failed)
+	if !restart {
+		c.run = nil
+		if failed {
+			s.setState(c, StateFailed)
+		} else {
+			s.setState(c, StateStopped)
+		}
+		n := c.restarts
+		s.mu.Unlock()
+		if s.observed() {
+			if failed {
+				s.emit(s.failedEvent(c, err, now, n))
+			}
+			s.emit(Event{Kind: EventStopped, Time: now, Supervisor: s.path, Child: c.name, Err: err, Restarts: n})
+		}
+		return actExit, 0
+	}
+
+	// Restart, unless that exceeds the intensity or the backoff says stop.
+	ranFor := now.Sub(c.startedAt)
+	if ranFor >= s.cfg.BackoffReset {
+		c.quick = 0
+		c.backoff.Reset()
+	}
+	c.quick++
+	var delay time.Duration
+	if c.quick > 1 {
+		delay = c.backoff.NextBackOff()
+	}
+	if delay == backoff.Stop || !s.allowRestartLocked(now) {
+		c.run = nil
+		s.setState(c, StateFailed)
+		s.giveUpLocked(c, err)
+		n := c.restarts
+		s.mu.Unlock()
+		if s.observed() {
+			s.emit(s.failedEvent(c, err, now, n))
+		}
+		return actExit, 0
+	}
+	c.restarts++
+	n := c.restarts
+	opts := c.restartOpts(s.path, z)
+	act := actRestart
+	switch {
+	case s.cfg.Strategy != OneForOne:
+		// The Serve loop stops the group and restarts it.
+		c.run = nil
+		c.pending = true
+		s.setState(c, StateBackingOff)
+		s.groupReqs = append(s.groupReqs, groupReq{c: c, delay: delay})
+		s.signal()
+		act = actExit
+	case delay > 0:
+		s.setState(c, StateBackingOff)
+		act = actWait
+	default:
+		c.startedAt = now
+	}
+	s.mu.Unlock()
+	s.metrics.restarts.Add(context.Background(), 1, opts...)
+	if s.observed() {
+		if failed {
+			s.emit(s.failedEvent(c, err, now, n-1))
+		}
+		s.emit(Event{Kind: EventRestarting, Time: now, Supervisor: s.path, Child: c.name, Delay: delay, Cause: z.String(), Restarts: n})
+	}
+	return act, delay
+}
+
+func (s *Supervisor) failedEvent(c *child, err error, now time.Time, restarts int) Event {
+	e := Event{Kind: EventFailed, Time: now, Supervisor: s.path, Child: c.name, Err: err, Restarts: restarts}
+	if pe, ok := err.(*PanicError); ok {
+		e.Stack = pe.Stack
+	}
+	return e
+}

@@ -1,0 +1,100 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+var (
+	// ErrGaveUp matches the *EscalationError a supervisor's Serve returns when
+	// its restart intensity was exceeded (or a child's backoff policy returned
+	// backoff.Stop) and it stopped all its children.
+	ErrGaveUp = errors.New("supervise: gave up")
+
+	// ErrStopTimeout matches the *StopTimeoutError reported for a child that
+	// did not return within its shutdown timeout and was abandoned.
+	ErrStopTimeout = errors.New("supervise: child did not stop in time")
+
+	// ErrNotFound is returned by Remove for an unknown or already removed child.
+	ErrNotFound = errors.New("supervise: no such child")
+
+	// ErrDuplicateName is returned by Add when a child of that name exists.
+	ErrDuplicateName = errors.New("supervise: duplicate child name")
+
+	// ErrAlreadyServing is returned by Serve when the supervisor is already
+	// being served, and by Add for a *Supervisor that already has a parent.
+	ErrAlreadyServing = errors.New("supervise: supervisor already serving")
+
+	// ErrGoexit is the failure recorded for a service that called
+	// runtime.Goexit (for example through testing.T.FailNow) instead of
+	// returning.
+	ErrGoexit = errors.New("supervise: service called runtime.Goexit")
+
+	// ErrNotCreated is returned by the methods of a Supervisor that was not
+	// made by New.
+	ErrNotCreated = errors.New("supervise: Supervisor not created by New")
+)
+
+// EscalationError is returned by [Supervisor.Serve] when the supervisor gave
+// up. It matches [ErrGaveUp] with errors.Is and unwraps to the failure that
+// made it give up.
+type EscalationError struct {
+	Supervisor string        // path of the supervisor that gave up, e.g. "root/db"
+	Child      string        // the child whose failure exceeded the intensity
+	Restarts   int           // restarts allowed (Config.MaxRestarts) ...
+	Period     time.Duration // ... within this period
+	Err        error         // the child's last failure (nil if it returned nil)
+}
+
+func (e *EscalationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "supervise: %s gave up after more than %d restarts within %s; last, child %q ", e.Supervisor, e.Restarts, e.Period, e.Child)
+	if e.Err != nil {
+		b.WriteString("failed: ")
+		b.WriteString(e.Err.Error())
+	} else {
+		b.WriteString("returned")
+	}
+	return b.String()
+}
+
+// Is reports whether target is [ErrGaveUp].
+func (e *EscalationError) Is(target error) bool { return target == ErrGaveUp }
+
+// Unwrap returns the child's last failure.
+func (e *EscalationError) Unwrap() error { return e.Err }
+
+// StopTimeoutError reports a child that did not return within its shutdown
+// timeout. It matches [ErrStopTimeout].
+type StopTimeoutError struct {
+	Supervisor string        // path of the supervisor
+	Child      string        // name of the child
+	Timeout    time.Duration // how long it was given
+	// Stack is the child's goroutine stack at the moment it was abandoned, or
+	// nil if it could not be captured.
+	Stack []byte
+}
+
+func (e *StopTimeoutError) Error() string {
+	return fmt.Sprintf("supervise: %s: child %q did not stop within %s and was abandoned", e.Supervisor, e.Child, e.Timeout)
+}
+
+// Is reports whether target is [ErrStopTimeout].
+func (e *StopTimeoutError) Is(target error) bool { return target == ErrStopTimeout }
+
+// PanicError is the failure recorded for a service that panicked: the value
+// passed to panic and the stack of the panicking goroutine.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Unwrap returns the panic value if it is an error, else nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

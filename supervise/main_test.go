@@ -1,0 +1,67 @@
+package supervise_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/selfheal-go/selfheal/supervise"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// recorder collects events; its hook is safe for concurrent use.
+type recorder struct {
+	mu     sync.Mutex
+	events []supervise.Event
+}
+
+func (r *recorder) hook(e supervise.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+// trace returns the events of the given kinds as "kind:child" strings.
+func (r *recorder) trace(kinds ...supervise.EventKind) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		for _, k := range kinds {
+			if e.Kind == k {
+				out = append(out, fmt.Sprintf("%s:%s", e.Kind, e.Child))
+			}
+		}
+	}
+	return out
+}
+
+func (r *recorder) all() []supervise.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]supervise.Event(nil), r.events...)
+}
+
+// serve runs s.Serve in a goroutine; the returned function cancels it and
+// returns its error.
+func serve(s *supervise.Supervisor) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx) }()
+	return func() error {
+		cancel()
+		return <-errc
+	}
+}
+
+// blocker is a service that runs until its context is cancelled.
+func blocker(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}

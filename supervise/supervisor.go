@@ -1,0 +1,632 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ChildID identifies a child of one supervisor; [Supervisor.Add] returns it and
+// [Supervisor.Remove] takes it. IDs are never reused by a supervisor.
+type ChildID uint64
+
+// Supervisor runs children ([Service] values), restarts them when they end
+// according to its [Strategy] and their [RestartType], and gives up when they
+// end too often (the restart intensity), stopping them all and reporting the
+// failure to its own parent. See the package documentation for the model.
+//
+// Make one with [New]; the zero Supervisor is not usable (its methods return
+// [ErrNotCreated]). A *Supervisor is a [Service]: add it to another supervisor
+// to build a tree, or call [Supervisor.Serve] on the root. All methods are safe
+// for concurrent use.
+type Supervisor struct {
+	name    string
+	cfg     Config
+	metrics *metrics
+	parent  atomic.Pointer[Supervisor]
+	wake    chan struct{} // cap 1: a runner asks the Serve loop to look at the queue
+
+	running atomic.Int64 // children in StateRunning, for the metric
+
+	mu         sync.Mutex
+	children   []*child // in start order
+	lastID     ChildID
+	serving    bool
+	stopping   bool
+	gaveUp     bool
+	base       context.Context // the children's parent context while serving; never cancelled
+	escalation *EscalationError
+	groupReqs  []groupReq
+	ring       []time.Time // times of recent restarts, for the intensity
+	ringStart  int
+	ringLen    int
+	hook       func(Event)  // resolved when serving starts
+	logger     *slog.Logger // resolved when serving starts
+	path       string       // resolved when serving starts
+}
+
+type groupReq struct {
+	c     *child
+	delay time.Duration
+}
+
+// New returns a supervisor named name, configured by cfg (see [Config] for the
+// defaults of its zero fields). It starts nothing: children run while
+// [Supervisor.Serve] does. It returns an error if name is empty or contains
+// "/", or if cfg.Strategy is unknown.
+func New(name string, cfg Config) (*Supervisor, error) {
+	if name == "" {
+		return nil, errors.New("supervise: New: name is empty")
+	}
+	if strings.Contains(name, "/") {
+		return nil, fmt.Errorf("supervise: New: name %q contains \"/\"", name)
+	}
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	return &Supervisor{
+		name:    name,
+		cfg:     cfg,
+		metrics: newMetrics(cfg.MeterProvider),
+		wake:    make(chan struct{}, 1),
+		ring:    make([]time.Time, cfg.MaxRestarts),
+	}, nil
+}
+
+// Name returns the supervisor's name.
+func (s *Supervisor) Name() string { return s.name }
+
+// String returns the supervisor's name, which is also its default child name.
+func (s *Supervisor) String() string { return s.name }
+
+// Path returns the names of the supervisor's ancestors and its own, joined by
+// "/": "root/db" for a supervisor "db" added to "root".
+func (s *Supervisor) Path() string {
+	if p := s.parent.Load(); p != nil {
+		return p.Path() + "/" + s.name
+	}
+	return s.name
+}
+
+func (s *Supervisor) resolveHook() func(Event) {
+	for t := s; t != nil; t = t.parent.Load() {
+		if t.cfg.Hook != nil {
+			return t.cfg.Hook
+		}
+	}
+	return nil
+}
+
+func (s *Supervisor) resolveLogger() *slog.Logger {
+	for t := s; t != nil; t = t.parent.Load() {
+		if t.cfg.Logger != nil {
+			return t.cfg.Logger
+		}
+	}
+	return nil
+}
+
+// Add adds svc as a child and returns its ID. If the supervisor is serving, the
+// child starts at once; otherwise it starts, in the order added, when Serve is
+// called. Options set its name ([WithName]), restart type ([WithRestart]) and
+// shutdown timeout ([WithShutdownTimeout]).
+//
+// Add returns [ErrDuplicateName] if a child of that name exists,
+// [ErrAlreadyServing] if svc is a *Supervisor that already has a parent, and an
+// error naming the problem for a nil svc, an invalid name or restart type, or a
+// supervisor added to itself or its own descendant.
+func (s *Supervisor) Add(svc Service, opts ...ChildOption) (ChildID, error) {
+	if s == nil || s.wake == nil {
+		return 0, ErrNotCreated
+	}
+	if svc == nil {
+		return 0, errors.New("supervise: Add: service is nil")
+	}
+	spec := childSpec{restart: Permanent}
+	for _, o := range opts {
+		o(&spec)
+	}
+	if spec.restart < Permanent || spec.restart > Temporary {
+		return 0, fmt.Errorf("supervise: Add: WithRestart: unknown restart type %d", int(spec.restart))
+	}
+	if spec.name != "" && strings.Contains(spec.name, "/") {
+		return 0, fmt.Errorf("supervise: Add: WithName: name %q contains \"/\"", spec.name)
+	}
+	sub, _ := svc.(*Supervisor)
+	if sub != nil {
+		if sub.wake == nil {
+			return 0, ErrNotCreated
+		}
+		for t := s; t != nil; t = t.parent.Load() {
+			if t == sub {
+				return 0, fmt.Errorf("supervise: Add: supervisor %q cannot be its own descendant", sub.name)
+			}
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.lastID + 1
+	name := spec.name
+	if name == "" {
+		if st, ok := svc.(fmt.Stringer); ok {
+			name = st.String()
+		}
+		if name == "" || strings.Contains(name, "/") {
+			name = "child-" + strconv.FormatUint(uint64(id), 10)
+		}
+	}
+	for _, c := range s.children {
+		if c.name == name {
+			return 0, fmt.Errorf("supervise: Add: %q: %w", name, ErrDuplicateName)
+		}
+	}
+	if sub != nil && !sub.parent.CompareAndSwap(nil, s) {
+		return 0, fmt.Errorf("supervise: Add: supervisor %q already has a parent: %w", sub.name, ErrAlreadyServing)
+	}
+	s.lastID = id
+	c := &child{
+		id:       id,
+		name:     name,
+		svc:      svc,
+		sub:      sub,
+		restart:  spec.restart,
+		shutdown: spec.shutdown,
+		backoff:  s.cfg.Backoff(),
+		state:    StateStopped,
+	}
+	s.children = append(s.children, c)
+	if s.serving && !s.stopping {
+		r := s.startLocked(c)
+		// Launching needs the lock released (it emits an event); the runner
+		// checks its context before the first run, so a stop in between is safe.
+		s.mu.Unlock()
+		s.launch(c, r)
+		s.mu.Lock()
+	}
+	return id, nil
+}
+
+// Remove stops the child id (cancelling its context and waiting up to its
+// shutdown timeout, or until ctx is done) and forgets it. It returns nil once
+// the child has returned, [ErrNotFound] for an unknown child, a
+// *StopTimeoutError ([ErrStopTimeout]) if the child did not return in time (it
+// is then abandoned, and reported), or ctx's error. The child is removed in
+// every case but ErrNotFound.
+func (s *Supervisor) Remove(ctx context.Context, id ChildID) error {
+	if s == nil || s.wake == nil {
+		return ErrNotCreated
+	}
+	s.mu.Lock()
+	var c *child
+	for i, x := range s.children {
+		if x.id == id {
+			c = x
+			s.children = append(s.children[:i:i], s.children[i+1:]...)
+			break
+		}
+	}
+	if c == nil {
+		s.mu.Unlock()
+		return ErrNotFound
+	}
+	c.removed = true
+	c.pending = false
+	s.mu.Unlock()
+	if c.sub != nil {
+		defer c.sub.parent.CompareAndSwap(s, nil)
+	}
+	return s.stopChild(ctx, c)
+}
+
+// Serve runs the supervisor: it starts the children in the order added, then
+// supervises them until ctx is cancelled or it gives up, and returns only after
+// every child has returned or been abandoned. Children added while it serves
+// start at once.
+//
+// When ctx is cancelled, Serve stops the children one at a time in reverse
+// start order (each gets its shutdown timeout) and returns nil, or, if some
+// children had to be abandoned, their *StopTimeoutErrors joined. When the
+// restart intensity is exceeded it stops them the same way and returns an
+// *EscalationError ([ErrGaveUp]). A supervisor nested in another is restarted
+// by its parent according to its own restart type, like any child.
+//
+// The children's contexts derive from ctx (they carry its values) but are
+// cancelled only by the supervisor, one by one, so that stop order holds.
+//
+// Serve returns [ErrAlreadyServing] if it is already running. It may be called
+// again after it returned; all children listed then are started afresh.
+func (s *Supervisor) Serve(ctx context.Context) error {
+	if s == nil || s.wake == nil {
+		return ErrNotCreated
+	}
+	s.mu.Lock()
+	if s.serving {
+		s.mu.Unlock()
+		return ErrAlreadyServing
+	}
+	s.serving, s.stopping, s.gaveUp = true, false, false
+	s.escalation, s.groupReqs = nil, nil
+	s.ringStart, s.ringLen = 0, 0
+	s.base = context.WithoutCancel(ctx)
+	s.hook, s.logger, s.path = s.resolveHook(), s.resolveLogger(), s.Path()
+	select {
+	case <-s.wake:
+	default:
+	}
+	list := append([]*child(nil), s.children...)
+	runners := make([]*runner, len(list))
+	for i, c := range list {
+		c.pending = false
+		runners[i] = s.startLocked(c)
+	}
+	path := s.path
+	s.mu.Unlock()
+
+	unregister := s.metrics.register(s, path)
+	defer unregister()
+	for i, c := range list {
+		s.launch(c, runners[i])
+	}
+
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	var groupAt time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.shutdown(nil)
+		case <-s.wake:
+			s.mu.Lock()
+			esc, reqs := s.escalation, s.groupReqs
+			s.groupReqs = nil
+			s.mu.Unlock()
+			if esc != nil {
+				s.emit(Event{Kind: EventGaveUp, Time: time.Now(), Supervisor: path, Err: esc})
+				return s.shutdown(esc)
+			}
+			for _, q := range reqs {
+				if at, ok := s.stopGroup(q); ok && at.After(groupAt) {
+					groupAt = at
+				}
+			}
+			if !groupAt.IsZero() {
+				d := time.Until(groupAt)
+				if d <= 0 {
+					groupAt = time.Time{}
+					s.startPending()
+					break
+				}
+				if timer == nil {
+					timer = time.NewTimer(d)
+				} else {
+					timer.Reset(d)
+				}
+				timerC = timer.C
+			}
+		case <-timerC:
+			timerC = nil
+			groupAt = time.Time{}
+			s.startPending()
+		}
+	}
+}
+
+// startLocked prepares a runner for c and marks c running; launch starts it.
+// s.mu must be held.
+func (s *Supervisor) startLocked(c *child) *runner {
+	r := &runner{done: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancel(s.base)
+	c.run = r
+	c.pending = false
+	c.startedAt = time.Now()
+	s.setState(c, StateRunning)
+	return r
+}
+
+// launch emits c's Started event and starts its goroutine. It is called
+// without s.mu, in start order, so that Started events come in start order.
+func (s *Supervisor) launch(c *child, r *runner) {
+	if s.observed() {
+		s.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: s.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
+	}
+	go s.runChild(c, r, actStart, 0)
+}
+
+// setState sets c's state and keeps the running count. s.mu must be held.
+func (s *Supervisor) setState(c *child, st ChildState) {
+	if c.state == StateRunning && st != StateRunning {
+		s.running.Add(-1)
+	} else if c.state != StateRunning && st == StateRunning {
+		s.running.Add(1)
+	}
+	c.state = st
+}
+
+// allowRestartLocked records a restart at now and reports whether it stays
+// within the restart intensity. s.mu must be held.
+func (s *Supervisor) allowRestartLocked(now time.Time) bool {
+	n := len(s.ring)
+	if s.ringLen < n {
+		s.ring[(s.ringStart+s.ringLen)%n] = now
+		s.ringLen++
+		return true
+	}
+	if now.Sub(s.ring[s.ringStart]) < s.cfg.Period {
+		return false
+	}
+	s.ring[s.ringStart] = now
+	s.ringStart = (s.ringStart + 1) % n
+	return true
+}
+
+// giveUpLocked makes the Serve loop give up. s.mu must be held.
+func (s *Supervisor) giveUpLocked(c *child, err error) {
+	if s.escalation == nil {
+		s.escalation = &EscalationError{
+			Supervisor: s.path,
+			Child:      c.name,
+			Restarts:   s.cfg.MaxRestarts,
+			Period:     s.cfg.Period,
+			Err:        err,
+		}
+		s.gaveUp = true
+	}
+	s.signal()
+}
+
+func (s *Supervisor) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stopGroup handles a group restart request from a OneForAll or RestForOne
+// supervisor: it stops the affected siblings in reverse start order and marks
+// those to restart as pending. It returns when they are to be started.
+func (s *Supervisor) stopGroup(q groupReq) (time.Time, bool) {
+	s.mu.Lock()
+	idx := -1
+	for i, c := range s.children {
+		if c == q.c {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 || !q.c.pending || s.stopping {
+		s.mu.Unlock()
+		return time.Time{}, false
+	}
+	from := 0
+	if s.cfg.Strategy == RestForOne {
+		from = idx
+	}
+	group := append([]*child(nil), s.children[from:]...)
+	s.mu.Unlock()
+
+	for i := len(group) - 1; i >= 0; i-- {
+		c := group[i]
+		if c == q.c {
+			continue
+		}
+		s.mu.Lock()
+		active := c.run != nil || c.pending
+		s.mu.Unlock()
+		if !active {
+			continue
+		}
+		_ = s.stopChild(context.Background(), c) // an abandoned child is reported by stopChild
+		s.mu.Lock()
+		if c.removed || s.stopping || c.restart == Temporary {
+			s.mu.Unlock()
+			continue
+		}
+		c.pending = true
+		s.setState(c, StateBackingOff)
+		c.restarts++
+		n := c.restarts
+		opts := c.restartOpts(s.path, causeSibling)
+		s.mu.Unlock()
+		s.metrics.restarts.Add(context.Background(), 1, opts...)
+		if s.observed() {
+			s.emit(Event{Kind: EventRestarting, Time: time.Now(), Supervisor: s.path, Child: c.name, Delay: q.delay, Cause: causeSibling.String(), Restarts: n})
+		}
+	}
+	return time.Now().Add(q.delay), true
+}
+
+// startPending starts, in start order, the children waiting for a group
+// restart.
+func (s *Supervisor) startPending() {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return
+	}
+	var cs []*child
+	var rs []*runner
+	for _, c := range s.children {
+		if c.pending && c.run == nil {
+			cs = append(cs, c)
+			rs = append(rs, s.startLocked(c))
+		}
+	}
+	s.mu.Unlock()
+	for i, c := range cs {
+		s.launch(c, rs[i])
+	}
+}
+
+// shutdown stops all children in reverse start order and ends serving.
+func (s *Supervisor) shutdown(esc *EscalationError) error {
+	s.mu.Lock()
+	s.stopping = true
+	list := append([]*child(nil), s.children...)
+	for _, c := range list {
+		c.pending = false
+	}
+	s.mu.Unlock()
+
+	var errs []error
+	for i := len(list) - 1; i >= 0; i-- {
+		if err := s.stopChild(context.Background(), list[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	s.mu.Lock()
+	for _, c := range list {
+		if c.state == StateBackingOff {
+			s.setState(c, StateStopped)
+		}
+	}
+	s.serving, s.stopping = false, false
+	s.base = nil
+	s.mu.Unlock()
+	if esc != nil {
+		return esc
+	}
+	return errors.Join(errs...)
+}
+
+// stopChild cancels c's runner and waits for it to return, up to c's shutdown
+// timeout or until ctx is done. A child that does not return in time is
+// reported and abandoned.
+func (s *Supervisor) stopChild(ctx context.Context, c *child) error {
+	s.mu.Lock()
+	r := c.run
+	if r == nil {
+		if c.state == StateBackingOff {
+			s.setState(c, StateStopped)
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	r.stopping = true
+	timeout := s.timeoutLocked(c)
+	s.mu.Unlock()
+
+	r.cancel()
+	select {
+	case <-r.done:
+		return nil
+	default:
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	stack := goroutineStack(r.goid.Load())
+	err := &StopTimeoutError{Supervisor: s.path, Child: c.name, Timeout: timeout, Stack: stack}
+	s.mu.Lock()
+	if c.run == r {
+		c.run = nil
+		c.lastErr = err
+		s.setState(c, StateFailed)
+	}
+	s.mu.Unlock()
+	if s.observed() {
+		s.emit(Event{Kind: EventAbandoned, Time: time.Now(), Supervisor: s.path, Child: c.name, Err: err, Stack: stack, Delay: timeout})
+	}
+	return err
+}
+
+// timeoutLocked returns how long c is given to stop. s.mu must be held.
+func (s *Supervisor) timeoutLocked(c *child) time.Duration {
+	if c.shutdown > 0 {
+		return c.shutdown
+	}
+	if c.sub != nil {
+		return c.sub.stopBound() + time.Second
+	}
+	return s.cfg.ShutdownTimeout
+}
+
+// stopBound is the longest s takes to stop all its children.
+func (s *Supervisor) stopBound() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d time.Duration
+	for _, c := range s.children {
+		d += s.timeoutLocked(c)
+	}
+	return d
+}
+
+func (s *Supervisor) observed() bool { return s.hook != nil || s.logger != nil }
+
+// emit delivers e to the hook and the logger. It must be called without s.mu.
+func (s *Supervisor) emit(e Event) {
+	if s.hook != nil {
+		s.hook(e)
+	}
+	if s.logger != nil {
+		e.log(s.logger)
+	}
+}
+
+// Status returns a snapshot of the supervisor and, recursively, its nested
+// supervisors. It never blocks on children and is safe to call from a Hook.
+func (s *Supervisor) Status() TreeStatus {
+	if s == nil || s.wake == nil {
+		return TreeStatus{}
+	}
+	path := s.Path()
+	now := time.Now()
+	s.mu.Lock()
+	t := TreeStatus{Name: s.name, Path: path, Strategy: s.cfg.Strategy, State: StateStopped}
+	switch {
+	case s.serving && !s.gaveUp:
+		t.State = StateRunning
+	case s.gaveUp:
+		t.State = StateFailed
+	}
+	t.Children = make([]ChildStatus, len(s.children))
+	type nested struct {
+		i   int
+		sub *Supervisor
+	}
+	var subs []nested
+	for i, c := range s.children {
+		cs := ChildStatus{
+			Name:     c.name,
+			Path:     path + "/" + c.name,
+			State:    c.state,
+			Restart:  c.restart,
+			Restarts: c.restarts,
+		}
+		if c.lastErr != nil {
+			cs.LastError = c.lastErr.Error()
+		}
+		if c.state == StateRunning {
+			cs.Uptime = now.Sub(c.startedAt)
+		}
+		if c.sub != nil {
+			subs = append(subs, nested{i, c.sub})
+		}
+		t.Children[i] = cs
+	}
+	s.mu.Unlock()
+	for _, n := range subs {
+		t.Children[n.i].Children = n.sub.Status().Children
+	}
+	return t
+}
