@@ -1,0 +1,360 @@
+package heal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// LimitSample is one observation an [AdaptiveLimit] feeds its algorithm: how long a
+// call took, how many calls were in flight when it started, and whether it was
+// dropped (timed out, or rejected downstream), a sign of overload.
+type LimitSample struct {
+	RTT      time.Duration
+	InFlight int
+	Dropped  bool
+}
+
+// LimitAlgorithm computes a concurrency limit from samples, as in Netflix's
+// concurrency-limits. An [AdaptiveLimit] calls its methods with its own lock held,
+// never concurrently, so implementations need no locking of their own, and must not
+// be shared between limits.
+type LimitAlgorithm interface {
+	// Limit returns the current limit (the initial one before any sample).
+	Limit() int
+	// Update feeds one sample and returns the new limit.
+	Update(s LimitSample) int
+}
+
+// AIMDConfig configures [NewAIMD]. The zero value is Netflix's AIMDLimit defaults.
+type AIMDConfig struct {
+	// InitialLimit is the limit before any sample. Default 20.
+	InitialLimit int
+	// MinLimit and MaxLimit bound the limit. Default 20 and 200.
+	MinLimit, MaxLimit int
+	// BackoffRatio multiplies the limit when a call is dropped. Default 0.9.
+	BackoffRatio float64
+	// Timeout counts slower calls as dropped. Default 5s.
+	Timeout time.Duration
+}
+
+type aimd struct {
+	limit    float64
+	min, max float64
+	backoff  float64
+	timeout  time.Duration
+}
+
+// NewAIMD returns the additive-increase/multiplicative-decrease algorithm: the limit
+// grows by one after a call that used at least half of it and was not dropped, and
+// shrinks by BackoffRatio after a dropped or slow one. It is simple and robust, but
+// reacts only to drops, not to rising latency; see [NewGradient].
+func NewAIMD(cfg AIMDConfig) (LimitAlgorithm, error) {
+	if cfg.MinLimit <= 0 {
+		cfg.MinLimit = 20
+	}
+	if cfg.MaxLimit <= 0 {
+		cfg.MaxLimit = max(200, cfg.MinLimit)
+	}
+	if cfg.InitialLimit <= 0 {
+		cfg.InitialLimit = 20
+	}
+	if cfg.BackoffRatio == 0 {
+		cfg.BackoffRatio = 0.9
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	switch {
+	case cfg.MaxLimit < cfg.MinLimit:
+		return nil, fmt.Errorf("heal: AIMDConfig.MaxLimit %d is below MinLimit %d", cfg.MaxLimit, cfg.MinLimit)
+	case cfg.BackoffRatio <= 0 || cfg.BackoffRatio >= 1:
+		return nil, fmt.Errorf("heal: AIMDConfig.BackoffRatio %v is not in (0, 1)", cfg.BackoffRatio)
+	}
+	init := min(max(cfg.InitialLimit, cfg.MinLimit), cfg.MaxLimit)
+	return &aimd{limit: float64(init), min: float64(cfg.MinLimit), max: float64(cfg.MaxLimit),
+		backoff: cfg.BackoffRatio, timeout: cfg.Timeout}, nil
+}
+
+func (a *aimd) Limit() int { return int(a.limit) }
+
+func (a *aimd) Update(s LimitSample) int {
+	switch {
+	case s.Dropped || s.RTT > a.timeout:
+		a.limit = max(a.min, math.Floor(a.limit*a.backoff))
+	case float64(s.InFlight)*2 >= a.limit:
+		a.limit = min(a.max, a.limit+1)
+	}
+	return int(a.limit)
+}
+
+// GradientConfig configures [NewGradient]. The zero value is Netflix's Gradient2Limit
+// defaults.
+type GradientConfig struct {
+	// InitialLimit is the limit before any sample. Default 20.
+	InitialLimit int
+	// MinLimit and MaxLimit bound the limit. Default 20 and 200.
+	MinLimit, MaxLimit int
+	// Smoothing is how much of each new estimate enters the limit, in (0, 1].
+	// Default 0.2.
+	Smoothing float64
+	// Tolerance is how much the short-term latency may exceed the long-term one
+	// before the limit comes down. Default 1.5.
+	Tolerance float64
+	// LongWindow is the number of samples of the long-term latency average.
+	// Default 600.
+	LongWindow int
+	// QueueSize is the headroom added to the estimate so that the limit can grow.
+	// Default 4.
+	QueueSize int
+}
+
+type gradient struct {
+	limit     float64
+	min, max  float64
+	smoothing float64
+	tolerance float64
+	queue     float64
+
+	long    float64 // exponential average of RTT (ns)
+	n       int     // samples seen, for the warm-up plain average
+	window  int
+	factor  float64
+	warmups int
+}
+
+// NewGradient returns the gradient algorithm of Netflix's Gradient2Limit: it compares
+// the short-term latency with a long-term exponential average, and scales the limit by
+// their ratio (the gradient, clamped to [0.5, 1] after the tolerance), plus a small
+// queue allowance so that it can grow while latency holds. Unlike [NewAIMD] it backs
+// off as soon as latency rises, before anything is dropped.
+func NewGradient(cfg GradientConfig) (LimitAlgorithm, error) {
+	if cfg.MinLimit <= 0 {
+		cfg.MinLimit = 20
+	}
+	if cfg.MaxLimit <= 0 {
+		cfg.MaxLimit = max(200, cfg.MinLimit)
+	}
+	if cfg.InitialLimit <= 0 {
+		cfg.InitialLimit = 20
+	}
+	if cfg.Smoothing == 0 {
+		cfg.Smoothing = 0.2
+	}
+	if cfg.Tolerance == 0 {
+		cfg.Tolerance = 1.5
+	}
+	if cfg.LongWindow <= 0 {
+		cfg.LongWindow = 600
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 4
+	}
+	switch {
+	case cfg.MaxLimit < cfg.MinLimit:
+		return nil, fmt.Errorf("heal: GradientConfig.MaxLimit %d is below MinLimit %d", cfg.MaxLimit, cfg.MinLimit)
+	case cfg.Smoothing < 0 || cfg.Smoothing > 1:
+		return nil, fmt.Errorf("heal: GradientConfig.Smoothing %v is not in (0, 1]", cfg.Smoothing)
+	case cfg.Tolerance < 1:
+		return nil, fmt.Errorf("heal: GradientConfig.Tolerance %v is below 1", cfg.Tolerance)
+	}
+	init := min(max(cfg.InitialLimit, cfg.MinLimit), cfg.MaxLimit)
+	return &gradient{limit: float64(init), min: float64(cfg.MinLimit), max: float64(cfg.MaxLimit),
+		smoothing: cfg.Smoothing, tolerance: cfg.Tolerance, queue: float64(cfg.QueueSize),
+		window: cfg.LongWindow, factor: 2 / float64(cfg.LongWindow+1), warmups: 10}, nil
+}
+
+func (g *gradient) Limit() int { return int(g.limit) }
+
+func (g *gradient) Update(s LimitSample) int {
+	short := float64(s.RTT)
+	if short <= 0 {
+		short = 1
+	}
+	g.n++
+	if g.n <= g.warmups {
+		g.long += (short - g.long) / float64(g.n)
+	} else {
+		g.long = g.long*(1-g.factor) + short*g.factor
+	}
+	// After a long overload the average lags far behind a recovered latency: pull
+	// it down faster than the smoothing would.
+	if g.long/short > 2 {
+		g.long *= 0.95
+	}
+	// Do not grow while the application does not use the limit.
+	if float64(s.InFlight) < g.limit/2 {
+		return int(g.limit)
+	}
+	grad := max(0.5, min(1.0, g.tolerance*g.long/short))
+	next := g.limit*grad + g.queue
+	next = g.limit*(1-g.smoothing) + next*g.smoothing
+	g.limit = max(g.min, min(g.max, next))
+	return int(g.limit)
+}
+
+// DefaultIsDrop is the default classification of an [AdaptiveLimit]: timeouts
+// (anything matching [context.DeadlineExceeded], which includes [ErrTimeout]) and
+// rejections by bulkheads, rate limits and limits further in count as drops.
+func DefaultIsDrop(err error) bool {
+	return err != nil && (errors.Is(err, context.DeadlineExceeded) || IsRejected(err))
+}
+
+// AdaptiveLimitConfig configures an [AdaptiveLimit]. The zero value uses the
+// gradient algorithm with its defaults.
+type AdaptiveLimitConfig struct {
+	// Name identifies the limit in errors, metrics and health checks.
+	// Default "limit".
+	Name string
+	// Algorithm computes the limit. Default NewGradient(GradientConfig{}).
+	Algorithm LimitAlgorithm
+	// IsDrop reports whether a call's error is a drop. Default DefaultIsDrop.
+	IsDrop func(error) bool
+	// MeterProvider receives the limit's metrics. Nil means the global provider.
+	MeterProvider metric.MeterProvider
+}
+
+// AdaptiveLimit bounds concurrency like a [Bulkhead], but its bound follows the
+// latency it observes instead of being fixed (Netflix's concurrency-limits; TCP
+// congestion control applied to calls): it grows while latency holds and falls as soon
+// as latency rises or calls are dropped, so that a service finds its own capacity and
+// sheds load rather than queueing it. A call over the limit is rejected at once with
+// a *[RejectedError] matching [ErrLimitExceeded].
+//
+// Calls whose context was cancelled by their caller are not sampled.
+//
+// An AdaptiveLimit is safe for concurrent use. Create it with [NewAdaptiveLimit].
+type AdaptiveLimit struct {
+	name   string
+	isDrop func(error) bool
+
+	inFlight atomic.Int64
+	limit    atomic.Int64
+	rejected atomic.Int64
+
+	mu  sync.Mutex
+	alg LimitAlgorithm
+
+	rejectErr  *RejectedError
+	rejections counter
+	limitGauge gauge
+	rejectEv   event
+}
+
+// NewAdaptiveLimit returns a limit configured by cfg.
+func NewAdaptiveLimit(cfg AdaptiveLimitConfig) (*AdaptiveLimit, error) {
+	if cfg.Name == "" {
+		cfg.Name = "limit"
+	}
+	if cfg.Algorithm == nil {
+		cfg.Algorithm, _ = NewGradient(GradientConfig{})
+	}
+	if cfg.IsDrop == nil {
+		cfg.IsDrop = DefaultIsDrop
+	}
+	m := meterFor(cfg.MeterProvider)
+	attrs := []attribute.KeyValue{attrPolicy.String("limit"), attrName.String(cfg.Name)}
+	l := &AdaptiveLimit{
+		name:       cfg.Name,
+		isDrop:     cfg.IsDrop,
+		alg:        cfg.Algorithm,
+		rejectErr:  &RejectedError{Policy: "limit", Name: cfg.Name, Reason: ErrLimitExceeded},
+		rejections: newCounter(m, "limit.rejections", "Calls an adaptive concurrency limit rejected.", "{call}", attrs...),
+		limitGauge: newGauge(m, "limit.limit", "The current adaptive concurrency limit.", "{call}", attrs...),
+		rejectEv:   newEvent("selfheal.limit.rejected", attrs...),
+	}
+	l.limit.Store(int64(max(1, cfg.Algorithm.Limit())))
+	return l, nil
+}
+
+// Name returns the limit's name.
+func (l *AdaptiveLimit) Name() string { return l.name }
+
+// Limit returns the current limit.
+func (l *AdaptiveLimit) Limit() int { return int(l.limit.Load()) }
+
+// InFlight returns the number of calls running under the limit.
+func (l *AdaptiveLimit) InFlight() int { return int(l.inFlight.Load()) }
+
+// Do runs fn if the limit allows one more call, and feeds its latency to the
+// algorithm. Over the limit it returns a *[RejectedError] matching
+// [ErrLimitExceeded] and does not call fn.
+func (l *AdaptiveLimit) Do(ctx context.Context, fn func(context.Context) error) (err error) {
+	tok, ok := l.Acquire(ctx)
+	if !ok {
+		return l.rejectErr
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			tok.Release(ctx, true)
+			panic(v)
+		}
+		tok.Release(ctx, l.isDrop(err))
+	}()
+	return fn(ctx)
+}
+
+// LimitToken is a slot of an [AdaptiveLimit], for callers that cannot wrap their work
+// in a function (the server middleware). Release it exactly once.
+type LimitToken struct {
+	l        *AdaptiveLimit
+	start    time.Time
+	inFlight int
+}
+
+// Acquire takes a slot if the limit allows, reporting whether it did. A refusal is
+// counted as a rejection.
+func (l *AdaptiveLimit) Acquire(ctx context.Context) (LimitToken, bool) {
+	n := l.inFlight.Add(1)
+	if n > l.limit.Load() {
+		l.inFlight.Add(-1)
+		l.rejected.Add(1)
+		l.rejections.add(ctx, 1)
+		l.rejectEv.add(ctx)
+		return LimitToken{}, false
+	}
+	return LimitToken{l: l, start: time.Now(), inFlight: int(n)}, true
+}
+
+// Release returns the slot and samples the call's latency; dropped says whether the
+// call counts as a drop. When ctx was cancelled by the caller, the latency is not
+// sampled.
+func (t LimitToken) Release(ctx context.Context, dropped bool) {
+	l := t.l
+	if l == nil {
+		return
+	}
+	l.inFlight.Add(-1)
+	if !dropped && ctx.Err() == context.Canceled {
+		return
+	}
+	s := LimitSample{RTT: time.Since(t.start), InFlight: t.inFlight, Dropped: dropped}
+	l.mu.Lock()
+	old := l.limit.Load()
+	n := int64(max(1, l.alg.Update(s)))
+	l.limit.Store(n)
+	l.mu.Unlock()
+	if n != old {
+		l.limitGauge.record(ctx, n)
+	}
+}
+
+// AdaptiveLimitSnapshot is the state of an [AdaptiveLimit] at one instant.
+type AdaptiveLimitSnapshot struct {
+	Name     string
+	Limit    int
+	InFlight int
+	Rejected int64 // calls rejected since the limit was created
+}
+
+// Snapshot returns the limit's current state.
+func (l *AdaptiveLimit) Snapshot() AdaptiveLimitSnapshot {
+	return AdaptiveLimitSnapshot{Name: l.name, Limit: l.Limit(), InFlight: l.InFlight(), Rejected: l.rejected.Load()}
+}

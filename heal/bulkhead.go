@@ -1,0 +1,184 @@
+package heal
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// BulkheadConfig configures a [Bulkhead]. The zero value is a bulkhead of 25
+// concurrent calls that rejects at once when full.
+type BulkheadConfig struct {
+	// Name identifies the bulkhead in errors, metrics and health checks.
+	// Default "bulkhead".
+	Name string
+	// MaxConcurrent is how many calls may run at once. Default 25 (resilience4j's).
+	MaxConcurrent int
+	// MaxQueued is how many calls may wait for a slot when all are taken; the
+	// others are rejected at once. Default 0: no call waits.
+	MaxQueued int
+	// MaxWait bounds how long a queued call waits for a slot before it is
+	// rejected. Default 0: until its context is done.
+	MaxWait time.Duration
+	// MeterProvider receives the bulkhead's metrics. Nil means the global provider.
+	MeterProvider metric.MeterProvider
+}
+
+// Bulkhead isolates a dependency by bounding how many calls to it run at once, so that
+// a slow dependency ties up at most MaxConcurrent goroutines instead of all of them.
+// Calls beyond the bound wait in a FIFO queue of at most MaxQueued calls for at most
+// MaxWait, or are rejected with a *[RejectedError] matching [ErrBulkheadFull].
+//
+// A Bulkhead is safe for concurrent use. Create it with [NewBulkhead].
+type Bulkhead struct {
+	name      string
+	sem       chan struct{}
+	maxQueued int64
+	maxWait   time.Duration
+	queued    atomic.Int64
+	rejected  atomic.Int64
+	rejectErr *RejectedError
+
+	rejections counter
+	rejectEv   event
+}
+
+// NewBulkhead returns a bulkhead configured by cfg, or an error naming the field that
+// is invalid (a negative MaxQueued or MaxWait).
+func NewBulkhead(cfg BulkheadConfig) (*Bulkhead, error) {
+	if cfg.Name == "" {
+		cfg.Name = "bulkhead"
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 25
+	}
+	if cfg.MaxQueued < 0 {
+		return nil, fmt.Errorf("heal: BulkheadConfig.MaxQueued %d is negative", cfg.MaxQueued)
+	}
+	if cfg.MaxWait < 0 {
+		return nil, fmt.Errorf("heal: BulkheadConfig.MaxWait %v is negative", cfg.MaxWait)
+	}
+	attrs := []attribute.KeyValue{attrPolicy.String("bulkhead"), attrName.String(cfg.Name)}
+	return &Bulkhead{
+		name:       cfg.Name,
+		sem:        make(chan struct{}, cfg.MaxConcurrent),
+		maxQueued:  int64(cfg.MaxQueued),
+		maxWait:    cfg.MaxWait,
+		rejectErr:  &RejectedError{Policy: "bulkhead", Name: cfg.Name, Reason: ErrBulkheadFull},
+		rejections: newCounter(meterFor(cfg.MeterProvider), "bulkhead.rejections", "Calls a bulkhead rejected.", "{call}", attrs...),
+		rejectEv:   newEvent("selfheal.bulkhead.rejected", attrs...),
+	}, nil
+}
+
+// Name returns the bulkhead's name.
+func (b *Bulkhead) Name() string { return b.name }
+
+// Do runs fn in a slot of the bulkhead. When none is free (and none frees up in time)
+// it returns a *[RejectedError] matching [ErrBulkheadFull] without calling fn; when ctx
+// is done while waiting it returns ctx.Err(). Otherwise it returns fn's error. The slot
+// is released when fn returns or panics.
+func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error {
+	if err := b.Acquire(ctx); err != nil {
+		return err
+	}
+	defer b.Release()
+	return fn(ctx)
+}
+
+// Acquire takes a slot, waiting as configured. On success the caller must call
+// [Bulkhead.Release] exactly once. On failure it returns a *[RejectedError] or
+// ctx.Err() and leaves the bulkhead unchanged.
+func (b *Bulkhead) Acquire(ctx context.Context) error {
+	select {
+	case b.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	return b.wait(ctx)
+}
+
+// TryAcquire takes a slot if one is free at once, and reports whether it did.
+func (b *Bulkhead) TryAcquire() bool {
+	select {
+	case b.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// Release returns a slot taken by Acquire or TryAcquire.
+func (b *Bulkhead) Release() {
+	select {
+	case <-b.sem:
+	default:
+		panic("heal: Bulkhead.Release without Acquire")
+	}
+}
+
+func (b *Bulkhead) wait(ctx context.Context) error {
+	if b.queued.Add(1) > b.maxQueued {
+		b.queued.Add(-1)
+		return b.reject(ctx)
+	}
+	defer b.queued.Add(-1)
+	var expired <-chan time.Time
+	if b.maxWait > 0 {
+		t := time.NewTimer(b.maxWait)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case b.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-expired:
+		// A slot may have freed up at the same instant: take it rather than reject.
+		if b.TryAcquire() {
+			return nil
+		}
+		return b.reject(ctx)
+	}
+}
+
+func (b *Bulkhead) reject(ctx context.Context) error {
+	b.rejected.Add(1)
+	b.rejections.add(ctx, 1)
+	b.rejectEv.add(ctx)
+	return b.rejectErr
+}
+
+// BulkheadSnapshot is the state of a [Bulkhead] at one instant.
+type BulkheadSnapshot struct {
+	Name          string
+	InFlight      int   // calls running
+	Queued        int   // calls waiting for a slot
+	MaxConcurrent int   // slots
+	MaxQueued     int   // queue capacity
+	Rejected      int64 // calls rejected since the bulkhead was created
+}
+
+// Saturation returns InFlight / MaxConcurrent, from 0 to 1.
+func (s BulkheadSnapshot) Saturation() float64 {
+	if s.MaxConcurrent == 0 {
+		return 0
+	}
+	return float64(s.InFlight) / float64(s.MaxConcurrent)
+}
+
+// Snapshot returns the bulkhead's current state. It is cheap and race-free.
+func (b *Bulkhead) Snapshot() BulkheadSnapshot {
+	return BulkheadSnapshot{
+		Name:          b.name,
+		InFlight:      len(b.sem),
+		Queued:        int(b.queued.Load()),
+		MaxConcurrent: cap(b.sem),
+		MaxQueued:     int(b.maxQueued),
+		Rejected:      b.rejected.Load(),
+	}
+}

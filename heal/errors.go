@@ -1,0 +1,113 @@
+package heal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Every rejection and timeout returned by this package matches one of
+// them with [errors.Is]; the error types below carry the details.
+var (
+	// ErrBulkheadFull reports that a [Bulkhead] had no free slot (and, when queueing,
+	// no room in its queue or no slot within MaxWait).
+	ErrBulkheadFull = errors.New("heal: bulkhead full")
+	// ErrRateLimited reports that a [RateLimit] had no token for the call (in wait
+	// mode: none within MaxWait or before the context's deadline).
+	ErrRateLimited = errors.New("heal: rate limited")
+	// ErrLimitExceeded reports that an [AdaptiveLimit] was at its current limit.
+	ErrLimitExceeded = errors.New("heal: concurrency limit exceeded")
+	// ErrTimeout reports that a [Timeout] cut a call short. A *[TimeoutError] also
+	// matches [context.DeadlineExceeded].
+	ErrTimeout = errors.New("heal: timeout")
+)
+
+// RejectedError is returned when a policy refuses to run a call at all: the function
+// was never called. It matches its Reason ([ErrBulkheadFull], [ErrRateLimited] or
+// [ErrLimitExceeded]) with [errors.Is].
+type RejectedError struct {
+	// Policy is the kind of policy that refused: "bulkhead", "ratelimit" or "limit".
+	Policy string
+	// Name is the name of the policy instance.
+	Name string
+	// Reason is the sentinel error the rejection matches.
+	Reason error
+	// RetryAfter, when positive, is how long the caller should wait before trying
+	// again (a rate limiter knows when its next token arrives).
+	RetryAfter time.Duration
+}
+
+func (e *RejectedError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("%v (%s %q, retry after %v)", e.Reason, e.Policy, e.Name, e.RetryAfter)
+	}
+	return fmt.Sprintf("%v (%s %q)", e.Reason, e.Policy, e.Name)
+}
+
+// Unwrap returns Reason.
+func (e *RejectedError) Unwrap() error { return e.Reason }
+
+// TimeoutError is returned by a [Timeout] whose deadline, and not the caller's, ended
+// the call. It matches both [ErrTimeout] and [context.DeadlineExceeded], and unwraps to
+// the error the function returned.
+type TimeoutError struct {
+	// Name is the name of the Timeout.
+	Name string
+	// Timeout is the duration that elapsed.
+	Timeout time.Duration
+	// Err is what the function returned after its context expired.
+	Err error
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("heal: timeout after %v (%q): %v", e.Timeout, e.Name, e.Err)
+}
+
+// Is reports whether target is ErrTimeout or context.DeadlineExceeded.
+func (e *TimeoutError) Is(target error) bool {
+	return target == ErrTimeout || target == context.DeadlineExceeded
+}
+
+// Unwrap returns Err.
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// RetryAfter returns the delay a rejection or a server asked for: the RetryAfter of a
+// *[RejectedError] anywhere in err's chain, or of any error in the chain that has a
+// method RetryAfter() time.Duration (the breaker's and retry's error types do). It
+// returns false when there is none.
+func RetryAfter(err error) (time.Duration, bool) {
+	for err != nil {
+		switch e := err.(type) {
+		case *RejectedError:
+			if e.RetryAfter > 0 {
+				return e.RetryAfter, true
+			}
+		case interface{ RetryAfter() time.Duration }:
+			if d := e.RetryAfter(); d > 0 {
+				return d, true
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if d, ok := RetryAfter(e); ok {
+					return d, true
+				}
+			}
+			return 0, false
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// IsRejected reports whether err is a rejection by a bulkhead, rate limit or adaptive
+// limit of this package: the call was not run.
+func IsRejected(err error) bool {
+	var r *RejectedError
+	return errors.As(err, &r)
+}

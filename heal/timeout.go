@@ -1,0 +1,77 @@
+package heal
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// TimeoutConfig configures a [Timeout]. Timeout is required.
+type TimeoutConfig struct {
+	// Name identifies the timeout in errors and metrics. Default "timeout".
+	Name string
+	// Timeout is how long a call may run. Required: there is no sensible default.
+	Timeout time.Duration
+	// MeterProvider receives the timeout's metrics. Nil means the global provider.
+	MeterProvider metric.MeterProvider
+}
+
+// Timeout bounds how long a call runs: it gives the function a context that expires
+// after the configured duration (or earlier, with the caller's), and when that expiry
+// and not the caller's ended the call, it returns a *[TimeoutError], which matches
+// both [ErrTimeout] and [context.DeadlineExceeded].
+//
+// Cancellation is cooperative, as everywhere in Go: the function must watch its
+// context. Timeout does not run the function in another goroutine and does not
+// abandon it; it returns when the function returns.
+//
+// A Timeout is safe for concurrent use. Create it with [NewTimeout].
+type Timeout struct {
+	name string
+	d    time.Duration
+
+	timeouts counter
+	timedOut event
+}
+
+// NewTimeout returns a Timeout configured by cfg, or an error when cfg.Timeout is not
+// positive.
+func NewTimeout(cfg TimeoutConfig) (*Timeout, error) {
+	if cfg.Timeout <= 0 {
+		return nil, fmt.Errorf("heal: TimeoutConfig.Timeout %v must be positive", cfg.Timeout)
+	}
+	if cfg.Name == "" {
+		cfg.Name = "timeout"
+	}
+	attrs := []attribute.KeyValue{attrPolicy.String("timeout"), attrName.String(cfg.Name)}
+	return &Timeout{
+		name:     cfg.Name,
+		d:        cfg.Timeout,
+		timeouts: newCounter(meterFor(cfg.MeterProvider), "timeout.timeouts", "Calls a timeout cut short.", "{call}", attrs...),
+		timedOut: newEvent("selfheal.timeout.expired", attrs...),
+	}, nil
+}
+
+// Name returns the timeout's name.
+func (t *Timeout) Name() string { return t.name }
+
+// Duration returns the configured timeout.
+func (t *Timeout) Duration() time.Duration { return t.d }
+
+// Do runs fn with a context that expires after the timeout. It returns fn's error,
+// replaced by a *[TimeoutError] wrapping it when fn failed after the timeout's own
+// deadline passed. A call that succeeds is a success even if it ran late.
+func (t *Timeout) Do(ctx context.Context, fn func(context.Context) error) error {
+	tctx, cancel := context.WithTimeout(ctx, t.d)
+	defer cancel()
+	err := fn(tctx)
+	if err != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		t.timeouts.add(ctx, 1)
+		t.timedOut.add(ctx)
+		return &TimeoutError{Name: t.name, Timeout: t.d, Err: err}
+	}
+	return err
+}
