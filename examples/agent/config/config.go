@@ -1,0 +1,554 @@
+// Package config reads the agent's fleet file: one YAML file that declares the
+// agent's own settings, the nodes, and per service the command or image, the
+// replicas, the health endpoints and thresholds, the scaling targets and the update
+// policy.
+//
+// Every field is optional unless marked required; a zero or missing field means the
+// default given in its comment. An error names the file, the line and the field:
+//
+//	fleet.yaml:14:16: services[0].update.failureAction: must be rollback, pause or continue, not "explode"
+//
+// and the agent does not start.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrInvalid is matched (errors.Is) by every *Error.
+var ErrInvalid = errors.New("config: invalid")
+
+// Error is a configuration error at a place in a file.
+type Error struct {
+	File   string
+	Line   int // 1-based; 0 when unknown
+	Column int
+	Field  string // the path of the field, e.g. services[0].replicas
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Is matches ErrInvalid.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// Duration is a time.Duration written as "250ms", "2s", "1m30s".
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a duration such as 250ms", n.Line)
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: want a duration such as 250ms, not %q", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Or returns the duration, or def when it is zero.
+func (d Duration) Or(def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+// Bytes is a size written as a number of bytes or with a unit: "256MiB", "1GiB",
+// "500MB", "64KiB".
+type Bytes int64
+
+var bytesRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?$`)
+
+// UnmarshalYAML parses a size.
+func (b *Bytes) UnmarshalYAML(n *yaml.Node) error {
+	m := bytesRE.FindStringSubmatch(strings.TrimSpace(n.Value))
+	if n.Kind != yaml.ScalarNode || m == nil {
+		return fmt.Errorf("line %d: want a size such as 256MiB, not %q", n.Line, n.Value)
+	}
+	f, _ := strconv.ParseFloat(m[1], 64)
+	mult := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[m[2]]
+	*b = Bytes(f * mult)
+	return nil
+}
+
+// Fleet is the whole file.
+type Fleet struct {
+	Agent    Agent     `yaml:"agent"`
+	Nodes    []string  `yaml:"nodes"`    // virtual nodes of the local driver; empty means [node-1]
+	Services []Service `yaml:"services"` // required: at least one
+}
+
+// Agent is the agent's own settings.
+type Agent struct {
+	Driver    string `yaml:"driver"`    // "local" (default) or "docker"
+	Listen    string `yaml:"listen"`    // status endpoint address; "" means 127.0.0.1:7070, "off" means none
+	EventLog  string `yaml:"eventLog"`  // JSON-lines event log file; "" means stderr only
+	StateFile string `yaml:"stateFile"` // the local driver's state file for adoption; "" means none
+	LogDir    string `yaml:"logDir"`    // instance output files (local driver); "" means discarded
+	DryRun    bool   `yaml:"dryRun"`    // decide and log, but act on nothing
+	// Budget bounds disruptive actions (stopping a live instance: replacing a hung
+	// or leaking one, draining, scaling in) per window.
+	Budget struct {
+		Max    int      `yaml:"max"`    // 0 means 3
+		Window Duration `yaml:"window"` // 0 means 1m
+	} `yaml:"budget"`
+	// BrokenFraction: when more than this fraction of a service's instances look
+	// broken by their probes at once (at least 2), the agent holds still; 0 means 0.5.
+	BrokenFraction float64 `yaml:"brokenFraction"`
+}
+
+// Service declares one service.
+type Service struct {
+	Name    string   `yaml:"name"`    // required; lowercase letters, digits and dashes
+	Version string   `yaml:"version"` // the version to run; "" means "v1"
+	Command []string `yaml:"command"` // argv (local driver; required there); placeholders {port} {id} {version} {node} {service}
+	Image   string   `yaml:"image"`   // image (docker driver; required there); may use {version}
+	Env     []string `yaml:"env"`     // KEY=value
+
+	Replicas    int `yaml:"replicas"`    // 0 means minReplicas
+	MinReplicas int `yaml:"minReplicas"` // 0 means 1
+	MaxReplicas int `yaml:"maxReplicas"` // 0 means max(10, replicas)
+
+	FrontDoor string   `yaml:"frontDoor"` // address of this service's front door; "" means none
+	BasePort  int      `yaml:"basePort"`  // port of replica slot 1 (docker driver); 0 means 18080
+	StopGrace Duration `yaml:"stopGrace"` // SIGTERM to SIGKILL; 0 means 5s
+
+	Health  Health  `yaml:"health"`
+	Restart Restart `yaml:"restart"`
+	Scale   Scale   `yaml:"scale"`
+	Update  Update  `yaml:"update"`
+	Limits  Limits  `yaml:"limits"`
+}
+
+// Health is how the agent probes instances.
+type Health struct {
+	Liveness         string   `yaml:"liveness"`         // "" means /livez
+	Readiness        string   `yaml:"readiness"`        // "" means /readyz
+	Document         string   `yaml:"document"`         // "" means /health
+	Interval         Duration `yaml:"interval"`         // 0 means 1s
+	Timeout          Duration `yaml:"timeout"`          // 0 means the interval
+	FailureThreshold int      `yaml:"failureThreshold"` // 0 means 3
+	SuccessThreshold int      `yaml:"successThreshold"` // 0 means 1
+	StartupGrace     Duration `yaml:"startupGrace"`     // 0 means 10s
+	MinUnhealthy     Duration `yaml:"minUnhealthy"`     // 0 means none
+}
+
+// Restart spaces restarts and detects crash loops.
+type Restart struct {
+	Initial           Duration `yaml:"initial"`           // 0 means 200ms
+	Max               Duration `yaml:"max"`               // 0 means 10s
+	Jitter            float64  `yaml:"jitter"`            // 0 means 0.2
+	CrashLoopRestarts int      `yaml:"crashLoopRestarts"` // 0 means 5
+	CrashLoopWindow   Duration `yaml:"crashLoopWindow"`   // 0 means 1m
+}
+
+// Scale is when to scale out and in. Without a latency or utilization target the
+// service does not autoscale.
+type Scale struct {
+	LatencyTarget     Duration `yaml:"latencyTarget"`     // p99 target; 0 means no latency scaling
+	UtilizationTarget float64  `yaml:"utilizationTarget"` // in-flight/limit target in percent; 0 means none
+	Tolerance         float64  `yaml:"tolerance"`         // 0 means 0.1
+	UpWindow          Duration `yaml:"upWindow"`          // 0 means 0 (at once)
+	DownWindow        Duration `yaml:"downWindow"`        // 0 means 30s
+	MaxStep           int      `yaml:"maxStep"`           // 0 means no limit
+}
+
+// Update is the rolling update policy.
+type Update struct {
+	Parallelism     int      `yaml:"parallelism"`     // 0 means 1
+	Delay           Duration `yaml:"delay"`           // between batches; 0 means none
+	Monitor         Duration `yaml:"monitor"`         // each new instance must stay healthy this long; 0 means 5s
+	FailureAction   string   `yaml:"failureAction"`   // rollback (default), pause or continue
+	MaxFailureRatio float64  `yaml:"maxFailureRatio"` // 0 means none may fail
+	StartTimeout    Duration `yaml:"startTimeout"`    // a new instance must be ready within; 0 means startupGrace
+}
+
+// Limits are what the preventive healing watches.
+type Limits struct {
+	Heap       Bytes    `yaml:"heap"`       // heap limit; 0 means not watched
+	Goroutines int      `yaml:"goroutines"` // goroutine limit; 0 means not watched
+	Horizon    Duration `yaml:"horizon"`    // replace when a limit is reached within; 0 means 10s
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// Load reads and checks the fleet file at path.
+func Load(path string) (*Fleet, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// lineRE finds yaml.v3's "line N:" prefixes.
+var lineRE = regexp.MustCompile(`line (\d+): (.*)`)
+
+// Parse checks the fleet file data read from file (used in messages), fills in the
+// defaults, and returns it. Every error is an *Error.
+func Parse(file string, data []byte) (*Fleet, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(file, &root, err)
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, &Error{File: file, Msg: "empty file: want agent, nodes and services"}
+	}
+	var f Fleet
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, yamlError(file, &root, err)
+	}
+	if err := f.check(); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.File = file
+			e.Line, e.Column = locate(&root, e.Field)
+			return nil, e
+		}
+		return nil, err
+	}
+	f.fill()
+	return &f, nil
+}
+
+func yamlError(file string, root *yaml.Node, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	msg = strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
+	e := &Error{File: file, Msg: msg}
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = m[2]
+		e.Field = fieldAt(root, e.Line)
+		if fm := regexp.MustCompile(`^field (\S+) not found in type`).FindStringSubmatch(e.Msg); fm != nil {
+			e.Msg = "unknown field " + strconv.Quote(fm[1])
+		}
+	}
+	return e
+}
+
+// fieldAt returns the path of the first key or value at line.
+func fieldAt(root *yaml.Node, line int) string {
+	var found string
+	var walk func(n *yaml.Node, path string) bool
+	walk = func(n *yaml.Node, path string) bool {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if walk(c, path) {
+					return true
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := join(path, k.Value)
+				if k.Line == line || (v.Kind == yaml.ScalarNode && v.Line == line) {
+					found = p
+					return true
+				}
+				if walk(v, p) {
+					return true
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if c.Kind == yaml.ScalarNode && c.Line == line {
+					found = p
+					return true
+				}
+				if walk(c, p) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	walk(root, "")
+	return found
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var pathRE = regexp.MustCompile(`([^.\[\]]+)|\[(\d+)\]`)
+
+// locate returns the line and column of the field at path (the deepest existing
+// part of it).
+func locate(root *yaml.Node, path string) (int, int) {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line, col := n.Line, n.Column
+	for _, m := range pathRE.FindAllStringSubmatch(path, -1) {
+		var next *yaml.Node
+		switch {
+		case m[1] != "" && n.Kind == yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == m[1] {
+					next = n.Content[i+1]
+				}
+			}
+		case m[2] != "" && n.Kind == yaml.SequenceNode:
+			i, _ := strconv.Atoi(m[2])
+			if i < len(n.Content) {
+				next = n.Content[i]
+			}
+		}
+		if next == nil {
+			break
+		}
+		n, line, col = next, next.Line, next.Column
+	}
+	return line, col
+}
+
+func bad(field, format string, args ...any) error {
+	return &Error{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (f *Fleet) check() error {
+	switch f.Agent.Driver {
+	case "", "local", "docker":
+	default:
+		return bad("agent.driver", "must be local or docker, not %q", f.Agent.Driver)
+	}
+	if a := f.Agent.Listen; a != "" && a != "off" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return bad("agent.listen", "want host:port, not %q", a)
+		}
+	}
+	if f.Agent.Budget.Max < 0 {
+		return bad("agent.budget.max", "must not be negative")
+	}
+	if b := f.Agent.BrokenFraction; b < 0 || b >= 1 {
+		return bad("agent.brokenFraction", "must be in [0, 1), not %v", b)
+	}
+	seen := map[string]bool{}
+	for i, n := range f.Nodes {
+		field := fmt.Sprintf("nodes[%d]", i)
+		if !nameRE.MatchString(n) {
+			return bad(field, "node name %q: use lowercase letters, digits and dashes", n)
+		}
+		if seen[n] {
+			return bad(field, "duplicate node %q", n)
+		}
+		seen[n] = true
+	}
+	if len(f.Services) == 0 {
+		return bad("services", "at least one service is required")
+	}
+	names := map[string]bool{}
+	doors := map[string]string{}
+	for i := range f.Services {
+		s := &f.Services[i]
+		p := fmt.Sprintf("services[%d]", i)
+		switch {
+		case s.Name == "":
+			return bad(p+".name", "required")
+		case !nameRE.MatchString(s.Name):
+			return bad(p+".name", "%q: use lowercase letters, digits and dashes", s.Name)
+		case names[s.Name]:
+			return bad(p+".name", "duplicate service %q", s.Name)
+		}
+		names[s.Name] = true
+		if f.Agent.Driver == "docker" {
+			if s.Image == "" {
+				return bad(p+".image", "required with the docker driver")
+			}
+		} else if len(s.Command) == 0 {
+			return bad(p+".command", "required with the local driver")
+		}
+		if s.Replicas < 0 {
+			return bad(p+".replicas", "must not be negative")
+		}
+		if s.MinReplicas < 0 {
+			return bad(p+".minReplicas", "must not be negative")
+		}
+		if s.MaxReplicas < 0 {
+			return bad(p+".maxReplicas", "must not be negative")
+		}
+		if s.MaxReplicas > 0 && s.MinReplicas > s.MaxReplicas {
+			return bad(p+".minReplicas", "%d is above maxReplicas %d", s.MinReplicas, s.MaxReplicas)
+		}
+		if s.MaxReplicas > 0 && s.Replicas > s.MaxReplicas {
+			return bad(p+".replicas", "%d is above maxReplicas %d", s.Replicas, s.MaxReplicas)
+		}
+		if s.FrontDoor != "" {
+			if _, _, err := net.SplitHostPort(s.FrontDoor); err != nil {
+				return bad(p+".frontDoor", "want host:port, not %q", s.FrontDoor)
+			}
+			if other, dup := doors[s.FrontDoor]; dup {
+				return bad(p+".frontDoor", "%s is already the front door of %s", s.FrontDoor, other)
+			}
+			doors[s.FrontDoor] = s.Name
+		}
+		if s.BasePort < 0 || s.BasePort > 65535 {
+			return bad(p+".basePort", "not a port: %d", s.BasePort)
+		}
+		for j, e := range s.Env {
+			if !strings.Contains(e, "=") {
+				return bad(fmt.Sprintf("%s.env[%d]", p, j), "want KEY=value, not %q", e)
+			}
+		}
+		h := s.Health
+		for _, c := range []struct {
+			f string
+			v string
+		}{{"liveness", h.Liveness}, {"readiness", h.Readiness}, {"document", h.Document}} {
+			if c.v != "" && !strings.HasPrefix(c.v, "/") {
+				return bad(p+".health."+c.f, "a path starting with /, not %q", c.v)
+			}
+		}
+		if h.Interval != 0 && h.Interval.D() < 10*time.Millisecond {
+			return bad(p+".health.interval", "at least 10ms, not %s", h.Interval.D())
+		}
+		if h.FailureThreshold < 0 || h.SuccessThreshold < 0 {
+			return bad(p+".health.failureThreshold", "thresholds must not be negative")
+		}
+		if r := s.Restart.Jitter; r < 0 || r > 1 {
+			return bad(p+".restart.jitter", "must be in [0, 1], not %v", r)
+		}
+		if t := s.Scale.Tolerance; t < 0 || t >= 1 {
+			return bad(p+".scale.tolerance", "must be in [0, 1), not %v", t)
+		}
+		if u := s.Scale.UtilizationTarget; u < 0 || u > 100 {
+			return bad(p+".scale.utilizationTarget", "a percentage in (0, 100], not %v", u)
+		}
+		if s.Update.Parallelism < 0 {
+			return bad(p+".update.parallelism", "must not be negative")
+		}
+		switch s.Update.FailureAction {
+		case "", "rollback", "pause", "continue":
+		default:
+			return bad(p+".update.failureAction", "must be rollback, pause or continue, not %q", s.Update.FailureAction)
+		}
+		if r := s.Update.MaxFailureRatio; r < 0 || r > 1 {
+			return bad(p+".update.maxFailureRatio", "must be in [0, 1], not %v", r)
+		}
+		if s.Limits.Heap < 0 || s.Limits.Goroutines < 0 {
+			return bad(p+".limits", "limits must not be negative")
+		}
+	}
+	return nil
+}
+
+// fill sets the documented defaults.
+func (f *Fleet) fill() {
+	if f.Agent.Driver == "" {
+		f.Agent.Driver = "local"
+	}
+	if f.Agent.Listen == "" {
+		f.Agent.Listen = "127.0.0.1:7070"
+	}
+	if len(f.Nodes) == 0 {
+		f.Nodes = []string{"node-1"}
+	}
+	for i := range f.Services {
+		s := &f.Services[i]
+		if s.Version == "" {
+			s.Version = "v1"
+		}
+		if s.MinReplicas == 0 {
+			s.MinReplicas = 1
+		}
+		if s.Replicas == 0 {
+			s.Replicas = s.MinReplicas
+		}
+		if s.MaxReplicas == 0 {
+			s.MaxReplicas = max(10, s.Replicas)
+		}
+		s.MinReplicas = min(s.MinReplicas, s.Replicas)
+		if s.BasePort == 0 {
+			s.BasePort = 18080
+		}
+		h := &s.Health
+		if h.Liveness == "" {
+			h.Liveness = "/livez"
+		}
+		if h.Readiness == "" {
+			h.Readiness = "/readyz"
+		}
+		if h.Document == "" {
+			h.Document = "/health"
+		}
+		if h.Interval == 0 {
+			h.Interval = Duration(time.Second)
+		}
+		if h.Timeout == 0 {
+			h.Timeout = h.Interval
+		}
+		if h.StartupGrace == 0 {
+			h.StartupGrace = Duration(10 * time.Second)
+		}
+		if s.Update.Parallelism == 0 {
+			s.Update.Parallelism = 1
+		}
+		if s.Update.Monitor == 0 {
+			s.Update.Monitor = Duration(5 * time.Second)
+		}
+		if s.Update.FailureAction == "" {
+			s.Update.FailureAction = "rollback"
+		}
+		if s.Update.StartTimeout == 0 {
+			s.Update.StartTimeout = h.StartupGrace
+		}
+		if s.StopGrace == 0 {
+			s.StopGrace = Duration(5 * time.Second)
+		}
+		if s.Limits.Horizon == 0 {
+			s.Limits.Horizon = Duration(10 * time.Second)
+		}
+	}
+}
+
+// Service returns the service named name, or nil.
+func (f *Fleet) Service(name string) *Service {
+	for i := range f.Services {
+		if f.Services[i].Name == name {
+			return &f.Services[i]
+		}
+	}
+	return nil
+}
