@@ -1,0 +1,470 @@
+package retry_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	mnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tnoop "go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/goleak"
+
+	"github.com/selfheal-go/selfheal/retry"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var errFlaky = errors.New("flaky")
+
+// fast is a config whose waits are negligible in real time.
+func fast(cfg retry.Config) retry.Config {
+	if cfg.InitialDelay == 0 {
+		cfg.InitialDelay = time.Microsecond
+	}
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = 10 * time.Microsecond
+	}
+	return cfg
+}
+
+func mustNew(t testing.TB, cfg retry.Config) *retry.Policy {
+	t.Helper()
+	p, err := retry.New(cfg)
+	require.NoError(t, err)
+	return p
+}
+
+// failing returns fn failing its first n calls with err, and the attempt counter.
+func failing(n int, err error) (func(context.Context) error, *int) {
+	calls := 0
+	return func(context.Context) error {
+		calls++
+		if calls <= n {
+			return err
+		}
+		return nil
+	}, &calls
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		give  retry.Config
+		field string
+	}{
+		{"negative attempts", retry.Config{MaxAttempts: -1}, "Config.MaxAttempts"},
+		{"negative initial delay", retry.Config{InitialDelay: -time.Second}, "Config.InitialDelay"},
+		{"negative max delay", retry.Config{MaxDelay: -time.Second}, "Config.MaxDelay"},
+		{"max below initial", retry.Config{InitialDelay: time.Second, MaxDelay: time.Millisecond}, "Config.MaxDelay"},
+		{"max below default initial", retry.Config{MaxDelay: time.Millisecond}, "Config.MaxDelay"},
+		{"multiplier below 1", retry.Config{Multiplier: 0.5}, "Config.Multiplier"},
+		{"negative multiplier", retry.Config{Multiplier: -2}, "Config.Multiplier"},
+		{"NaN multiplier", retry.Config{Multiplier: nan()}, "Config.Multiplier"},
+		{"unknown jitter", retry.Config{Jitter: retry.Jitter(42)}, "Config.Jitter"},
+		{"negative jitter", retry.Config{Jitter: retry.Jitter(-1)}, "Config.Jitter"},
+		{"negative elapsed", retry.Config{MaxElapsedTime: -1}, "Config.MaxElapsedTime"},
+		{"negative attempt timeout", retry.Config{AttemptTimeout: -1}, "Config.AttemptTimeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := retry.New(tt.give)
+			require.Error(t, err)
+			assert.Nil(t, p)
+			assert.Contains(t, err.Error(), tt.field)
+			assert.Contains(t, err.Error(), "retry: ")
+		})
+	}
+}
+
+func nan() float64 {
+	var zero float64
+	return zero / zero
+}
+
+func TestNewAcceptsValidConfig(t *testing.T) {
+	for _, cfg := range []retry.Config{
+		{},
+		{MaxAttempts: 1},
+		{Multiplier: 1, Jitter: retry.JitterNone},
+		{InitialDelay: time.Minute}, // MaxDelay defaults to at least InitialDelay
+		{MaxServerDelay: -1},
+		{Jitter: retry.JitterDecorrelated, Name: "db"},
+	} {
+		_, err := retry.New(cfg)
+		assert.NoError(t, err, "%+v", cfg)
+	}
+}
+
+func TestDoSucceedsAfterRetries(t *testing.T) {
+	p := mustNew(t, fast(retry.Config{MaxAttempts: 3}))
+	fn, calls := failing(2, errFlaky)
+	require.NoError(t, p.Do(context.Background(), fn))
+	assert.Equal(t, 3, *calls)
+}
+
+func TestDoExhausted(t *testing.T) {
+	p := mustNew(t, fast(retry.Config{MaxAttempts: 4}))
+	fn, calls := failing(100, errFlaky)
+	err := p.Do(context.Background(), fn)
+	require.Error(t, err)
+	assert.Equal(t, 4, *calls)
+	assert.ErrorIs(t, err, retry.ErrExhausted)
+	assert.ErrorIs(t, err, errFlaky)
+	assert.NotErrorIs(t, err, retry.ErrBudgetExhausted)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded)
+	var ee *retry.ExhaustedError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 4, ee.Attempts)
+	assert.Equal(t, retry.ReasonMaxAttempts, ee.Reason)
+	assert.Equal(t, "retry: gave up after 4 attempts (max attempts reached): flaky", err.Error())
+}
+
+func TestDefaultPolicy(t *testing.T) {
+	fn, calls := failing(0, nil)
+	require.NoError(t, retry.Do(context.Background(), fn))
+	assert.Equal(t, 1, *calls)
+}
+
+func TestMaxAttemptsOneNeverRetries(t *testing.T) {
+	p := mustNew(t, retry.Config{MaxAttempts: 1})
+	fn, calls := failing(100, errFlaky)
+	err := p.Do(context.Background(), fn)
+	assert.ErrorIs(t, err, retry.ErrExhausted)
+	assert.Equal(t, 1, *calls)
+	assert.Equal(t, "retry: gave up after 1 attempt (max attempts reached): flaky", err.Error())
+}
+
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return fmt.Sprintf("status %d", e.code) }
+
+func TestClassification(t *testing.T) {
+	retryable5xx := func(err error) bool {
+		var se *statusError
+		return errors.As(err, &se) && se.code >= 500
+	}
+	tests := []struct {
+		name      string
+		retryable func(error) bool
+		give      error
+		wantCalls int
+		wantSame  bool // the error is returned as it is
+	}{
+		{"plain error retried", nil, errFlaky, 3, false},
+		{"wrapped plain error retried", nil, fmt.Errorf("op: %w", errFlaky), 3, false},
+		{"context canceled not retried", nil, context.Canceled, 1, true},
+		{"wrapped deadline not retried", nil, fmt.Errorf("dial: %w", context.DeadlineExceeded), 1, true},
+		{"our permanent not retried", nil, retry.Permanent(errFlaky), 1, true},
+		{"backoff permanent not retried", nil, backoff.Permanent(errFlaky), 1, true},
+		{"wrapped permanent not retried", nil, fmt.Errorf("x: %w", retry.Permanent(errFlaky)), 1, true},
+		{"predicate accepts 503", retryable5xx, &statusError{503}, 3, false},
+		{"predicate rejects 404", retryable5xx, &statusError{404}, 1, true},
+		{"permanent wins over predicate", func(error) bool { return true }, retry.Permanent(errFlaky), 1, true},
+		{"predicate may retry context errors", func(error) bool { return true }, context.DeadlineExceeded, 3, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustNew(t, fast(retry.Config{MaxAttempts: 3, Retryable: tt.retryable}))
+			fn, calls := failing(100, tt.give)
+			err := p.Do(context.Background(), fn)
+			assert.Equal(t, tt.wantCalls, *calls)
+			assert.ErrorIs(t, err, tt.give)
+			if tt.wantSame {
+				assert.Same(t, tt.give, err)
+			} else {
+				assert.ErrorIs(t, err, retry.ErrExhausted)
+			}
+		})
+	}
+}
+
+func TestDefaultRetryable(t *testing.T) {
+	tests := []struct {
+		give error
+		want bool
+	}{
+		{errFlaky, true},
+		{io.ErrUnexpectedEOF, true},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, false},
+		{retry.Permanent(errFlaky), false},
+		{backoff.Permanent(errFlaky), false},
+		{retry.After(errFlaky, time.Second), true},
+		{retry.After(retry.Permanent(errFlaky), time.Second), false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, retry.DefaultRetryable(tt.give), "%v", tt.give)
+	}
+}
+
+func TestPermanentAndAfterOfNil(t *testing.T) {
+	assert.NoError(t, retry.Permanent(nil))
+	assert.NoError(t, retry.After(nil, time.Second))
+	assert.False(t, retry.IsPermanent(nil))
+	assert.True(t, retry.IsPermanent(retry.Permanent(errFlaky)))
+	assert.Equal(t, "flaky", retry.Permanent(errFlaky).Error())
+	assert.Equal(t, "flaky", retry.After(errFlaky, time.Second).Error())
+}
+
+func TestCall(t *testing.T) {
+	p := mustNew(t, fast(retry.Config{}))
+	n := 0
+	v, err := retry.Call(context.Background(), p, func(context.Context) (string, error) {
+		n++
+		if n < 2 {
+			return "", errFlaky
+		}
+		return "ok", nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "ok", v)
+	assert.Equal(t, 2, n)
+
+	v, err = retry.Call(context.Background(), p, func(context.Context) (string, error) {
+		return "partial", errFlaky
+	})
+	assert.ErrorIs(t, err, retry.ErrExhausted)
+	assert.Equal(t, "partial", v, "Call returns the last attempt's value")
+}
+
+func TestCanceledContextStopsRetries(t *testing.T) {
+	p := mustNew(t, fast(retry.Config{MaxAttempts: 5}))
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	err := p.Do(ctx, func(context.Context) error {
+		calls++
+		cancel()
+		return errFlaky
+	})
+	assert.Equal(t, 1, calls)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorIs(t, err, errFlaky)
+	assert.NotErrorIs(t, err, retry.ErrExhausted)
+}
+
+func TestPanicPropagates(t *testing.T) {
+	c := newCounter()
+	p := mustNew(t, retry.Config{MeterProvider: c.provider()})
+	assert.PanicsWithValue(t, "boom", func() {
+		_ = p.Do(context.Background(), func(context.Context) error { panic("boom") })
+	})
+	assert.Equal(t, map[string]int64{"panic": 1}, c.snapshot())
+}
+
+func TestOnRetryHook(t *testing.T) {
+	type call struct {
+		attempt int
+		err     error
+		delay   time.Duration
+	}
+	var got []call
+	var hookGoroutineCtx context.Context
+	type key struct{}
+	ctx := context.WithValue(context.Background(), key{}, "caller")
+	p := mustNew(t, retry.Config{
+		MaxAttempts: 4, InitialDelay: time.Microsecond, Multiplier: 1, Jitter: retry.JitterNone,
+		OnRetry: func(ctx context.Context, attempt int, err error, delay time.Duration) {
+			hookGoroutineCtx = ctx
+			got = append(got, call{attempt, err, delay})
+		},
+	})
+	fn, _ := failing(100, errFlaky)
+	err := p.Do(ctx, fn)
+	assert.ErrorIs(t, err, retry.ErrExhausted)
+	assert.Equal(t, []call{{1, errFlaky, time.Microsecond}, {2, errFlaky, time.Microsecond}, {3, errFlaky, time.Microsecond}}, got,
+		"called before each wait, not when giving up")
+	assert.Equal(t, "caller", hookGoroutineCtx.Value(key{}))
+}
+
+func TestPolicyIsSafeForConcurrentUse(t *testing.T) {
+	b, err := retry.NewBudget(retry.BudgetConfig{})
+	require.NoError(t, err)
+	for _, j := range []retry.Jitter{retry.JitterFull, retry.JitterEqual, retry.JitterDecorrelated, retry.JitterNone} {
+		p := mustNew(t, fast(retry.Config{MaxAttempts: 3, Jitter: j, Budget: b}))
+		pb := mustNew(t, fast(retry.Config{MaxAttempts: 3, NewBackOff: retry.Exponential(backoff.ExponentialBackOff{
+			InitialInterval: time.Microsecond, Multiplier: 2, MaxInterval: 10 * time.Microsecond, RandomizationFactor: 0.5,
+		})}))
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 50; i++ {
+					fn, _ := failing(i%4, errFlaky)
+					_ = p.Do(context.Background(), fn)
+					fn, _ = failing(i%4, errFlaky)
+					_ = pb.Do(context.Background(), fn)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+func TestLogger(t *testing.T) {
+	var buf bytes.Buffer
+	p := mustNew(t, fast(retry.Config{Name: "db", MaxAttempts: 2,
+		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
+	_ = p.Do(context.Background(), func(context.Context) error { return errFlaky })
+	assert.Contains(t, buf.String(), "msg=retrying policy=db attempt=1")
+	assert.Contains(t, buf.String(), "error=flaky")
+	assert.Equal(t, 1, bytes.Count(buf.Bytes(), []byte("\n")), "one record per retry, none for giving up")
+	assert.Equal(t, "db", p.Name())
+}
+
+// counter is an OpenTelemetry Int64Counter that counts by outcome, with the meter
+// provider that hands it out: enough of the metric API for these tests, no SDK.
+type counter struct {
+	mnoop.Int64Counter
+	mu     sync.Mutex
+	counts map[string]int64
+	names  []string
+	policy string
+}
+
+func newCounter() *counter { return &counter{counts: map[string]int64{}} }
+
+func (c *counter) Add(_ context.Context, n int64, opts ...metric.AddOption) {
+	cfg := metric.NewAddConfig(opts)
+	attrs := cfg.Attributes()
+	o, _ := attrs.Value("outcome")
+	pol, _ := attrs.Value("retry.policy")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts[o.AsString()] += n
+	c.policy = pol.AsString()
+}
+
+func (c *counter) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := map[string]int64{}
+	for k, v := range c.counts {
+		m[k] = v
+	}
+	return m
+}
+
+func (c *counter) provider() metric.MeterProvider { return meterProvider{c: c} }
+
+type meterProvider struct {
+	mnoop.MeterProvider
+	c *counter
+}
+
+func (p meterProvider) Meter(string, ...metric.MeterOption) metric.Meter { return meter{c: p.c} }
+
+type meter struct {
+	mnoop.Meter
+	c *counter
+}
+
+func (m meter) Int64Counter(name string, _ ...metric.Int64CounterOption) (metric.Int64Counter, error) {
+	m.c.mu.Lock()
+	m.c.names = append(m.c.names, name)
+	m.c.mu.Unlock()
+	return m.c, nil
+}
+
+func TestAttemptsCounter(t *testing.T) {
+	c := newCounter()
+	p := mustNew(t, fast(retry.Config{Name: "db", MaxAttempts: 3, MeterProvider: c.provider()}))
+	ctx := context.Background()
+
+	fn, _ := failing(1, errFlaky)
+	require.NoError(t, p.Do(ctx, fn)) // retry, success
+	fn, _ = failing(100, errFlaky)
+	require.Error(t, p.Do(ctx, fn)) // retry, retry, exhausted
+	fn, _ = failing(100, retry.Permanent(errFlaky))
+	require.Error(t, p.Do(ctx, fn)) // permanent
+
+	assert.Equal(t, []string{"selfheal.retry.attempts"}, c.names)
+	assert.Equal(t, "db", c.policy)
+	assert.Equal(t, map[string]int64{"success": 1, "retry": 3, "exhausted": 1, "permanent": 1}, c.snapshot())
+}
+
+// span is a recording span that keeps its events.
+type span struct {
+	tnoop.Span
+	recording bool
+	mu        sync.Mutex
+	events    []map[attribute.Key]attribute.Value
+}
+
+func (s *span) IsRecording() bool { return s.recording }
+
+func (s *span) AddEvent(name string, opts ...trace.EventOption) {
+	cfg := trace.NewEventConfig(opts...)
+	ev := map[attribute.Key]attribute.Value{"name": attribute.StringValue(name)}
+	for _, kv := range cfg.Attributes() {
+		ev[kv.Key] = kv.Value
+	}
+	s.mu.Lock()
+	s.events = append(s.events, ev)
+	s.mu.Unlock()
+}
+
+func TestSpanEvents(t *testing.T) {
+	p := mustNew(t, retry.Config{MaxAttempts: 3, InitialDelay: time.Millisecond, Multiplier: 2, Jitter: retry.JitterNone})
+
+	rec := &span{recording: true}
+	fn, _ := failing(100, errFlaky)
+	_ = p.Do(trace.ContextWithSpan(context.Background(), rec), fn)
+	require.Len(t, rec.events, 2)
+	for i, ev := range rec.events {
+		assert.Equal(t, "retry", ev["name"].AsString())
+		assert.Equal(t, int64(i+1), ev["retry.attempt"].AsInt64())
+		assert.Equal(t, int64(1<<i), ev["retry.delay_ms"].AsInt64())
+	}
+
+	quiet := &span{recording: false}
+	fn, _ = failing(100, errFlaky)
+	_ = p.Do(trace.ContextWithSpan(context.Background(), quiet), fn)
+	assert.Empty(t, quiet.events, "no events on a span that is not recording")
+}
+
+func TestNewBackOffIsPerCall(t *testing.T) {
+	made := 0
+	p := mustNew(t, retry.Config{MaxAttempts: 4, NewBackOff: func() backoff.BackOff {
+		made++
+		return &backoff.ZeroBackOff{}
+	}})
+	fn, _ := failing(0, nil)
+	require.NoError(t, p.Do(context.Background(), fn))
+	assert.Equal(t, 0, made, "no backoff is made for a call that does not retry")
+	fn, _ = failing(2, errFlaky)
+	require.NoError(t, p.Do(context.Background(), fn))
+	assert.Equal(t, 1, made, "one backoff per call")
+}
+
+func TestNewBackOffStop(t *testing.T) {
+	p := mustNew(t, retry.Config{MaxAttempts: 4, NewBackOff: func() backoff.BackOff { return &backoff.StopBackOff{} }})
+	fn, calls := failing(100, errFlaky)
+	err := p.Do(context.Background(), fn)
+	var ee *retry.ExhaustedError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, retry.ReasonBackOff, ee.Reason)
+	assert.Equal(t, 1, *calls)
+}
+
+func TestJitterString(t *testing.T) {
+	assert.Equal(t, "full", retry.JitterFull.String())
+	assert.Equal(t, "equal", retry.JitterEqual.String())
+	assert.Equal(t, "decorrelated", retry.JitterDecorrelated.String())
+	assert.Equal(t, "none", retry.JitterNone.String())
+	assert.Equal(t, "Jitter(9)", retry.Jitter(9).String())
+}
