@@ -57,6 +57,6 @@
 // Through the OpenTelemetry API ([Config.MeterProvider], nil meaning the global one): the
 // counter "selfheal.retry.attempts" with attribute "outcome" (success, retry, permanent,
 // exhausted, canceled, panic) and "retry.policy" when [Config.Name] is set; a span event
-// "retry" with "retry.attempt" and "retry.delay_ms" on the span in ctx when it is
-// recording. With [Config.Logger], a Debug record before each retry.
+// "retry" with "retry.attempt", "retry.delay_ms" and "retry.error" on the span in ctx
+// when it is recording. With [Config.Logger], a Debug record before each retry.
 package retry

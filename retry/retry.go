@@ -154,22 +154,22 @@ func New(cfg Config) (*Policy, error) {
 	}
 	p := &Policy{
 		name:           cfg.Name,
-		maxAttempts:    cmp(cfg.MaxAttempts, DefaultMaxAttempts),
+		maxAttempts:    orDefault(cfg.MaxAttempts, DefaultMaxAttempts),
 		newBackOff:     cfg.NewBackOff,
 		maxElapsed:     cfg.MaxElapsedTime,
 		attemptTimeout: cfg.AttemptTimeout,
-		maxServerDelay: cmp(cfg.MaxServerDelay, DefaultMaxServerDelay),
+		maxServerDelay: orDefault(cfg.MaxServerDelay, DefaultMaxServerDelay),
 		retryable:      cfg.Retryable,
 		budget:         cfg.Budget,
 		onRetry:        cfg.OnRetry,
 		logger:         cfg.Logger,
 	}
-	base := cmp(cfg.InitialDelay, DefaultInitialDelay)
+	base := orDefault(cfg.InitialDelay, DefaultInitialDelay)
 	maxDelay := cfg.MaxDelay
 	if maxDelay == 0 {
 		maxDelay = max(DefaultMaxDelay, base)
 	}
-	p.delays = delays{base: base, cap: maxDelay, multiplier: cmp(cfg.Multiplier, DefaultMultiplier), jitter: cfg.Jitter}
+	p.delays = delays{base: base, cap: maxDelay, multiplier: orDefault(cfg.Multiplier, DefaultMultiplier), jitter: cfg.Jitter}
 	if p.retryable == nil {
 		p.retryable = DefaultRetryable
 	}
@@ -192,7 +192,7 @@ func New(cfg Config) (*Policy, error) {
 	return p, nil
 }
 
-func cmp[T int | time.Duration | float64](v, def T) T {
+func orDefault[T int | time.Duration | float64](v, def T) T {
 	if v == 0 {
 		return def
 	}
@@ -207,8 +207,8 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("retry: Config.InitialDelay is %v; want >= 0 (0 means %v)", cfg.InitialDelay, DefaultInitialDelay)
 	case cfg.MaxDelay < 0:
 		return fmt.Errorf("retry: Config.MaxDelay is %v; want >= 0 (0 means %v)", cfg.MaxDelay, DefaultMaxDelay)
-	case cfg.MaxDelay > 0 && cfg.MaxDelay < cmp(cfg.InitialDelay, DefaultInitialDelay):
-		return fmt.Errorf("retry: Config.MaxDelay (%v) is less than Config.InitialDelay (%v)", cfg.MaxDelay, cmp(cfg.InitialDelay, DefaultInitialDelay))
+	case cfg.MaxDelay > 0 && cfg.MaxDelay < orDefault(cfg.InitialDelay, DefaultInitialDelay):
+		return fmt.Errorf("retry: Config.MaxDelay (%v) is less than Config.InitialDelay (%v)", cfg.MaxDelay, orDefault(cfg.InitialDelay, DefaultInitialDelay))
 	case math.IsNaN(cfg.Multiplier) || math.IsInf(cfg.Multiplier, 0) || (cfg.Multiplier != 0 && cfg.Multiplier < 1):
 		return fmt.Errorf("retry: Config.Multiplier is %v; want a finite value >= 1 (0 means %v)", cfg.Multiplier, DefaultMultiplier)
 	case cfg.Jitter < 0 || cfg.Jitter >= jitterEnd:
@@ -450,8 +450,8 @@ func (p *Policy) notify(ctx context.Context, n int, err error, delay time.Durati
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.AddEvent("retry", trace.WithAttributes(
 			attribute.Int("retry.attempt", n),
-			attribute.Int64("retry.delay_ms", delay.Milliseconds()),
-			attribute.String("exception.message", err.Error()),
+			attribute.Float64("retry.delay_ms", float64(delay)/float64(time.Millisecond)),
+			attribute.String("retry.error", err.Error()),
 		))
 	}
 	if p.logger != nil {

@@ -428,7 +428,8 @@ func TestSpanEvents(t *testing.T) {
 	for i, ev := range rec.events {
 		assert.Equal(t, "retry", ev["name"].AsString())
 		assert.Equal(t, int64(i+1), ev["retry.attempt"].AsInt64())
-		assert.Equal(t, int64(1<<i), ev["retry.delay_ms"].AsInt64())
+		assert.Equal(t, float64(int(1)<<i), ev["retry.delay_ms"].AsFloat64())
+		assert.Equal(t, "flaky", ev["retry.error"].AsString())
 	}
 
 	quiet := &span{recording: false}
