@@ -469,3 +469,17 @@ func TestJitterString(t *testing.T) {
 	assert.Equal(t, "none", retry.JitterNone.String())
 	assert.Equal(t, "Jitter(9)", retry.Jitter(9).String())
 }
+
+func TestFirstAttemptSuccessDoesNotAllocate(t *testing.T) {
+	b, err := retry.NewBudget(retry.BudgetConfig{})
+	require.NoError(t, err)
+	ctx := context.Background()
+	ok := func(context.Context) error { return nil }
+	for _, cfg := range []retry.Config{{}, {Name: "db", Budget: b, MaxElapsedTime: time.Second}} {
+		p := mustNew(t, cfg)
+		assert.Zero(t, testing.AllocsPerRun(100, func() { _ = p.Do(ctx, ok) }))
+		assert.Zero(t, testing.AllocsPerRun(100, func() {
+			_, _ = retry.Call(ctx, p, func(context.Context) (int, error) { return 1, nil })
+		}))
+	}
+}
