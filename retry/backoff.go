@@ -56,23 +56,13 @@ func Constant(d time.Duration) func() backoff.BackOff {
 	return func() backoff.BackOff { return b }
 }
 
-// Exponential returns a [Config.NewBackOff] that gives every call its own copy of eb,
-// reset before use: backoff's own exponential strategy with its symmetric randomization
-// ([backoff.ExponentialBackOff.RandomizationFactor]) and its MaxElapsedTime. Use it when
-// you want exactly backoff v4's delays; the built-in [Jitter] strategies need no
-// per-call allocation.
-func Exponential(eb backoff.ExponentialBackOff) func() backoff.BackOff {
-	if eb.Clock == nil {
-		eb.Clock = backoff.SystemClock
-	}
-	if eb.Stop == 0 {
-		eb.Stop = backoff.Stop
-	}
-	return func() backoff.BackOff {
-		c := eb
-		c.Reset()
-		return &c
-	}
+// Exponential returns a [Config.NewBackOff] that gives every call its own
+// [backoff.ExponentialBackOff], made by [backoff.NewExponentialBackOff](opts...): backoff
+// v4's own exponential strategy, with its defaults, its symmetric randomization
+// (RandomizationFactor) and its MaxElapsedTime. Use it when you want exactly backoff's
+// delays; the built-in [Jitter] strategies need no per-call allocation.
+func Exponential(opts ...backoff.ExponentialBackOffOpts) func() backoff.BackOff {
+	return func() backoff.BackOff { return backoff.NewExponentialBackOff(opts...) }
 }
 
 // delays computes the built-in strategies. It is immutable: the per-call state (the

@@ -101,6 +101,9 @@ func IsPermanent(err error) bool {
 // next attempt, such as an HTTP Retry-After. When the error of a failed attempt (or an
 // error it wraps) implements DelayHint and RetryAfter returns more than zero, a [Policy]
 // waits that long, up to [Config.MaxServerDelay], instead of its backoff delay.
+//
+// Packages that should not import retry (an HTTP client transport that saw a
+// Retry-After header, say) implement it on their own error types; others use [After].
 type DelayHint interface {
 	RetryAfter() time.Duration
 }

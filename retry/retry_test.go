@@ -295,9 +295,8 @@ func TestPolicyIsSafeForConcurrentUse(t *testing.T) {
 	require.NoError(t, err)
 	for _, j := range []retry.Jitter{retry.JitterFull, retry.JitterEqual, retry.JitterDecorrelated, retry.JitterNone} {
 		p := mustNew(t, fast(retry.Config{MaxAttempts: 3, Jitter: j, Budget: b}))
-		pb := mustNew(t, fast(retry.Config{MaxAttempts: 3, NewBackOff: retry.Exponential(backoff.ExponentialBackOff{
-			InitialInterval: time.Microsecond, Multiplier: 2, MaxInterval: 10 * time.Microsecond, RandomizationFactor: 0.5,
-		})}))
+		pb := mustNew(t, fast(retry.Config{MaxAttempts: 3, NewBackOff: retry.Exponential(
+			backoff.WithInitialInterval(time.Microsecond), backoff.WithMaxInterval(10*time.Microsecond))}))
 		var wg sync.WaitGroup
 		for g := 0; g < 8; g++ {
 			wg.Add(1)

@@ -7,6 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -313,5 +314,19 @@ func TestAttemptTimeout(t *testing.T) {
 		assert.Equal(t, 1, calls)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		assert.False(t, errors.As(err, &te))
+	})
+}
+
+func TestExponentialIsBackoffsOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		delays, _, _ := waits(t, retry.Config{MaxAttempts: 5, NewBackOff: retry.Exponential(
+			backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMultiplier(2), backoff.WithRandomizationFactor(0.5),
+		)}, context.Background(), nil)
+		require.Len(t, delays, 4)
+		for i, d := range delays {
+			interval := 100 * time.Millisecond << i
+			assert.GreaterOrEqual(t, d, interval/2, "retry %d", i+1)
+			assert.LessOrEqual(t, d, interval*3/2+1, "retry %d", i+1)
+		}
 	})
 }
