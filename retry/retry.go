@@ -322,11 +322,11 @@ func (p *Policy) record(ctx context.Context, o outcome) {
 // timedAttempt runs attempt n of fn under AttemptTimeout.
 func (p *Policy) timedAttempt(ctx context.Context, fn func(context.Context) error, n int) error {
 	actx, cancel := context.WithTimeout(ctx, p.attemptTimeout)
+	defer cancel() // also when fn panics
 	err := fn(actx)
 	if err != nil && actx.Err() != nil && ctx.Err() == nil {
 		err = &AttemptTimeoutError{Attempt: n, Timeout: p.attemptTimeout, Err: err}
 	}
-	cancel()
 	return err
 }
 
