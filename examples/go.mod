@@ -5,6 +5,12 @@ go 1.26.0
 require github.com/selfheal-go/selfheal v0.0.0
 
 require (
+	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
+	github.com/sony/gobreaker/v2 v2.4.0 // indirect
+	golang.org/x/time v0.15.0 // indirect
+)
+
+require (
 	github.com/Microsoft/go-winio v0.6.4 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/containerd/errdefs v1.0.0 // indirect
