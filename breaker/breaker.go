@@ -158,7 +158,7 @@ func (b *Breaker) Name() string { return b.name }
 // again with the same value after the breaker has recorded it.
 func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error {
 	e := b.eng.Load()
-	if oe := e.openErr.Load(); oe != nil && (oe.Forced || time.Now().Before(oe.Until)) {
+	if oe := e.openErr.Load(); oe != nil && (oe.Forced || time.Until(oe.Until) > 0) {
 		// Open: reject without touching gobreaker's lock.
 		return b.reject(ctx, oe)
 	}
@@ -306,7 +306,7 @@ func (e *engine) successful(err error) bool {
 		}
 		e.mu.Lock()
 		e.win.add(o, now)
-		trip := e.win.trips(&e.b.s)
+		trip := e.win.trips(&e.b.s, o)
 		e.mu.Unlock()
 		if trip {
 			e.trip = true // gobreaker counts a failure and asks readyToTrip

@@ -17,8 +17,9 @@ import (
 // zero value means; [New] reports settings it cannot honour as errors that match
 // [ErrInvalidConfig] and name the field.
 //
-// The trip rules are checked in the closed state after every call that counts; the
-// breaker opens as soon as one of the enabled rules is met:
+// The trip rules are checked in the closed state after every call that fails or is
+// slow (a fast success never trips a breaker, even when it brings the window to
+// MinimumCalls); the breaker opens as soon as one of the enabled rules is met:
 //
 //   - consecutive failures: ConsecutiveFailures failures in a row;
 //   - failure rate: at least MinimumCalls calls in the window and the failed share

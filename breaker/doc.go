@@ -11,8 +11,8 @@
 //
 // A breaker is closed, open or half-open ([State]):
 //
-//   - Closed: every call runs. After each call that counts, the trip rules are checked;
-//     when one is met the breaker opens.
+//   - Closed: every call runs. After each call that fails or is slow, the trip rules
+//     are checked; when one is met the breaker opens.
 //   - Open: every call is rejected at once, for [Config.OpenDuration] (default 60s).
 //   - Half-open: the first call after the open duration moves the breaker to
 //     half-open. It lets [Config.HalfOpenProbes] probe calls through (default 1) and

@@ -106,15 +106,18 @@ func (w *window) roll(now time.Time) {
 	w.age = age
 }
 
-// trips reports whether the window meets a rate rule of s. For a time-based window
-// only the slow-call rule is checked here.
-func (w *window) trips(s *settings) bool {
-	if w.calls == 0 || int(w.calls) < s.minCalls {
+// trips reports whether the window, after a call with outcome o, meets a rate rule
+// of s. Only a failure can trip the failure-rate rule and only a slow call the
+// slow-call rule: a fast success never trips the breaker, even when it brings the
+// window to MinimumCalls. For a time-based window only the slow-call rule is checked
+// here (readyToTrip checks the failure rate on gobreaker's rolling counts).
+func (w *window) trips(s *settings, o uint8) bool {
+	if o == 0 || w.calls == 0 || int(w.calls) < s.minCalls {
 		return false
 	}
 	calls := float64(w.calls)
-	if w.ring != nil && s.failureRate > 0 && float64(w.failures)/calls >= s.failureRate {
+	if o&outcomeFailed != 0 && w.ring != nil && s.failureRate > 0 && float64(w.failures)/calls >= s.failureRate {
 		return true
 	}
-	return s.slowDuration > 0 && float64(w.slow)/calls >= s.slowRate
+	return o&outcomeSlow != 0 && float64(w.slow)/calls >= s.slowRate
 }
