@@ -33,14 +33,19 @@ type RejectedError struct {
 	Name string
 	// Reason is the sentinel error the rejection matches.
 	Reason error
-	// RetryAfter, when positive, is how long the caller should wait before trying
-	// again (a rate limiter knows when its next token arrives).
-	RetryAfter time.Duration
+	// Delay, when positive, is how long the caller should wait before trying again
+	// (a rate limiter knows when its next token arrives). [RejectedError.RetryAfter]
+	// returns it.
+	Delay time.Duration
 }
 
+// RetryAfter returns Delay. It makes a RejectedError a retry.DelayHint, so that a
+// retry policy around a rate limit waits for the next token rather than its backoff.
+func (e *RejectedError) RetryAfter() time.Duration { return e.Delay }
+
 func (e *RejectedError) Error() string {
-	if e.RetryAfter > 0 {
-		return fmt.Sprintf("%v (%s %q, retry after %v)", e.Reason, e.Policy, e.Name, e.RetryAfter)
+	if e.Delay > 0 {
+		return fmt.Sprintf("%v (%s %q, retry after %v)", e.Reason, e.Policy, e.Name, e.Delay)
 	}
 	return fmt.Sprintf("%v (%s %q)", e.Reason, e.Policy, e.Name)
 }
@@ -72,18 +77,12 @@ func (e *TimeoutError) Is(target error) bool {
 // Unwrap returns Err.
 func (e *TimeoutError) Unwrap() error { return e.Err }
 
-// RetryAfter returns the delay a rejection or a server asked for: the RetryAfter of a
-// *[RejectedError] anywhere in err's chain, or of any error in the chain that has a
-// method RetryAfter() time.Duration (the breaker's and retry's error types do). It
-// returns false when there is none.
+// RetryAfter returns the delay a rejection or a server asked for: the first positive
+// RetryAfter() time.Duration of an error in err's tree (a *[RejectedError], the
+// breaker's *OpenError, retry's *AfterError). It returns false when there is none.
 func RetryAfter(err error) (time.Duration, bool) {
 	for err != nil {
-		switch e := err.(type) {
-		case *RejectedError:
-			if e.RetryAfter > 0 {
-				return e.RetryAfter, true
-			}
-		case interface{ RetryAfter() time.Duration }:
+		if e, ok := err.(interface{ RetryAfter() time.Duration }); ok {
 			if d := e.RetryAfter(); d > 0 {
 				return d, true
 			}

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/selfheal-go/selfheal/breaker"
-	"github.com/selfheal-go/selfheal/health"
 	"github.com/selfheal-go/selfheal/heal"
+	"github.com/selfheal-go/selfheal/health"
 	"github.com/selfheal-go/selfheal/supervise"
 )
 

@@ -130,7 +130,7 @@ func TestCall(t *testing.T) {
 }
 
 func TestErrorHelpers(t *testing.T) {
-	rej := &heal.RejectedError{Policy: "ratelimit", Name: "x", Reason: heal.ErrRateLimited, RetryAfter: 3e9}
+	rej := &heal.RejectedError{Policy: "ratelimit", Name: "x", Reason: heal.ErrRateLimited, Delay: 3e9}
 	wrapped := errors.Join(errors.New("other"), rej)
 	d, ok := heal.RetryAfter(wrapped)
 	assert.True(t, ok)

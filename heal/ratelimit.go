@@ -219,7 +219,7 @@ func (l *RateLimit) reject(ctx context.Context, retryAfter time.Duration) error 
 	l.rejectEv.addWith(ctx, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attribute.Int64("selfheal.retry_after_ms", retryAfter.Milliseconds())}
 	})
-	return &RejectedError{Policy: "ratelimit", Name: l.name, Reason: ErrRateLimited, RetryAfter: retryAfter}
+	return &RejectedError{Policy: "ratelimit", Name: l.name, Reason: ErrRateLimited, Delay: retryAfter}
 }
 
 // RateLimitSnapshot is the state of a [RateLimit] at one instant.

@@ -1,0 +1,194 @@
+package heal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/selfheal-go/selfheal/breaker"
+	"github.com/selfheal-go/selfheal/retry"
+)
+
+// Config configures a [Pipeline]: the ready-made composition
+//
+//	fallback( retry( breaker( rate limit( timeout( bulkhead( fn ))))))
+//
+// (see the package documentation for the reasons of that order). The zero value is a
+// pipeline of the retry, breaker and bulkhead packages' defaults: 3 attempts with
+// jittered exponential backoff, a breaker that opens after 5 consecutive failures, and
+// a bulkhead of 25 concurrent calls; no rate limit, no timeout of its own (the
+// caller's deadline applies), no fallback.
+type Config struct {
+	// Name names the stages: the breaker is Name, the bulkhead Name, and so on.
+	// Default "pipeline".
+	Name string
+	// Retry configures the retries. MaxAttempts 1 leaves the stage out. Its
+	// Retryable (default retry.DefaultRetryable) is consulted after the pipeline's
+	// own rules: an open breaker is not retried, a timeout or a rejection by the
+	// rate limit or bulkhead is (a rate limit's rejection after its Retry-After).
+	Retry retry.Config
+	// Breaker configures the circuit breaker. Its IsFailure (default: every error)
+	// never sees the rate limit's and bulkhead's rejections: they are not failures
+	// of the dependency, and count as successes.
+	Breaker breaker.Config
+	// RateLimit configures the rate limit; Rate 0 leaves the stage out.
+	RateLimit RateLimitConfig
+	// Timeout bounds each attempt, including its wait for a bulkhead slot. Zero
+	// leaves the stage out.
+	Timeout time.Duration
+	// Bulkhead configures the bulkhead (default: 25 concurrent calls, no queue).
+	Bulkhead BulkheadConfig
+	// Fallback, when set, replaces the errors that FallbackHandle accepts
+	// (default DefaultFallbackHandle) once everything else has failed.
+	Fallback       func(ctx context.Context, err error) error
+	FallbackHandle func(error) bool
+	// MeterProvider serves every stage whose own config has none. Nil means the
+	// global provider.
+	MeterProvider metric.MeterProvider
+}
+
+// Pipeline is the ready-made composition of policies that [New] builds from a
+// [Config]. It is a [Policy] and a [BreakerStates]; its stages are reachable for
+// health wiring and run-time changes.
+//
+// A Pipeline is safe for concurrent use.
+type Pipeline struct {
+	fallback *Fallback
+	retry    *retry.Policy
+	breaker  *breaker.Breaker
+	rate     *RateLimit
+	timeout  *Timeout
+	bulkhead *Bulkhead
+	chain    Policy
+}
+
+// New builds the pipeline of cfg, or returns an error naming the invalid field.
+func New(cfg Config) (*Pipeline, error) {
+	if cfg.Name == "" {
+		cfg.Name = "pipeline"
+	}
+	p := &Pipeline{}
+	var err error
+	if cfg.Fallback != nil {
+		if p.fallback, err = NewFallback(FallbackConfig{Name: cfg.Name, Handle: cfg.FallbackHandle,
+			Func: cfg.Fallback, MeterProvider: cfg.MeterProvider}); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Retry.MaxAttempts != 1 {
+		rc := cfg.Retry
+		if rc.Name == "" {
+			rc.Name = cfg.Name
+		}
+		if rc.MeterProvider == nil {
+			rc.MeterProvider = cfg.MeterProvider
+		}
+		rc.Retryable = pipelineRetryable(rc.Retryable)
+		if p.retry, err = retry.New(rc); err != nil {
+			return nil, fmt.Errorf("heal: Config.Retry: %w", err)
+		}
+	}
+	bc := cfg.Breaker
+	if bc.MeterProvider == nil {
+		bc.MeterProvider = cfg.MeterProvider
+	}
+	bc.IsFailure = pipelineIsFailure(bc.IsFailure)
+	if p.breaker, err = breaker.New(cfg.Name, bc); err != nil {
+		return nil, fmt.Errorf("heal: Config.Breaker: %w", err)
+	}
+	if cfg.RateLimit.Rate != 0 {
+		rl := cfg.RateLimit
+		if rl.Name == "" {
+			rl.Name = cfg.Name
+		}
+		if rl.MeterProvider == nil {
+			rl.MeterProvider = cfg.MeterProvider
+		}
+		if p.rate, err = NewRateLimit(rl); err != nil {
+			return nil, fmt.Errorf("heal: Config.RateLimit: %w", err)
+		}
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("heal: Config.Timeout %v is negative", cfg.Timeout)
+	}
+	if cfg.Timeout > 0 {
+		if p.timeout, err = NewTimeout(TimeoutConfig{Name: cfg.Name, Timeout: cfg.Timeout, MeterProvider: cfg.MeterProvider}); err != nil {
+			return nil, err
+		}
+	}
+	bh := cfg.Bulkhead
+	if bh.Name == "" {
+		bh.Name = cfg.Name
+	}
+	if bh.MeterProvider == nil {
+		bh.MeterProvider = cfg.MeterProvider
+	}
+	if p.bulkhead, err = NewBulkhead(bh); err != nil {
+		return nil, fmt.Errorf("heal: Config.Bulkhead: %w", err)
+	}
+
+	var stages []Policy
+	add := func(ok bool, pol Policy) {
+		if ok {
+			stages = append(stages, pol)
+		}
+	}
+	add(p.fallback != nil, p.fallback)
+	add(p.retry != nil, p.retry)
+	add(true, p.breaker)
+	add(p.rate != nil, p.rate)
+	add(p.timeout != nil, p.timeout)
+	add(true, p.bulkhead)
+	p.chain = Chain(stages...)
+	return p, nil
+}
+
+func pipelineRetryable(user func(error) bool) func(error) bool {
+	if user == nil {
+		user = retry.DefaultRetryable
+	}
+	return func(err error) bool {
+		switch {
+		case errors.Is(err, breaker.ErrOpen), errors.Is(err, breaker.ErrTooManyRequests):
+			return false
+		case errors.Is(err, ErrTimeout), IsRejected(err):
+			return true
+		}
+		return user(err)
+	}
+}
+
+func pipelineIsFailure(user func(error) bool) func(error) bool {
+	if user == nil {
+		user = breaker.DefaultIsFailure
+	}
+	return func(err error) bool {
+		if IsRejected(err) {
+			return false
+		}
+		return user(err)
+	}
+}
+
+// Do runs fn through the pipeline.
+func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error {
+	return p.chain.Do(ctx, fn)
+}
+
+// States returns the state of the pipeline's breaker: a [BreakerStates].
+func (p *Pipeline) States() []breaker.Snapshot { return []breaker.Snapshot{p.breaker.State()} }
+
+// Breaker returns the pipeline's circuit breaker.
+func (p *Pipeline) Breaker() *breaker.Breaker { return p.breaker }
+
+// Bulkhead returns the pipeline's bulkhead.
+func (p *Pipeline) Bulkhead() *Bulkhead { return p.bulkhead }
+
+// RateLimit returns the pipeline's rate limit, or nil when it has none.
+func (p *Pipeline) RateLimit() *RateLimit { return p.rate }
+
+// Retry returns the pipeline's retry policy, or nil when it has none.
+func (p *Pipeline) Retry() *retry.Policy { return p.retry }
