@@ -1,0 +1,67 @@
+// Package docker is the agent's Docker Swarm driver: it runs a service as a Swarm
+// service through the Docker Engine API, and implements driver.Orchestrator,
+// driver.NodeController and driver.Adopter.
+//
+// # What Swarm does, what the agent adds
+//
+// Swarm keeps the declared replica count, restarts an exited container by its restart
+// policy (condition "any", Config.RestartDelay), replaces a container whose Docker
+// HEALTHCHECK fails, and runs rolling updates with parallelism, delay, a monitor
+// window, a maximum failure ratio and an automatic rollback. The driver hands all of
+// that to Swarm (Apply, Scale, Rollback) and never re-implements it.
+//
+// What Swarm cannot see is the service's own health document: latency, saturation,
+// breaker and supervisor state. The agent reads it from every instance's Addr and
+// acts through the driver: Stop stops an instance that is unhealthy by its document
+// (Swarm then starts a replacement in the same replica slot), Scale scales on
+// latency and saturation, SetNodeState drains a node that reports itself degraded.
+// Watch reports what Swarm and the engine did on their own (restarts, health
+// changes, rollout states, node changes) for the agent's event log.
+//
+// # Instances, slots and ports
+//
+// Instances use host networking and listen on 127.0.0.1, one port per replica slot:
+// slot n listens on ServiceSpec.BasePort+n-1. Swarm expands templates only in a
+// task's environment (never in its command) and its templates cannot add, so the
+// driver writes the port of every slot into the service's labels
+// (selfheal.port.<slot>) and sets PORT to the template
+//
+//	{{index .Service.Labels (printf "selfheal.port.%s" .Task.Slot)}}
+//
+// Tasks also get SLOT, INSTANCE_ID (the task id), NODE, SERVICE, VERSION and
+// BASE_PORT. Rolling updates stop an old task before starting its successor
+// (stop-first), since both would bind the same port.
+//
+// # Writes
+//
+// Every write re-reads the object and writes with the version index it read; when
+// Swarm refuses the write as stale (another writer came first), the driver re-reads
+// and tries again, up to Config.WriteAttempts times, then returns an error matching
+// ErrStaleVersion. A write that would change nothing is not sent. Writes return as
+// soon as Swarm accepted them and never wait for the swarm to converge (the CLI's
+// blocking `docker service scale` can hang for many minutes): callers follow
+// progress with Rollout and Instances, polling with their own deadline. Every call
+// is bounded by Config.CallTimeout.
+//
+// # No registry, no pulls
+//
+// Services are created and updated with QueryRegistry false (the API's
+// --no-resolve-image), so the image reference is never resolved against a
+// registry; the image must already be on the engine. BuildImage makes one FROM
+// scratch from a static binary with the classic builder: no base image, no pull.
+// Its HEALTHCHECK runs the binary itself in probe mode (DefaultProbeCommand), since a
+// scratch image has no shell and no curl.
+//
+// # Errors
+//
+// A missing or restarting engine is an error matching ErrEngineUnavailable (an
+// *EngineError naming the address), an engine outside swarm mode one matching
+// ErrNotManager. Unknown services, tasks and nodes match driver.ErrNotFound. The
+// driver holds no state that an engine restart invalidates: after the engine is back,
+// the next call simply works.
+//
+// # Concurrency
+//
+// A Driver is safe for concurrent use. New starts no goroutines; Watch runs on the
+// caller's goroutine until its context is done.
+package docker

@@ -1,0 +1,123 @@
+// Command testsvc is a small HTTP service for the docker driver's integration tests,
+// so that they do not depend on the demo service. It listens on 127.0.0.1:$PORT and
+// serves /livez, /readyz and a health document on /health, carries its version
+// ($VERSION), and has fault endpoints (POST only):
+//
+//	/fault/crash       exit 3 at once
+//	/fault/unhealthy   /livez fails from now on (Docker's HEALTHCHECK notices)
+//	/fault/degrade     the health document reports "fail" (only the agent notices)
+//
+// A version that contains "bad" fails /livez from the start.
+//
+// With -probe URL it is its own health probe for a HEALTHCHECK in a scratch image: it
+// expands $VARIABLES in URL, GETs it and exits 0 on a 2xx answer, 1 otherwise.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	probe := flag.String("probe", "", "probe this URL ($VARS expanded) and exit 0 if it answers 2xx")
+	flag.Parse()
+	if *probe != "" {
+		os.Exit(probeURL(os.ExpandEnv(*probe)))
+	}
+	if err := serve(); err != nil {
+		fmt.Fprintln(os.Stderr, "testsvc:", err)
+		os.Exit(1)
+	}
+}
+
+func probeURL(url string) int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		fmt.Fprintln(os.Stderr, "probe:", resp.Status)
+		return 1
+	}
+	return 0
+}
+
+func serve() error {
+	port := os.Getenv("PORT")
+	if port == "" {
+		return errors.New("PORT is not set")
+	}
+	version := os.Getenv("VERSION")
+	var unhealthy, degraded atomic.Bool
+	unhealthy.Store(strings.Contains(version, "bad"))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		if unhealthy.Load() {
+			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if unhealthy.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		status := "pass"
+		if unhealthy.Load() || degraded.Load() {
+			status = "fail"
+		}
+		w.Header().Set("Content-Type", "application/health+json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"status": status, "version": version, "serviceId": os.Getenv("INSTANCE_ID"),
+		})
+	})
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s %s\n", os.Getenv("INSTANCE_ID"), version)
+	})
+	mux.HandleFunc("POST /fault/crash", func(w http.ResponseWriter, r *http.Request) {
+		os.Exit(3)
+	})
+	mux.HandleFunc("POST /fault/unhealthy", func(w http.ResponseWriter, r *http.Request) {
+		unhealthy.Store(true)
+	})
+	mux.HandleFunc("POST /fault/degrade", func(w http.ResponseWriter, r *http.Request) {
+		degraded.Store(true)
+	})
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
