@@ -45,6 +45,14 @@ func newServer(t *testing.T, cfg heal.MiddlewareConfig, h http.Handler) (*heal.M
 	return m, srv
 }
 
+// newServerWith serves an empty handler behind m.
+func newServerWith(t *testing.T, m *heal.Middleware) (*heal.Middleware, *httptest.Server) {
+	t.Helper()
+	srv := httptest.NewServer(m.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	t.Cleanup(srv.Close)
+	return m, srv
+}
+
 func get(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 	t.Helper()
 	resp, err := c.Get(url)

@@ -1,0 +1,57 @@
+package heal_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/selfheal-go/selfheal/breaker"
+	"github.com/selfheal-go/selfheal/heal"
+	"github.com/selfheal-go/selfheal/retry"
+)
+
+// The ready-made pipeline: fallback(retry(breaker(rate limit(timeout(bulkhead(fn)))))).
+func ExampleNew() {
+	p, err := heal.New(heal.Config{
+		Name:     "inventory",
+		Retry:    retry.Config{MaxAttempts: 3, InitialDelay: time.Millisecond},
+		Breaker:  breaker.Config{ConsecutiveFailures: 5},
+		Timeout:  time.Second,
+		Bulkhead: heal.BulkheadConfig{MaxConcurrent: 50},
+	})
+	if err != nil {
+		panic(err)
+	}
+	attempts := 0
+	stock, err := heal.Call(context.Background(), p, func(ctx context.Context) (int, error) {
+		attempts++
+		if attempts < 3 {
+			return 0, errors.New("connection reset")
+		}
+		return 7, nil
+	})
+	fmt.Println(stock, err, attempts)
+	// Output: 7 <nil> 3
+}
+
+// With a fallback, the pipeline degrades instead of failing: here while the breaker
+// is open.
+func ExampleConfig_fallback() {
+	p, _ := heal.New(heal.Config{
+		Retry: retry.Config{MaxAttempts: 1},
+		Fallback: func(ctx context.Context, err error) error {
+			if errors.Is(err, breaker.ErrOpen) {
+				fmt.Println("serving from cache")
+				return nil
+			}
+			return err
+		},
+	})
+	p.Breaker().ForceOpen()
+	err := p.Do(context.Background(), func(context.Context) error { return nil })
+	fmt.Println(err)
+	// Output:
+	// serving from cache
+	// <nil>
+}
