@@ -8,8 +8,8 @@ import (
 	"sort"
 
 	"github.com/selfheal-go/selfheal/breaker"
-	"github.com/selfheal-go/selfheal/health"
 	"github.com/selfheal-go/selfheal/heal"
+	"github.com/selfheal-go/selfheal/health"
 )
 
 // Publish the server's load and the breakers' states in the health document that
