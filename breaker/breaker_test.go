@@ -409,7 +409,9 @@ func TestPanicIsAFailureAndIsRaisedAgain(t *testing.T) {
 	var transitions []string
 	b, err := breaker.New("p", breaker.Config{
 		ConsecutiveFailures: 1,
-		OnStateChange:       func(_ string, from, to breaker.State) { transitions = append(transitions, from.String()+">"+to.String()) },
+		OnStateChange: func(_ string, from, to breaker.State) {
+			transitions = append(transitions, from.String()+">"+to.String())
+		},
 	})
 	require.NoError(t, err)
 	assert.PanicsWithValue(t, "kaboom", func() {
@@ -439,7 +441,9 @@ func TestForceAndReset(t *testing.T) {
 	var transitions []string
 	b, err := breaker.New("f", breaker.Config{
 		ConsecutiveFailures: 1,
-		OnStateChange:       func(_ string, from, to breaker.State) { transitions = append(transitions, from.String()+">"+to.String()) },
+		OnStateChange: func(_ string, from, to breaker.State) {
+			transitions = append(transitions, from.String()+">"+to.String())
+		},
 	})
 	require.NoError(t, err)
 

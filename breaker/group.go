@@ -27,10 +27,13 @@ type GroupConfig struct {
 	// is amortized. Zero means 1024. Negative is invalid.
 	MaxKeys int
 
-	// IdleTimeout evicts breakers that have not been looked up for at least that long.
-	// Eviction is done while the group adds a key or reports its states, never on the
-	// lookup of an existing key, so an idle breaker may stay longer while the group is
-	// otherwise quiet. Zero means 10 minutes. Negative is invalid.
+	// IdleTimeout evicts breakers that have not been looked up for a while: at most
+	// once per IdleTimeout, while the group adds a key or reports its States (never
+	// on the lookup of an existing key), the group sweeps, and a sweep evicts the
+	// breakers not looked up since the previous sweep. A breaker is thus idle for at
+	// least IdleTimeout when it is evicted, and for about twice that when sweeps are
+	// frequent (a health check that reports States every few seconds makes them so).
+	// Zero means 10 minutes. Negative is invalid.
 	IdleTimeout time.Duration
 }
 
