@@ -63,7 +63,7 @@ func newFailsafe(tb testing.TB, open bool) failsafe.Executor[any] {
 }
 
 func gbOK() (struct{}, error) { return struct{}{}, nil }
-func fsOK() error            { return nil }
+func fsOK() error             { return nil }
 
 func BenchmarkBreakerSuccess(b *testing.B) {
 	ctx := context.Background()
