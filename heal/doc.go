@@ -38,7 +38,7 @@
 //
 // # The default order
 //
-// The ready-made [Pipeline] wraps a call as
+// The ready-made [Pipeline], which [New] builds from one [Config], wraps a call as
 //
 //	fallback( retry( breaker( rate limit( timeout( bulkhead( fn ))))))
 //
@@ -56,9 +56,13 @@
 //   - The breaker sees every attempt's outcome, timeouts included, and fails fast
 //     while open. It is inside retry so that each attempt is judged separately and
 //     an open breaker stops a retry loop at once (its error is not retried and
-//     carries how long the circuit stays open). Rejections by the rate limit and
-//     bulkhead are not failures of the dependency, and the pipeline does not count
-//     them against the breaker.
+//     carries how long the circuit stays open).
+//   - Rejections by the rate limit and the bulkhead are not failures of the
+//     dependency, and counting them as successes would hide failures (a run of
+//     timeouts broken by rejections would never trip the breaker). So the pipeline
+//     decides admission by the rate limit and the bulkhead before the breaker's:
+//     a rejected attempt never reaches the breaker, and an admitted one is judged
+//     by it, with the timeout running over the wait for a slot and the call.
 //   - Retry is outside everything that may fail transiently, so that a timed-out or
 //     rejected attempt is tried again after a backoff, and inside the fallback so
 //     that the fallback is the last resort, used only after the retries are spent.
@@ -77,18 +81,34 @@
 // [Transport] guards a client: a circuit breaker per host, retries only for
 // idempotent requests (by method, or carrying an Idempotency-Key header) with the
 // body replayed through GetBody, 5xx and 429 counted as failures, Retry-After
-// honoured, and the body of every failed attempt drained and closed so that no
-// connection leaks.
+// honoured (through the retry package's server-delay mechanism: the failed attempt's
+// *[StatusError] carries the delay), and the body of every failed attempt drained and
+// closed so that no connection leaks. When the last attempt fails with a status, the
+// caller gets that response, as from any RoundTripper.
+//
+// Put the Middleware outermost in the handler chain and mount the probe endpoints
+// outside it (or mark them with MiddlewareConfig.Exempt), so that an overloaded
+// instance still answers its probes.
 //
 // # Health
 //
-// The health wiring publishes, as checks of a health.Registry, the components the
-// selfheal agent reads: "http:responseTime" (p50 and p99 in ms), "http:utilization",
-// "http:inFlight", "http:shed", "http:throughput" from a Middleware,
-// "breaker:state" (one entry per breaker; an open breaker makes readiness warn),
-// bulkhead saturation, and "supervisor:state" (one entry per child of a
-// supervision tree). None of them ever fails liveness: restarting a process because a
-// dependency is down heals nothing.
+// [RegisterHealth] publishes, as checks of a health.Registry, the components the
+// selfheal agent reads:
+//
+//   - from a [Middleware] ([ServerChecks]): "http:responseTime" (entries "p50" and
+//     "p99", in ms), "http:utilization" (in-flight over the concurrency limit, in %),
+//     "http:inFlight", "http:shed" (requests shed in the recorder's window) and
+//     "http:throughput" (req/s);
+//   - [BreakerCheck]: "breaker:state", one entry per breaker of any [BreakerStates]
+//     (a breaker.Group, a [Transport], a [Pipeline], or [Breakers]);
+//   - [BulkheadCheck]: "bulkhead:saturation", one entry per bulkhead;
+//   - [SupervisorCheck]: "supervisor:state", one entry per supervisor and child of a
+//     supervision tree, keyed by path ("root/worker").
+//
+// They are readiness checks that never fail: an open breaker, a full bulkhead or a
+// child backing off makes readiness warn, which the agent and /readyz?verbose see, and
+// nothing here is a liveness check: restarting a process because a dependency is down
+// or load is high heals nothing.
 //
 // # Telemetry
 //

@@ -71,7 +71,11 @@ func (f *Fallback) Name() string { return f.name }
 // Do runs fn; when it fails with an error that Handle accepts, Do returns Func's
 // result instead.
 func (f *Fallback) Do(ctx context.Context, fn func(context.Context) error) error {
-	err := fn(ctx)
+	return f.result(ctx, fn(ctx))
+}
+
+// result returns err, or Func's result in its place when Handle accepts it.
+func (f *Fallback) result(ctx context.Context, err error) error {
 	if err == nil || !f.handle(err) {
 		return err
 	}

@@ -175,13 +175,14 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 	ctx := r.Context()
+	start := time.Now() // the clock is slow on some machines: read it twice per request, no more
 	if m.rl != nil || m.rlGroup != nil {
 		rl := m.rl
 		if rl == nil {
 			rl = m.rlGroup.Get(m.rateKey(r))
 		}
-		if !rl.Allow() {
-			m.shed(ctx, w, http.StatusTooManyRequests, retryAfterHeader(rl.nextToken(time.Now())), "too many requests", m.shedRate)
+		if !rl.lim.AllowN(start, 1) {
+			m.shed(ctx, w, http.StatusTooManyRequests, retryAfterHeader(rl.nextToken(start)), "too many requests", m.shedRate)
 			return
 		}
 	}
@@ -199,7 +200,6 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			return
 		}
 	}
-	start := time.Now()
 	rw := m.writers.Get().(*respWriter)
 	rw.ResponseWriter, rw.status, rw.wrote = w, 0, false
 	var cancel context.CancelFunc

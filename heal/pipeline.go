@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -30,9 +31,8 @@ type Config struct {
 	// own rules: an open breaker is not retried, a timeout or a rejection by the
 	// rate limit or bulkhead is (a rate limit's rejection after its Retry-After).
 	Retry retry.Config
-	// Breaker configures the circuit breaker. Its IsFailure (default: every error)
-	// never sees the rate limit's and bulkhead's rejections: they are not failures
-	// of the dependency, and count as successes.
+	// Breaker configures the circuit breaker. It judges only the calls that ran:
+	// the rate limit's and bulkhead's rejections never reach it.
 	Breaker breaker.Config
 	// RateLimit configures the rate limit; Rate 0 leaves the stage out.
 	RateLimit RateLimitConfig
@@ -62,7 +62,7 @@ type Pipeline struct {
 	rate     *RateLimit
 	timeout  *Timeout
 	bulkhead *Bulkhead
-	chain    Policy
+	calls    sync.Pool // of *pipelineCall
 }
 
 // New builds the pipeline of cfg, or returns an error naming the invalid field.
@@ -95,7 +95,6 @@ func New(cfg Config) (*Pipeline, error) {
 	if bc.MeterProvider == nil {
 		bc.MeterProvider = cfg.MeterProvider
 	}
-	bc.IsFailure = pipelineIsFailure(bc.IsFailure)
 	if p.breaker, err = breaker.New(cfg.Name, bc); err != nil {
 		return nil, fmt.Errorf("heal: Config.Breaker: %w", err)
 	}
@@ -130,19 +129,11 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, fmt.Errorf("heal: Config.Bulkhead: %w", err)
 	}
 
-	var stages []Policy
-	add := func(ok bool, pol Policy) {
-		if ok {
-			stages = append(stages, pol)
-		}
+	p.calls.New = func() any {
+		c := &pipelineCall{p: p}
+		c.attemptFn = c.attempt
+		return c
 	}
-	add(p.fallback != nil, p.fallback)
-	add(p.retry != nil, p.retry)
-	add(true, p.breaker)
-	add(p.rate != nil, p.rate)
-	add(p.timeout != nil, p.timeout)
-	add(true, p.bulkhead)
-	p.chain = Chain(stages...)
 	return p, nil
 }
 
@@ -161,21 +152,64 @@ func pipelineRetryable(user func(error) bool) func(error) bool {
 	}
 }
 
-func pipelineIsFailure(user func(error) bool) func(error) bool {
-	if user == nil {
-		user = breaker.DefaultIsFailure
+// Do runs fn through the pipeline. It returns nil, fn's error, or a stage's: a
+// *retry.ExhaustedError wrapping the last attempt's error, a *breaker.OpenError, a
+// *[RejectedError], a *[TimeoutError]; or the fallback's result in place of any of
+// them.
+func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error {
+	c := p.calls.Get().(*pipelineCall)
+	c.fn = fn
+	var err error
+	if p.retry != nil {
+		err = p.retry.Do(ctx, c.attemptFn)
+	} else {
+		err = c.attempt(ctx)
 	}
-	return func(err error) bool {
-		if IsRejected(err) {
-			return false
-		}
-		return user(err)
+	c.fn = nil
+	p.calls.Put(c)
+	if p.fallback != nil {
+		err = p.fallback.result(ctx, err)
 	}
+	return err
 }
 
-// Do runs fn through the pipeline.
-func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error {
-	return p.chain.Do(ctx, fn)
+// pipelineCall is the state of one call, pooled so that the attempt function is
+// bound once, not allocated per call. It is returned to the pool only when the
+// retry policy, which never calls it after returning, is done.
+type pipelineCall struct {
+	p         *Pipeline
+	fn        func(context.Context) error
+	attemptFn func(context.Context) error
+}
+
+// attempt is one attempt: breaker(rate limit(timeout(bulkhead(fn)))), except that
+// admission by the rate limit and the bulkhead is decided before the breaker's, so
+// that their rejections never reach the breaker (see the package documentation).
+func (c *pipelineCall) attempt(ctx context.Context) error {
+	p := c.p
+	if p.rate != nil {
+		if err := p.rate.Take(ctx); err != nil {
+			return err
+		}
+	}
+	actx := ctx
+	if p.timeout != nil && !p.timeout.callerFirst(ctx) {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, p.timeout.d)
+		defer cancel()
+	}
+	if err := p.bulkhead.Acquire(actx); err != nil {
+		return c.timeoutResult(ctx, actx, err)
+	}
+	defer p.bulkhead.Release()
+	return c.timeoutResult(ctx, actx, p.breaker.Do(actx, c.fn))
+}
+
+func (c *pipelineCall) timeoutResult(ctx, actx context.Context, err error) error {
+	if c.p.timeout == nil {
+		return err
+	}
+	return c.p.timeout.result(ctx, actx, err)
 }
 
 // States returns the state of the pipeline's breaker: a [BreakerStates].

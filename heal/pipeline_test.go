@@ -133,3 +133,29 @@ func TestPipelineRateLimitAndFallback(t *testing.T) {
 		assert.Equal(t, 1, calls)
 	})
 }
+
+func TestPipelineRejectionsDoNotHideFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) { testPipelineRejectionsDoNotHideFailures(t) })
+}
+
+func testPipelineRejectionsDoNotHideFailures(t *testing.T) {
+	p, err := heal.New(heal.Config{
+		Retry:     retry.Config{MaxAttempts: 1},
+		Breaker:   breaker.Config{ConsecutiveFailures: 2},
+		RateLimit: heal.RateLimitConfig{Rate: 1e-9, Burst: 2},
+	})
+	require.NoError(t, err)
+	boom := errors.New("boom")
+	fail := func(context.Context) error { return boom }
+	assert.ErrorIs(t, p.Do(context.Background(), fail), boom)
+	// The next call is rejected by the rate limit: the breaker does not see it ...
+	require.True(t, p.RateLimit().Allow())
+	assert.ErrorIs(t, p.Do(context.Background(), fail), heal.ErrRateLimited)
+	assert.EqualValues(t, 1, p.Breaker().State().Counts.ConsecutiveFailures)
+	// ... so one more failure in a row opens it.
+	p.RateLimit().SetRate(1e9)
+	p.RateLimit().SetBurst(10)
+	time.Sleep(time.Millisecond)
+	assert.ErrorIs(t, p.Do(context.Background(), fail), boom)
+	assert.Equal(t, breaker.StateOpen, p.Breaker().State().State)
+}

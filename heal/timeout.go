@@ -65,9 +65,23 @@ func (t *Timeout) Duration() time.Duration { return t.d }
 // replaced by a *[TimeoutError] wrapping it when fn failed after the timeout's own
 // deadline passed. A call that succeeds is a success even if it ran late.
 func (t *Timeout) Do(ctx context.Context, fn func(context.Context) error) error {
+	if t.callerFirst(ctx) {
+		return fn(ctx) // the caller's deadline comes first: no timer of our own
+	}
 	tctx, cancel := context.WithTimeout(ctx, t.d)
 	defer cancel()
-	err := fn(tctx)
+	return t.result(ctx, tctx, fn(tctx))
+}
+
+// callerFirst reports whether ctx's deadline ends the call before the timeout would.
+func (t *Timeout) callerFirst(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !dl.After(time.Now().Add(t.d))
+}
+
+// result turns err, returned under tctx (derived from ctx by the timeout), into a
+// *TimeoutError when tctx's own deadline, and not ctx's, ended the call.
+func (t *Timeout) result(ctx, tctx context.Context, err error) error {
 	if err != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		t.timeouts.add(ctx, 1)
 		t.timedOut.add(ctx)
