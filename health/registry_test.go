@@ -1,0 +1,449 @@
+package health_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/selfheal-go/selfheal/health"
+)
+
+func TestRegisterErrors(t *testing.T) {
+	reg := newRegistry(t, health.Check{Name: "a", Func: pass})
+	obs := func(context.Context) ([]health.Observation, error) { return nil, nil }
+	tests := []struct {
+		name      string
+		give      health.Check
+		wantField string
+		wantErr   error
+	}{
+		{name: "empty name", give: health.Check{Func: pass}, wantField: "Check.Name"},
+		{name: "slash", give: health.Check{Name: "a/b", Func: pass}, wantField: "Check.Name"},
+		{name: "space", give: health.Check{Name: "a b", Func: pass}, wantField: "Check.Name"},
+		{name: "no func", give: health.Check{Name: "x"}, wantField: "Check.Func"},
+		{name: "both funcs", give: health.Check{Name: "x", Func: pass, Observe: obs}, wantField: "Check.Func"},
+		{name: "bad kind", give: health.Check{Name: "x", Func: pass, Kinds: 1 << 5}, wantField: "Check.Kinds"},
+		{name: "negative interval", give: health.Check{Name: "x", Func: pass, Interval: -1}, wantField: "Check.Interval"},
+		{name: "negative timeout", give: health.Check{Name: "x", Func: pass, Timeout: -1}, wantField: "Check.Timeout"},
+		{name: "negative threshold", give: health.Check{Name: "x", Func: pass, FailureThreshold: -1}, wantField: "Check.FailureThreshold"},
+		{name: "duplicate", give: health.Check{Name: "a", Func: pass}, wantErr: health.ErrDuplicate},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := reg.Register(tt.give)
+			require.Error(t, err)
+			if tt.wantErr != nil {
+				assert.ErrorIs(t, err, tt.wantErr)
+				return
+			}
+			assert.ErrorIs(t, err, health.ErrInvalidConfig)
+			var ce *health.ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tt.wantField, ce.Field)
+		})
+	}
+	assert.Equal(t, []string{"a"}, reg.Names())
+	assert.False(t, reg.Remove("nope"))
+	assert.True(t, reg.Remove("a"))
+	assert.Empty(t, reg.Names())
+}
+
+func TestKindString(t *testing.T) {
+	assert.Equal(t, "liveness|readiness", (health.Liveness | health.Readiness).String())
+	assert.Equal(t, "startup", health.Startup.String())
+	assert.Equal(t, "none", health.Kind(0).String())
+}
+
+// Four concurrent probes of one 100 ms check share one run: each finishes after
+// 100 ms, and the check runs once.
+func TestConcurrentProbesShareOneRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int32
+		reg := newRegistry(t, health.Check{Name: "slow", CacheTTL: -1, Func: func(ctx context.Context) error {
+			runs.Add(1)
+			time.Sleep(100 * time.Millisecond)
+			return nil
+		}})
+		h := reg.Handler(health.HandlerConfig{})
+		start := time.Now()
+		var wg sync.WaitGroup
+		took := make([]time.Duration, 4)
+		for i := range took {
+			wg.Go(func() {
+				code, _, _ := get(t, h, "/readyz", false)
+				assert.Equal(t, 200, code)
+				took[i] = time.Since(start)
+			})
+		}
+		wg.Wait()
+		for _, d := range took {
+			assert.Equal(t, 100*time.Millisecond, d)
+		}
+		assert.Equal(t, int32(1), runs.Load())
+
+		// Without caching, the next probe runs the check again.
+		assert.Equal(t, health.StatusPass, reg.Status(context.Background(), health.Readiness))
+		assert.Equal(t, int32(2), runs.Load())
+	})
+}
+
+func TestOnDemandCacheTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int32
+		reg := newRegistry(t, health.Check{Name: "c", CacheTTL: 2 * time.Second, Func: func(context.Context) error {
+			runs.Add(1)
+			return nil
+		}})
+		ctx := context.Background()
+		reg.Status(ctx, 0)
+		reg.Status(ctx, 0)
+		time.Sleep(1999 * time.Millisecond)
+		reg.Status(ctx, 0)
+		assert.Equal(t, int32(1), runs.Load())
+		time.Sleep(time.Millisecond)
+		reg.Status(ctx, 0)
+		assert.Equal(t, int32(2), runs.Load())
+	})
+}
+
+func TestPeriodicChecks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int32
+		reg := newRegistry(t, health.Check{
+			Name: "p", Interval: 10 * time.Second, InitialDelay: 5 * time.Second,
+			Func: func(context.Context) error { runs.Add(1); return nil },
+		})
+		bg := context.Background()
+		// Before the first run the check fails: the service is not ready yet.
+		assert.Equal(t, health.StatusFail, reg.Status(bg, 0))
+		doc := reg.Document(bg)
+		assert.Equal(t, "health: check has not run yet", doc.Checks["p"][0].Output)
+
+		ctx, cancel := context.WithCancel(bg)
+		done := make(chan error)
+		go func() { done <- reg.Run(ctx) }()
+		synctest.Wait()
+		assert.ErrorIs(t, reg.Run(ctx), health.ErrRunning)
+
+		time.Sleep(5*time.Second - time.Nanosecond)
+		synctest.Wait()
+		assert.Equal(t, int32(0), runs.Load())
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		assert.Equal(t, int32(1), runs.Load())
+		assert.Equal(t, health.StatusPass, reg.Status(bg, 0))
+		// Probes read the cache; they never run a periodic check.
+		for range 10 {
+			reg.Status(bg, 0)
+		}
+		assert.Equal(t, int32(1), runs.Load())
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, int32(2), runs.Load())
+
+		// A check registered while Run runs starts at once; a removed one stops.
+		var late atomic.Int32
+		require.NoError(t, reg.Register(health.Check{Name: "late", Interval: time.Second, Func: func(context.Context) error { late.Add(1); return nil }}))
+		synctest.Wait()
+		assert.Equal(t, int32(1), late.Load())
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, int32(4), late.Load())
+		require.True(t, reg.Remove("late"))
+		synctest.Wait()
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, int32(4), late.Load())
+
+		cancel()
+		assert.ErrorIs(t, <-done, context.Canceled)
+		// Run can run again after it returned.
+		ctx2, cancel2 := context.WithCancel(bg)
+		go func() { done <- reg.Run(ctx2) }()
+		synctest.Wait()
+		cancel2()
+		assert.ErrorIs(t, <-done, context.Canceled)
+	})
+}
+
+func TestPeriodicJitter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var times []time.Duration
+		var mu sync.Mutex
+		start := time.Now()
+		reg := newRegistry(t, health.Check{
+			Name: "j", Interval: 10 * time.Second, Jitter: time.Second,
+			Func: func(context.Context) error {
+				mu.Lock()
+				times = append(times, time.Since(start))
+				mu.Unlock()
+				return nil
+			},
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- reg.Run(ctx) }()
+		time.Sleep(45 * time.Second)
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, times, 5)
+		for i := 1; i < len(times); i++ {
+			gap := times[i] - times[i-1]
+			assert.GreaterOrEqual(t, gap, 10*time.Second)
+			assert.Less(t, gap, 11*time.Second)
+		}
+	})
+}
+
+func TestThresholdsAndListeners(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var failing atomic.Bool
+		var changes []health.StatusChange
+		var mu sync.Mutex
+		reg, err := health.New(health.Config{OnStatusChange: func(c health.StatusChange) {
+			mu.Lock()
+			changes = append(changes, c)
+			mu.Unlock()
+		}})
+		require.NoError(t, err)
+		var second atomic.Int32
+		remove := reg.OnStatusChange(func(health.StatusChange) { second.Add(1) })
+		require.NoError(t, reg.Register(health.Check{
+			Name: "dep", CacheTTL: -1, FailureThreshold: 3, SuccessThreshold: 2,
+			Func: func(context.Context) error {
+				if failing.Load() {
+					return errors.New("down")
+				}
+				return nil
+			},
+		}))
+		ctx := context.Background()
+		step := func(fail bool) health.Status {
+			failing.Store(fail)
+			return reg.Status(ctx, health.Readiness)
+		}
+		want := []struct {
+			fail bool
+			want health.Status
+		}{
+			{false, health.StatusPass},
+			{true, health.StatusWarn},
+			{true, health.StatusWarn},
+			{true, health.StatusFail},
+			{false, health.StatusFail},
+			{true, health.StatusFail},
+			{false, health.StatusFail},
+			{false, health.StatusPass},
+			{true, health.StatusWarn},
+			{false, health.StatusPass},
+		}
+		for i, w := range want {
+			assert.Equal(t, w.want, step(w.fail), "step %d", i)
+		}
+		mu.Lock()
+		var got []string
+		for _, c := range changes {
+			got = append(got, string(c.From)+">"+string(c.To))
+			assert.Equal(t, "dep", c.Name)
+			assert.Equal(t, health.Readiness, c.Kinds)
+		}
+		mu.Unlock()
+		assert.Equal(t, []string{"pass>warn", "warn>fail", "fail>pass", "pass>warn", "warn>pass"}, got)
+		assert.Equal(t, int32(5), second.Load())
+		remove()
+		step(true)
+		assert.Equal(t, int32(5), second.Load())
+	})
+}
+
+func TestFirstResultCountsAsItIs(t *testing.T) {
+	reg := newRegistry(t, health.Check{Name: "dep", FailureThreshold: 5, Func: failWith("down")})
+	assert.Equal(t, health.StatusFail, reg.Status(context.Background(), 0))
+}
+
+func TestNonCriticalDegradesToWarn(t *testing.T) {
+	reg := newRegistry(t,
+		health.Check{Name: "optional", NonCritical: true, Func: failWith("down")},
+		health.Check{Name: "obs", NonCritical: true, Observe: func(context.Context) ([]health.Observation, error) {
+			return []health.Observation{{ComponentID: "a", Status: health.StatusFail, Output: "bad"}, {ComponentID: "b"}}, nil
+		}},
+	)
+	assert.Equal(t, health.StatusWarn, reg.Status(context.Background(), 0))
+	doc := reg.Document(context.Background())
+	assert.Equal(t, health.StatusWarn, doc.Status)
+	a, _ := doc.Find("obs", "a")
+	b, _ := doc.Find("obs", "b")
+	assert.Equal(t, health.StatusWarn, a.Status)
+	assert.Equal(t, "bad", a.Output)
+	assert.Equal(t, health.StatusPass, b.Status)
+}
+
+func TestObserveErrorFailsAllEntries(t *testing.T) {
+	reg := newRegistry(t, health.Check{Name: "lat", ComponentType: "component", Observe: func(context.Context) ([]health.Observation, error) {
+		return []health.Observation{{ComponentID: "p50", ObservedValue: 3}, {ComponentID: "p99", ObservedValue: 900, Output: "slow"}}, errors.New("p99 above target")
+	}})
+	doc := reg.Document(context.Background())
+	require.Len(t, doc.Checks["lat"], 2)
+	for _, c := range doc.Checks["lat"] {
+		assert.Equal(t, health.StatusFail, c.Status)
+		assert.Equal(t, "component", c.ComponentType)
+	}
+	assert.Equal(t, "p99 above target", doc.Checks["lat"][0].Output)
+	assert.Equal(t, "slow", doc.Checks["lat"][1].Output)
+}
+
+func TestPanickingCheckFails(t *testing.T) {
+	reg := newRegistry(t, health.Check{Name: "p", Func: func(context.Context) error { panic("oops") }})
+	doc := reg.Document(context.Background())
+	assert.Equal(t, health.StatusFail, doc.Status)
+	assert.Equal(t, "health: check panicked: oops", doc.Checks["p"][0].Output)
+}
+
+// A check that ignores its context is reported as timed out at its timeout; its
+// goroutine ends when it returns, and meanwhile it is never started twice.
+func TestTimeoutWithCheckIgnoringContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var runs atomic.Int32
+		reg := newRegistry(t, health.Check{Name: "stuck", Timeout: time.Second, CacheTTL: -1, Func: func(context.Context) error {
+			runs.Add(1)
+			<-release // ignores its context
+			return nil
+		}})
+		h := reg.Handler(health.HandlerConfig{Authorize: allow})
+		start := time.Now()
+		code, body, _ := get(t, h, "/readyz?verbose", true)
+		assert.Equal(t, time.Second, time.Since(start))
+		assert.Equal(t, 503, code)
+		assert.Equal(t, "[-]stuck failed: health: check timed out after 1s\nreadyz check failed", body)
+
+		// The stuck run still holds its goroutine: the next probe fails at once
+		// without starting another.
+		start = time.Now()
+		code, body, _ = get(t, h, "/readyz?verbose", true)
+		assert.Equal(t, time.Duration(0), time.Since(start))
+		assert.Equal(t, 503, code)
+		assert.Contains(t, body, health.ErrStillRunning.Error())
+		assert.Equal(t, int32(1), runs.Load())
+
+		close(release)
+		synctest.Wait()
+		code, _, _ = get(t, h, "/readyz", false)
+		assert.Equal(t, 200, code)
+		assert.Equal(t, int32(2), runs.Load())
+	})
+}
+
+func TestTimeoutWithCheckHonouringContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := newRegistry(t, health.Check{Name: "slow", Timeout: 2 * time.Second, Func: func(ctx context.Context) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}})
+		start := time.Now()
+		doc := reg.Document(context.Background())
+		assert.Equal(t, 2*time.Second, time.Since(start))
+		assert.Equal(t, health.StatusFail, doc.Status)
+		assert.Contains(t, doc.Checks["slow"][0].Output, "timed out after 2s")
+		synctest.Wait()
+	})
+}
+
+// A probe whose caller goes away returns at once with the stale result; the run it
+// started goes on for the others.
+func TestProbeContextCanceled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := newRegistry(t, health.Check{Name: "slow", Func: func(context.Context) error {
+			time.Sleep(time.Second)
+			return nil
+		}})
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		assert.Equal(t, health.StatusFail, reg.Status(ctx, 0)) // not run yet
+		assert.Equal(t, 100*time.Millisecond, time.Since(start))
+		time.Sleep(time.Second)
+		assert.Equal(t, health.StatusPass, reg.Status(context.Background(), 0))
+	})
+}
+
+func TestChecksRunConcurrently(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := func(context.Context) error { time.Sleep(time.Second); return nil }
+		reg := newRegistry(t,
+			health.Check{Name: "a", Func: slow},
+			health.Check{Name: "b", Func: slow},
+			health.Check{Name: "c", Func: slow},
+		)
+		start := time.Now()
+		code, _, _ := get(t, reg.Handler(health.HandlerConfig{}), "/health", false)
+		assert.Equal(t, 200, code)
+		assert.Equal(t, time.Second, time.Since(start))
+	})
+}
+
+func TestDrainingFailsReadinessOnly(t *testing.T) {
+	reg := newRegistry(t,
+		health.Check{Name: "self", Kinds: health.AllKinds, Func: pass},
+	)
+	h := reg.Handler(health.HandlerConfig{Authorize: allow})
+	code, _, _ := get(t, h, "/readyz", false)
+	assert.Equal(t, 200, code)
+	reg.SetDraining(true)
+	assert.True(t, reg.Draining())
+	for _, tt := range []struct {
+		give string
+		want int
+	}{{"/readyz", 503}, {"/livez", 200}, {"/startupz", 200}, {"/health", 503}} {
+		code, _, _ := get(t, h, tt.give, false)
+		assert.Equal(t, tt.want, code, tt.give)
+	}
+	_, body, _ := get(t, h, "/readyz?verbose", true)
+	assert.Equal(t, "[+]self ok\n[-]draining failed: shutting down\nreadyz check failed", body)
+	assert.Equal(t, health.StatusFail, reg.Status(context.Background(), health.Readiness))
+	assert.Equal(t, health.StatusPass, reg.Status(context.Background(), health.Liveness))
+	reg.SetDraining(false)
+	code, _, _ = get(t, h, "/health", false)
+	assert.Equal(t, 200, code)
+}
+
+// The document is encoded once per change and served from the cache otherwise.
+func TestDocumentCacheFollowsChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var v atomic.Int64
+		reg := newRegistry(t, health.Check{Name: "n", CacheTTL: time.Second, Observe: func(context.Context) ([]health.Observation, error) {
+			return []health.Observation{{ObservedValue: v.Load()}}, nil
+		}})
+		h := reg.DocumentHandler(health.HandlerConfig{Authorize: allow})
+		value := func() float64 {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+			d, err := health.ParseDocument(rec.Body.Bytes())
+			require.NoError(t, err)
+			f, _ := d.Checks["n"][0].Float()
+			return f
+		}
+		assert.Equal(t, 0.0, value())
+		v.Store(7)
+		assert.Equal(t, 0.0, value()) // cached for a second
+		time.Sleep(time.Second)
+		assert.Equal(t, 7.0, value())
+		require.NoError(t, reg.Register(health.Check{Name: "m", Func: pass}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+		d, err := health.ParseDocument(rec.Body.Bytes())
+		require.NoError(t, err)
+		assert.Len(t, d.Checks, 2)
+	})
+}
