@@ -1,0 +1,221 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/selfheal-go/selfheal/examples/agent/driver"
+	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
+)
+
+// Status is a snapshot of the agent's view, as the status endpoint serves it.
+type Status struct {
+	Time     time.Time        `json:"time"`
+	Driver   string           `json:"driver"`
+	DryRun   bool             `json:"dryRun"`
+	Budget   int              `json:"budgetRemaining"`
+	Nodes    []driver.Node    `json:"nodes"`
+	Services []ServiceStatus  `json:"services"`
+	Events   []eventlog.Event `json:"events"`
+}
+
+// ServiceStatus is one service in a Status.
+type ServiceStatus struct {
+	Name      string           `json:"name"`
+	Version   string           `json:"version"`
+	Desired   int              `json:"desired"`
+	Running   int              `json:"running"`
+	Ready     int              `json:"ready"`
+	Rollout   string           `json:"rollout,omitempty"`
+	FrontDoor string           `json:"frontDoor,omitempty"`
+	Instances []InstanceStatus `json:"instances"`
+}
+
+// InstanceStatus is one instance in a Status.
+type InstanceStatus struct {
+	ID         string    `json:"id"`
+	Node       string    `json:"node"`
+	Addr       string    `json:"addr"`
+	Version    string    `json:"version"`
+	State      string    `json:"state"`  // the driver's view
+	Health     string    `json:"health"` // the agent's verdict
+	Ready      bool      `json:"ready"`
+	PID        int       `json:"pid,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	P99Ms      float64   `json:"p99Ms,omitempty"`
+	HeapBytes  float64   `json:"heapBytes,omitempty"`
+	Stopping   bool      `json:"stopping,omitempty"`
+	Replacing  string    `json:"replacing,omitempty"`
+	ReplacedBy string    `json:"replacedBy,omitempty"`
+}
+
+// Status returns a snapshot of the agent's view, with the last events events.
+func (a *Agent) Status(ctx context.Context, events int) Status {
+	nodes, _ := a.drv.Nodes(ctx)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := Status{Time: time.Now(), Driver: a.drv.Name(), DryRun: a.fleet.Agent.DryRun, Budget: a.budget.Remaining(time.Now()),
+		Nodes: nodes, Events: a.ev.Recent(events)}
+	for _, name := range a.order {
+		s := a.svcs[name]
+		ss := ServiceStatus{Name: name, Version: s.version, Desired: s.desired, FrontDoor: a.doorAdr[name]}
+		if r := s.rollout; r != nil {
+			kind := "rolling out"
+			if r.rollback {
+				kind = "rolling back"
+			}
+			ss.Rollout = kind + " " + r.from + " -> " + r.to + " (" + strconv.Itoa(r.updated) + " updated)"
+			if r.paused {
+				ss.Rollout += ", paused"
+			}
+		}
+		for _, m := range s.members {
+			if m.gone {
+				continue
+			}
+			is := InstanceStatus{ID: m.inst.ID, Node: m.inst.Node, Addr: m.inst.Addr, Version: m.inst.Version, State: string(m.inst.State),
+				Health: m.tr.Health().String(), Ready: m.routable(), PID: m.inst.PID, StartedAt: m.inst.StartedAt,
+				Stopping: m.stopping, Replacing: m.replaces, ReplacedBy: m.replacedBy}
+			if m.p99 > 0 {
+				is.P99Ms = m.p99
+			}
+			if p, ok := m.heap.Last(); ok {
+				is.HeapBytes = p.V
+			}
+			if m.inst.State == driver.StateRunning && !m.stopping {
+				ss.Running++
+			}
+			if is.Ready {
+				ss.Ready++
+			}
+			ss.Instances = append(ss.Instances, is)
+		}
+		slices.SortFunc(ss.Instances, func(x, y InstanceStatus) int { return strings.Compare(x.ID, y.ID) })
+		st.Services = append(st.Services, ss)
+	}
+	return st
+}
+
+// Handler serves the status endpoint and the control API:
+//
+//	GET  /                    a small HTML page: instances per node, recent timeline
+//	GET  /status              the Status as JSON
+//	POST /scale?service=web&replicas=12
+//	POST /update?service=web&version=v2
+//	POST /node?name=node-1&state=down|ready|degraded|drained
+//
+// Control requests must come from loopback.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(a.Status(r.Context(), 100))
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = page.Execute(w, view(a.Status(r.Context(), 40)))
+	})
+	control := func(fn func(r *http.Request) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !loopback(r) {
+				http.Error(w, "control requests only from loopback", http.StatusForbidden)
+				return
+			}
+			if err := fn(r); err != nil {
+				code := http.StatusBadRequest
+				if errors.Is(err, ErrBusy) {
+					code = http.StatusConflict
+				}
+				http.Error(w, err.Error(), code)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}
+	mux.HandleFunc("POST /scale", control(func(r *http.Request) error {
+		n, err := strconv.Atoi(r.FormValue("replicas"))
+		if err != nil {
+			return errors.New("replicas: want a number")
+		}
+		return a.Scale(r.FormValue("service"), n)
+	}))
+	mux.HandleFunc("POST /update", control(func(r *http.Request) error {
+		v := r.FormValue("version")
+		if v == "" {
+			return errors.New("version: required")
+		}
+		return a.Update(r.FormValue("service"), v)
+	}))
+	mux.HandleFunc("POST /node", control(func(r *http.Request) error {
+		return a.SetNodeState(r.Context(), r.FormValue("name"), driver.NodeState(r.FormValue("state")), r.FormValue("reason"))
+	}))
+	return mux
+}
+
+func loopback(r *http.Request) bool {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	host = strings.Trim(host, "[]")
+	return strings.HasPrefix(host, "127.") || host == "::1"
+}
+
+type pageView struct {
+	Status
+	ByNode []nodeView
+}
+
+type nodeView struct {
+	Node      driver.Node
+	Instances []InstanceStatus
+}
+
+func view(st Status) pageView {
+	v := pageView{Status: st}
+	for _, n := range st.Nodes {
+		nv := nodeView{Node: n}
+		for _, s := range st.Services {
+			for _, in := range s.Instances {
+				if in.Node == n.Name {
+					nv.Instances = append(nv.Instances, in)
+				}
+			}
+		}
+		v.ByNode = append(v.ByNode, nv)
+	}
+	slices.Reverse(v.Events)
+	return v
+}
+
+var page = template.Must(template.New("status").Funcs(template.FuncMap{
+	"clock": func(t time.Time) string { return t.Format("15:04:05.000") },
+}).Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="1"><title>selfheal agent</title>
+<style>
+body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
+.nodes{display:flex;gap:1em;flex-wrap:wrap}
+.node{border:1px solid #ccc;border-radius:6px;padding:.5em 1em;min-width:16em}
+.node.down{background:#fee}.node.degraded{background:#ffe}.node.drained{background:#eee}
+.i{margin:.2em 0;padding:.2em .4em;border-radius:4px;background:#efe}
+.i.notready{background:#fec}.i.unhealthy{background:#fcc}.i.stopping{opacity:.5}
+table{border-collapse:collapse;margin-top:1em}td{padding:.1em .6em;vertical-align:top}
+.k{font-weight:bold}
+</style></head><body>
+<h1>selfheal agent <small>({{.Driver}} driver{{if .DryRun}}, dry run{{end}}, budget {{.Budget}})</small></h1>
+{{range .Services}}<p><b>{{.Name}}</b> {{.Version}}: {{.Ready}} ready / {{.Running}} running / {{.Desired}} wanted
+{{if .FrontDoor}} &middot; front door <code>{{.FrontDoor}}</code>{{end}} {{if .Rollout}}&middot; {{.Rollout}}{{end}}</p>{{end}}
+<div class="nodes">{{range .ByNode}}<div class="node {{.Node.State}}"><h3>{{.Node.Name}} <small>{{.Node.State}}</small></h3>
+{{range .Instances}}<div class="i {{if not .Ready}}notready{{end}} {{.Health}} {{if .Stopping}}stopping{{end}}">{{.ID}} {{.Version}} <small>{{.Health}} {{.Addr}}{{if .P99Ms}} p99 {{printf "%.0f" .P99Ms}}ms{{end}}</small></div>{{end}}
+</div>{{end}}</div>
+<h2>Timeline</h2><table>{{range .Events}}<tr><td>{{clock .Time}}</td><td class="k">{{.Kind}}</td><td>{{.What}}</td><td>{{.Instance}}</td><td>{{.Why}}</td></tr>{{end}}</table>
+</body></html>`))

@@ -1,0 +1,159 @@
+// Command agent is selfheal's companion agent: it keeps a fleet of services
+// healthy from the health documents they export (see package core for the loop and
+// its safety rules, and package config for the fleet file).
+//
+//	agent -config fleet.yaml [-dry-run]       run the agent
+//	agent [-addr 127.0.0.1:7070] status       print the agent's view (JSON)
+//	agent scale <service> <replicas>          scale by hand
+//	agent update <service> <version>          rolling update
+//	agent node <name> <ready|down|degraded|drained>
+//
+// The agent writes its events as JSON lines to stderr and to agent.eventLog, and
+// serves a status page with the instances per node and the recent timeline at
+// agent.listen (default http://127.0.0.1:7070/).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/selfheal-go/selfheal/examples/agent/config"
+	"github.com/selfheal-go/selfheal/examples/agent/core"
+	"github.com/selfheal-go/selfheal/examples/agent/driver"
+	"github.com/selfheal-go/selfheal/examples/agent/driver/local"
+	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
+)
+
+// drivers builds the driver a fleet file names. Other drivers (docker) add
+// themselves here.
+var drivers = map[string]func(f *config.Fleet, log *slog.Logger) (driver.Driver, error){
+	"local": func(f *config.Fleet, log *slog.Logger) (driver.Driver, error) {
+		return local.New(local.Config{Nodes: f.Nodes, StateFile: f.Agent.StateFile, LogDir: f.Agent.LogDir, Logger: log})
+	},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "fleet.yaml", "the fleet file")
+	dry := fs.Bool("dry-run", false, "decide and log, act on nothing")
+	addr := fs.String("addr", "127.0.0.1:7070", "the agent's status address, for the control commands")
+	stopOnExit := fs.Bool("stop-on-exit", false, "stop every instance when the agent exits (default: leave them for the next run to adopt)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return control(ctx, *addr, fs.Args(), stdout, stderr)
+	}
+	fleet, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if *dry {
+		fleet.Agent.DryRun = true
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	mk, ok := drivers[fleet.Agent.Driver]
+	if !ok {
+		fmt.Fprintf(stderr, "%s: agent.driver: %q is not built into this agent\n", *cfgPath, fleet.Agent.Driver)
+		return 2
+	}
+	drv, err := mk(fleet, log)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer drv.Close()
+	out := io.Writer(stderr)
+	if fleet.Agent.EventLog != "" {
+		f, err := os.OpenFile(fleet.Agent.EventLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer f.Close()
+		out = io.MultiWriter(stderr, f)
+	}
+	a, err := core.New(core.Config{Fleet: fleet, Driver: drv, Events: eventlog.New(out, 0), Logger: log, StopOnExit: *stopOnExit})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	var srv *http.Server
+	if fleet.Agent.Listen != "off" {
+		l, err := net.Listen("tcp", fleet.Agent.Listen)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: agent.listen: %v\n", *cfgPath, err)
+			return 1
+		}
+		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(l) }()
+	}
+	err = a.Run(ctx)
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// control sends a command to a running agent.
+func control(ctx context.Context, addr string, args []string, stdout, stderr io.Writer) int {
+	base := "http://" + addr
+	c := &http.Client{Timeout: 5 * time.Second}
+	var req *http.Request
+	var err error
+	switch {
+	case args[0] == "status" && len(args) == 1:
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, base+"/status", nil)
+	case args[0] == "scale" && len(args) == 3:
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/scale?"+url.Values{"service": {args[1]}, "replicas": {args[2]}}.Encode(), nil)
+	case args[0] == "update" && len(args) == 3:
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/update?"+url.Values{"service": {args[1]}, "version": {args[2]}}.Encode(), nil)
+	case args[0] == "node" && len(args) == 3:
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/node?"+url.Values{"name": {args[1]}, "state": {args[2]}, "reason": {"agent node command"}}.Encode(), nil)
+	default:
+		fmt.Fprintln(stderr, "usage: agent [-addr host:port] status | scale <service> <n> | update <service> <version> | node <name> <state>")
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(stdout, resp.Body)
+	if resp.StatusCode >= 300 {
+		fmt.Fprintln(stderr, resp.Status)
+		return 1
+	}
+	return 0
+}
