@@ -112,10 +112,11 @@ func ms(d time.Duration) float64 {
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
 // ServerChecks returns the checks that publish m's recorder and load: the keys
-// http:responseTime (entries p50 and p99, unit ms), http:utilization (%),
-// http:inFlight (requests), http:shed (requests in the window) and http:throughput
-// (req/s). They take one snapshot per document, and always pass: they are
-// measurements for an autoscaler, not verdicts.
+// http:responseTime (entries p50 and p99, unit ms), http:inFlight (requests),
+// http:shed (requests in the window), http:throughput (req/s) and, when m has a
+// concurrency limit (MaxConcurrent or Limit), http:utilization (%): without a limit
+// there is nothing to be utilized, and a constant 0% would read as idle to an
+// autoscaler. They always pass: they are measurements, not verdicts.
 func ServerChecks(m *Middleware) []health.Check {
 	snap := func() ServerSnapshot { return m.Snapshot() }
 	one := func(name string, value func(ServerSnapshot) any, unit string) health.Check {
@@ -123,7 +124,7 @@ func ServerChecks(m *Middleware) []health.Check {
 			return []health.Observation{{ObservedValue: value(snap()), ObservedUnit: unit}}
 		})
 	}
-	return []health.Check{
+	checks := []health.Check{
 		observeCheck(CheckResponseTime, func() []health.Observation {
 			s := snap()
 			return []health.Observation{
@@ -131,11 +132,14 @@ func ServerChecks(m *Middleware) []health.Check {
 				{ComponentID: "p99", ObservedValue: ms(s.P99), ObservedUnit: "ms"},
 			}
 		}),
-		one(CheckUtilization, func(s ServerSnapshot) any { return round2(s.Utilization) }, "%"),
 		one(CheckInFlight, func(s ServerSnapshot) any { return s.InFlight }, "requests"),
 		one(CheckShed, func(s ServerSnapshot) any { return s.Shed }, "requests"),
 		one(CheckThroughput, func(s ServerSnapshot) any { return round2(s.Throughput) }, "req/s"),
 	}
+	if m.maxConc > 0 || m.limit != nil {
+		checks = append(checks, one(CheckUtilization, func(s ServerSnapshot) any { return round2(s.Utilization) }, "%"))
+	}
+	return checks
 }
 
 // BreakerCheck returns the check breaker:state: one entry per breaker of the

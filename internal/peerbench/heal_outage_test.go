@@ -7,7 +7,8 @@ package peerbench_test
 //   - none: one attempt per call;
 //   - naive: up to 3 attempts per call, back to back;
 //   - selfheal: heal.New (retry with backoff + breaker + bulkhead + timeout);
-//   - failsafe-go: the same policies, configured alike.
+//   - selfheal-transport: heal.Transport (a breaker per host + retries), same settings;
+//   - failsafe-go: the same policies as selfheal, configured alike.
 //
 // Metrics: success (share of calls that succeeded), attempts/call (requests the
 // downstream received during the outage per call started during it), first-ok-ms
@@ -181,6 +182,18 @@ func BenchmarkHealOutage(b *testing.B) {
 			return func(ctx context.Context) error {
 				return p.Do(ctx, func(ctx context.Context) error { return healGet(ctx, client, url) })
 			}
+		}},
+		{"selfheal-transport", func(b *testing.B) func(context.Context) error {
+			tr, err := heal.NewTransport(heal.TransportConfig{
+				Base:    client.Transport,
+				Breaker: breaker.GroupConfig{Breaker: breaker.Config{ConsecutiveFailures: 5, OpenDuration: healOpenFor}},
+				Retry:   retry.Config{MaxAttempts: 3, InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			hc := &http.Client{Transport: tr}
+			return func(ctx context.Context) error { return healGet(ctx, hc, url) }
 		}},
 		{"failsafe-go", func(*testing.B) func(context.Context) error {
 			rp := retrypolicy.NewBuilder[any]().WithMaxAttempts(3).WithBackoff(10*time.Millisecond, 100*time.Millisecond).
