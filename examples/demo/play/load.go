@@ -3,6 +3,7 @@ package play
 import (
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -19,8 +20,9 @@ type Load struct {
 }
 
 type rec struct {
-	at time.Time
-	ok bool
+	at  time.Time
+	ok  bool
+	why string // the failure
 }
 
 // StartLoad sends rps requests a second to url until Stop.
@@ -42,15 +44,20 @@ func StartLoad(url string, rps int) *Load {
 			go func() {
 				defer l.wg.Done()
 				at := time.Now()
-				ok := false
+				ok, why := false, ""
 				resp, err := c.Get(l.url)
 				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
+					b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 					resp.Body.Close()
 					ok = resp.StatusCode == http.StatusOK
+					if !ok {
+						why = resp.Status + ": " + strings.TrimSpace(string(b))
+					}
+				} else {
+					why = err.Error()
 				}
 				l.mu.Lock()
-				l.recs = append(l.recs, rec{at, ok})
+				l.recs = append(l.recs, rec{at, ok, why})
 				l.mu.Unlock()
 			}()
 		}
@@ -83,4 +90,18 @@ func (l *Load) Between(from, to time.Time) (total, ok int) {
 		}
 	}
 	return total, ok
+}
+
+// Failures returns the failures of the requests sent in [from, to), counted by
+// reason.
+func (l *Load) Failures(from, to time.Time) map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int{}
+	for _, r := range l.recs {
+		if !r.ok && !r.at.Before(from) && r.at.Before(to) {
+			out[r.why]++
+		}
+	}
+	return out
 }

@@ -80,6 +80,9 @@ func (f *Fleet) finish(r *Result, t0 time.Time, obs, healed eventlog.Event, okOb
 		}
 	}
 	r.Requests, r.OK = f.Load.Between(t0, end)
+	for why, n := range f.Load.Failures(t0, end) {
+		f.Printf("!! %d client requests failed: %s", n, why)
+	}
 	r.Pass = okObs && okHealed && r.Heal <= r.Deadline
 	switch {
 	case !okObs:
