@@ -188,6 +188,7 @@ func TestFetch(t *testing.T) {
 	assert.Equal(t, "9", d.Version)
 
 	d, code, err = health.Fetch(ctx, nil, srv.URL+"/fail")
+	http.DefaultClient.CloseIdleConnections()
 	require.NoError(t, err)
 	assert.Equal(t, 503, code)
 	assert.Equal(t, health.StatusFail, d.Status)

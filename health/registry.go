@@ -31,8 +31,10 @@ type Config struct {
 	Notes []string
 
 	// OnStatusChange, when set, is called whenever a check's status changes, on the
-	// goroutine that finished the run, after the new status is visible to probes.
-	// It must not block. More listeners can be added with [Registry.OnStatusChange].
+	// goroutine that finished the run, after the new status is visible to probes and
+	// before the probes that waited for the run return. The changes of one check
+	// arrive in order. It must not block, and must not run checks (through
+	// [Registry.Status] or [Registry.Document]): that would wait for itself. More listeners can be added with [Registry.OnStatusChange].
 	OnStatusChange func(StatusChange)
 
 	// Logger, when set, receives a record for every status change (Info for pass,
@@ -412,12 +414,13 @@ type entry struct {
 	reg *Registry
 	cur atomic.Pointer[result] // never nil
 
-	mu     sync.Mutex
-	flight *flight // the run in flight, shared by everyone who waits for it
-	busy   bool    // a goroutine still runs the check (possibly past its timeout)
-	level  Status  // status after thresholds, before NonCritical; "" before the first run
-	fails  int     // consecutive failures
-	oks    int     // consecutive successes
+	mu       sync.Mutex
+	notifyMu sync.Mutex // held from recording a result until its listeners return
+	flight   *flight    // the run in flight, shared by everyone who waits for it
+	busy     bool       // a goroutine still runs the check (possibly past its timeout)
+	level    Status     // status after thresholds, before NonCritical; "" before the first run
+	fails    int        // consecutive failures
+	oks      int        // consecutive successes
 
 	gaugeOpt  metric.ObserveOption
 	recordOpt [3]metric.RecordOption // by severity
@@ -578,12 +581,15 @@ func (e *entry) complete(f *flight, parent context.Context, begin time.Time, obs
 	}
 	now := time.Now()
 	res, change := e.record(f, now, now.Sub(begin), obs, err)
-	f.res = res
-	close(f.done)
-	e.reg.duration.Record(context.Background(), res.dur.Seconds(), e.recordOpt[res.status.severity()])
+	// record left notifyMu locked: listeners hear of the changes of one check in
+	// order, and before the probes waiting for this run return.
 	if change != nil {
 		e.reg.statusChanged(*change)
 	}
+	e.notifyMu.Unlock()
+	f.res = res
+	close(f.done)
+	e.reg.duration.Record(context.Background(), res.dur.Seconds(), e.recordOpt[res.status.severity()])
 }
 
 // record applies thresholds, publishes the result and says whether the status
@@ -601,6 +607,7 @@ func (e *entry) record(f *flight, now time.Time, dur time.Duration, obs []Observ
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.notifyMu.Lock() // unlocked by complete once the listeners have been called
 	if e.flight == f {
 		e.flight = nil
 	}
