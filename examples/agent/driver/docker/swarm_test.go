@@ -210,7 +210,7 @@ type loadgen struct {
 	wg                                 sync.WaitGroup
 }
 
-func startLoad(base, slots, workers int) *loadgen {
+func startLoad(base, slots, workers int, path string) *loadgen {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &loadgen{cancel: cancel}
 	for w := range workers {
@@ -229,7 +229,7 @@ func startLoad(base, slots, workers int) *loadgen {
 				for try := range 2 {
 					addr := fmt.Sprintf("127.0.0.1:%d", base+(i+try)%slots)
 					rctx, rcancel := context.WithTimeout(ctx, time.Second)
-					code, _, err := get(rctx, addr, "/")
+					code, _, err := get(rctx, addr, path)
 					rcancel()
 					if ctx.Err() != nil {
 						return
@@ -268,7 +268,7 @@ func TestRollingUpdate(t *testing.T) {
 	require.NoError(t, f.d.Apply(ctx, spec))
 	f.waitLive(spec.Name, "v1", 3, 60*time.Second)
 
-	load := startLoad(spec.BasePort, 3, 4)
+	load := startLoad(spec.BasePort, 3, 4, "/")
 	defer load.stop()
 	spec.Version = "v2"
 	start := time.Now()
