@@ -17,6 +17,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,47 +27,52 @@ import (
 )
 
 func main() {
-	os.Exit(run())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run() int {
-	interval := flag.Duration("interval", 250*time.Millisecond, "probe interval")
-	events := flag.String("events", "", "also write every agent event as JSON lines to this file")
-	only := flag.String("steps", "", "comma-separated substrings of the step names to play (default all)")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	interval := fs.Duration("interval", 250*time.Millisecond, "probe interval")
+	events := fs.String("events", "", "also write every agent event as JSON lines to this file")
+	only := fs.String("steps", "", "comma-separated substrings of the step names to play (default all)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
 
 	dir, err := os.MkdirTemp("", "selfheal-demo-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
 	start := time.Now()
-	fmt.Println("selfheal demo: building the demo service")
+	fmt.Fprintln(stdout, "selfheal demo: building the demo service")
 	bin, err := play.BuildService(ctx, dir)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	opt := play.Options{Dir: dir, ServiceBin: bin, Interval: *interval, Timeline: os.Stdout}
+	opt := play.Options{Dir: dir, ServiceBin: bin, Interval: *interval, Timeline: stdout}
 	if *events != "" {
 		f, err := os.Create(*events)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(stderr, err)
 			return 1
 		}
 		defer f.Close()
 		opt.EventLog = f
 	}
-	fmt.Printf("starting the agent (local driver), 3 replicas over node-1 and node-2, probes every %s, load through the front door\n", *interval)
+	fmt.Fprintf(stdout, "starting the agent (local driver), 3 replicas over node-1 and node-2, probes every %s, load through the front door\n", *interval)
 	fleet, err := play.Start(ctx, opt)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Printf("front door http://%s/api/hello, instance logs in %s\n\n", fleet.Door, dir)
+	fmt.Fprintf(stdout, "front door http://%s/api/hello, instance logs in %s\n\n", fleet.Door, dir)
 
 	var results []play.Result
 	for _, st := range play.Steps {
@@ -81,7 +87,7 @@ func run() int {
 	}
 	closeErr := fleet.Close()
 
-	fmt.Printf("\n%-26s %10s %10s %10s  %s\n", "step", "detect", "heal", "deadline", "clients (success rate)")
+	fmt.Fprintf(stdout, "\n%-26s %10s %10s %10s  %s\n", "step", "detect", "heal", "deadline", "clients (success rate)")
 	failed := 0
 	for _, r := range results {
 		status := "ok"
@@ -96,14 +102,14 @@ func run() int {
 				goal = "goal " + r.Goal + ": MISSED"
 			}
 		}
-		fmt.Printf("%-26s %9.3fs %9.3fs %9.0fs  %5d/%-5d %8.3f%%  %s  %s\n", r.Step, r.Detect.Seconds(), r.Heal.Seconds(),
+		fmt.Fprintf(stdout, "%-26s %9.3fs %9.3fs %9.0fs  %5d/%-5d %8.3f%%  %s  %s\n", r.Step, r.Detect.Seconds(), r.Heal.Seconds(),
 			r.Deadline.Seconds(), r.OK, r.Requests, 100*r.SuccessRate(), status, goal)
 	}
 	if closeErr != nil {
-		fmt.Println("teardown:", closeErr)
+		fmt.Fprintln(stdout, "teardown:", closeErr)
 		failed++
 	}
-	fmt.Printf("\n%d steps, %d failed, %s\n", len(results), failed, time.Since(start).Round(100*time.Millisecond))
+	fmt.Fprintf(stdout, "\n%d steps, %d failed, %s\n", len(results), failed, time.Since(start).Round(100*time.Millisecond))
 	if failed > 0 {
 		return 1
 	}

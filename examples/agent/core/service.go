@@ -469,6 +469,10 @@ func (a *Agent) plan(s *svc, now time.Time, nodes []driver.Node, nstate map[stri
 			active = append(active, m)
 		}
 	}
+	if count != s.desired && dry {
+		a.holdOnce(s, "dry-count", now, eventlog.Event{Kind: eventlog.Held, What: "count", Service: s.name,
+			Why: fmt.Sprintf("dry run: %d instances, %d wanted; would start or stop %d", count, s.desired, s.desired-count)})
+	}
 	if count < s.desired && !dry {
 		for range s.desired - count {
 			opts := startOpts{version: s.version, nodes: nodes}

@@ -1,0 +1,234 @@
+package core_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/selfheal-go/selfheal/examples/agent/config"
+	"github.com/selfheal-go/selfheal/examples/agent/core"
+	"github.com/selfheal-go/selfheal/examples/agent/driver/local"
+	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
+)
+
+var serviceBin string
+
+// The tests run the real demo service as the instances: real processes, real HTTP.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "selfheal-core-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	serviceBin = filepath.Join(dir, "service")
+	out, err := exec.Command("go", "build", "-o", serviceBin, "github.com/selfheal-go/selfheal/examples/service").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build the demo service: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func fleetFile(t *testing.T, dir string, replicas int, extra string) *config.Fleet {
+	t.Helper()
+	y := fmt.Sprintf(`agent:
+  stateFile: %q
+%s
+nodes: [node-1, node-2]
+services:
+  - name: web
+    command: [%q, -addr, "127.0.0.1:{port}", -version, "{version}", -fault-token, tok, -drain, 50ms]
+    replicas: %d
+    stopGrace: 300ms
+    frontDoor: 127.0.0.1:0
+    health: {interval: 100ms, timeout: 100ms, failureThreshold: 2, startupGrace: 5s}
+`, filepath.Join(dir, "state.json"), extra, serviceBin, replicas)
+	f, err := config.Parse("fleet.yaml", []byte(y))
+	require.NoError(t, err)
+	return f
+}
+
+type run struct {
+	a      *core.Agent
+	d      *local.Driver
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, f *config.Fleet, stopOnExit bool) *run {
+	t.Helper()
+	d, err := local.New(local.Config{Nodes: f.Nodes, StateFile: f.Agent.StateFile})
+	require.NoError(t, err)
+	a, err := core.New(core.Config{Fleet: f, Driver: d, StopOnExit: stopOnExit, Events: eventlog.New(nil, 500)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{a: a, d: d, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- a.Run(ctx) }()
+	return r
+}
+
+func (r *run) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	assert.ErrorIs(t, <-r.done, context.Canceled)
+	require.NoError(t, r.d.Close())
+}
+
+func noLeftovers(t *testing.T, marker string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(local.Leftovers(marker)) == 0 }, 10*time.Second, 20*time.Millisecond,
+		"processes left behind: %v", local.Leftovers(marker))
+}
+
+func ready(a *core.Agent, n int) func() bool {
+	return func() bool { return len(a.Backends("web")) == n }
+}
+
+func events(a *core.Agent, kind, what string) []eventlog.Event {
+	var out []eventlog.Event
+	for _, e := range a.Events().Recent(0) {
+		if e.Kind == kind && e.What == what {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestAdoptsTheFleetAfterARestart(t *testing.T) {
+	dir := t.TempDir()
+	f := fleetFile(t, dir, 2, "")
+	r1 := start(t, f, false)
+	require.Eventually(t, ready(r1.a, 2), 15*time.Second, 20*time.Millisecond)
+	before, _ := r1.d.Instances(context.Background(), "web")
+	r1.stop(t) // the agent goes away; the fleet stays
+
+	r2 := start(t, f, true)
+	require.Eventually(t, ready(r2.a, 2), 15*time.Second, 20*time.Millisecond)
+	after, _ := r2.d.Instances(context.Background(), "web")
+	require.Len(t, after, 2, "no duplicates")
+	for i := range after {
+		assert.Equal(t, before[i].PID, after[i].PID, "adopted, not replaced")
+		assert.True(t, after[i].Adopted)
+	}
+	assert.Len(t, events(r2.a, eventlog.Acted, "adopt"), 2)
+	assert.Empty(t, events(r2.a, eventlog.Acted, "start"))
+	r2.stop(t)
+	noLeftovers(t, r2.d.Marker())
+}
+
+func TestAdoptionTrimsToTheWantedCount(t *testing.T) {
+	dir := t.TempDir()
+	r1 := start(t, fleetFile(t, dir, 3, ""), false)
+	require.Eventually(t, ready(r1.a, 3), 15*time.Second, 20*time.Millisecond)
+	r1.stop(t)
+
+	r2 := start(t, fleetFile(t, dir, 1, ""), true)
+	require.Eventually(t, func() bool {
+		insts, _ := r2.d.Instances(context.Background(), "web")
+		return len(insts) == 1 && len(r2.a.Backends("web")) == 1
+	}, 15*time.Second, 20*time.Millisecond)
+	assert.Len(t, events(r2.a, eventlog.Acted, "scale-in"), 2)
+	r2.stop(t)
+	noLeftovers(t, r2.d.Marker())
+}
+
+func TestDryRunActsOnNothing(t *testing.T) {
+	f := fleetFile(t, t.TempDir(), 2, "  dryRun: true")
+	r := start(t, f, true)
+	require.Eventually(t, func() bool { return len(events(r.a, eventlog.Held, "count")) > 0 }, 10*time.Second, 20*time.Millisecond)
+	e := events(r.a, eventlog.Held, "count")[0]
+	assert.True(t, e.DryRun)
+	assert.Contains(t, e.Why, "would start or stop 2")
+	insts, _ := r.d.Instances(context.Background(), "")
+	assert.Empty(t, insts)
+	r.stop(t)
+}
+
+func TestHoldsStillWhenMostLookBroken(t *testing.T) {
+	f := fleetFile(t, t.TempDir(), 3, "")
+	r := start(t, f, true)
+	require.Eventually(t, ready(r.a, 3), 15*time.Second, 20*time.Millisecond)
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	insts, _ := r.d.Instances(context.Background(), "web")
+	for _, in := range insts[:2] {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+in.Addr+"/fault/hang", nil)
+		req.Header.Set("X-Fault-Token", "tok")
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	require.Eventually(t, func() bool { return len(events(r.a, eventlog.Held, "replace")) > 0 }, 10*time.Second, 20*time.Millisecond)
+	assert.Contains(t, events(r.a, eventlog.Held, "replace")[0].Why, "2 of 3 instances look broken")
+	assert.Empty(t, events(r.a, eventlog.Decided, "replace"))
+	r.stop(t)
+	noLeftovers(t, r.d.Marker())
+}
+
+func TestStatusAndControl(t *testing.T) {
+	f := fleetFile(t, t.TempDir(), 1, "")
+	r := start(t, f, true)
+	require.Eventually(t, ready(r.a, 1), 15*time.Second, 20*time.Millisecond)
+	srv := httptest.NewServer(r.a.Handler())
+	defer srv.Close()
+	get := func(path string) string {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var st core.Status
+	require.NoError(t, json.Unmarshal([]byte(get("/status")), &st))
+	require.Len(t, st.Services, 1)
+	assert.Equal(t, 1, st.Services[0].Desired)
+	assert.Equal(t, "local", st.Driver)
+	assert.Contains(t, get("/"), "web-1")
+
+	resp, err := http.Post(srv.URL+"/scale?service=web&replicas=2", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Eventually(t, ready(r.a, 2), 15*time.Second, 20*time.Millisecond)
+
+	resp, err = http.Post(srv.URL+"/scale?service=nope&replicas=2", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	// The front door serves through the ready instances.
+	resp, err = http.Get("http://" + r.a.FrontDoorAddr("web") + "/api/hello")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.True(t, strings.HasPrefix(string(b), "hello from"), string(b))
+	http.DefaultClient.CloseIdleConnections()
+	r.stop(t)
+	noLeftovers(t, r.d.Marker())
+}
+
+func TestNewRequiresFleetAndDriver(t *testing.T) {
+	_, err := core.New(core.Config{})
+	assert.ErrorContains(t, err, "Fleet")
+}
