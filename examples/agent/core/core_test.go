@@ -232,3 +232,49 @@ func TestNewRequiresFleetAndDriver(t *testing.T) {
 	_, err := core.New(core.Config{})
 	assert.ErrorContains(t, err, "Fleet")
 }
+
+func TestCrashLoopGivesUp(t *testing.T) {
+	y := `agent:
+  listen: "off"
+services:
+  - name: web
+    command: [/bin/false]
+    replicas: 1
+    health: {interval: 50ms}
+    restart: {initial: 10ms, max: 20ms, crashLoopRestarts: 3, crashLoopWindow: 1m}
+`
+	f, err := config.Parse("fleet.yaml", []byte(y))
+	require.NoError(t, err)
+	r := start(t, f, true)
+	require.Eventually(t, func() bool { return len(events(r.a, eventlog.Failed, "crash-loop")) > 0 }, 10*time.Second, 20*time.Millisecond)
+	assert.Contains(t, events(r.a, eventlog.Failed, "crash-loop")[0].Why, "3 restarts within 1m0s: giving up")
+	assert.Len(t, events(r.a, eventlog.Decided, "restart"), 3, "it stopped restarting")
+	assert.NotEmpty(t, events(r.a, eventlog.Decided, "backoff"), "restarts were spaced")
+	r.stop(t)
+	noLeftovers(t, r.d.Marker())
+}
+
+func TestDegradedNodeIsDrained(t *testing.T) {
+	f := fleetFile(t, t.TempDir(), 2, "")
+	r := start(t, f, true)
+	require.Eventually(t, ready(r.a, 2), 15*time.Second, 20*time.Millisecond)
+	insts, _ := r.d.Instances(context.Background(), "web")
+	require.NotEqual(t, insts[0].Node, insts[1].Node, "spread over the nodes")
+	require.NoError(t, r.a.SetNodeState(context.Background(), "node-2", "degraded", "disk pressure"))
+	require.Eventually(t, func() bool {
+		insts, _ := r.d.Instances(context.Background(), "web")
+		on1 := 0
+		for _, in := range insts {
+			if in.Node == "node-1" {
+				on1++
+			}
+		}
+		return len(insts) == 2 && on1 == 2 && len(r.a.Backends("web")) == 2
+	}, 15*time.Second, 20*time.Millisecond)
+	obs := events(r.a, eventlog.Observed, "node-degraded")
+	require.Len(t, obs, 1)
+	assert.Contains(t, obs[0].Why, "node node-2 reports itself degraded")
+	assert.Len(t, events(r.a, eventlog.Healed, "replaced"), 1)
+	r.stop(t)
+	noLeftovers(t, r.d.Marker())
+}
