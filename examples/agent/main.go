@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +28,10 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/selfheal-go/selfheal/examples/agent/config"
 	"github.com/selfheal-go/selfheal/examples/agent/core"
@@ -93,7 +98,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		out = io.MultiWriter(stderr, f)
 	}
-	a, err := core.New(core.Config{Fleet: fleet, Driver: drv, Events: eventlog.New(out, 0), Logger: log, StopOnExit: *stopOnExit})
+	// OpenTelemetry metrics: the agent's own (selfheal.agent.*) through an SDK
+	// provider whose manual reader the status server exposes at /metrics.
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	a, err := core.New(core.Config{Fleet: fleet, Driver: drv, Events: eventlog.New(out, 0), Logger: log, StopOnExit: *stopOnExit, MeterProvider: mp})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -105,7 +115,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s: agent.listen: %v\n", *cfgPath, err)
 			return 1
 		}
-		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/", a.Handler())
+		mux.Handle("GET /metrics", metricsHandler(reader))
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(l) }()
 	}
 	err = a.Run(ctx)
@@ -156,4 +169,45 @@ func control(ctx context.Context, addr string, args []string, stdout, stderr io.
 		return 1
 	}
 	return 0
+}
+
+// metricsHandler serves the collected OpenTelemetry metrics as JSON.
+func metricsHandler(r *sdkmetric.ManualReader) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var rm metricdata.ResourceMetrics
+		if err := r.Collect(req.Context(), &rm); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		type point struct {
+			Attrs map[string]string `json:"attributes,omitempty"`
+			Value any               `json:"value"`
+		}
+		out := map[string][]point{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				attrs := func(s attribute.Set) map[string]string {
+					o := map[string]string{}
+					for _, kv := range s.ToSlice() {
+						o[string(kv.Key)] = kv.Value.String()
+					}
+					return o
+				}
+				switch d := m.Data.(type) {
+				case metricdata.Sum[int64]:
+					for _, p := range d.DataPoints {
+						out[m.Name] = append(out[m.Name], point{attrs(p.Attributes), p.Value})
+					}
+				case metricdata.Histogram[float64]:
+					for _, p := range d.DataPoints {
+						out[m.Name] = append(out[m.Name], point{attrs(p.Attributes), map[string]any{"count": p.Count, "sum": p.Sum}})
+					}
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+	})
 }

@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,4 +57,18 @@ func TestControlCommands(t *testing.T) {
 	assert.Contains(t, stderr.String(), "usage:")
 	// No agent listens there.
 	assert.Equal(t, 1, run(context.Background(), []string{"-addr", "127.0.0.1:1", "status"}, &bytes.Buffer{}, &bytes.Buffer{}))
+}
+
+func TestMetricsHandler(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	c, err := mp.Meter("t").Int64Counter("selfheal.agent.actions")
+	require.NoError(t, err)
+	c.Add(context.Background(), 2, metric.WithAttributes(attribute.String("action", "restart")))
+	rec := httptest.NewRecorder()
+	metricsHandler(reader).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	assert.Contains(t, rec.Body.String(), `"selfheal.agent.actions"`)
+	assert.Contains(t, rec.Body.String(), `"action": "restart"`)
+	assert.Contains(t, rec.Body.String(), `"value": 2`)
 }
