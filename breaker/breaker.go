@@ -132,8 +132,8 @@ func (b *Breaker) newEngine(m mode) *engine {
 		Timeout:       b.s.openDuration,
 		ReadyToTrip:   e.readyToTrip,
 		OnStateChange: e.stateChanged,
-		IsSuccessful:  e.successful,
-		IsExcluded:    e.excluded,
+		IsSuccessful:  func(err error) bool { return err == nil && e.win == nil || e.successful(err) },
+		IsExcluded:    excluded,
 	}
 	if b.s.timeWindow() {
 		st.Interval = b.s.windowDur
@@ -165,9 +165,31 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 	if e.cb == nil {
 		return b.direct(ctx, fn)
 	}
-	var r result
-	_, err := e.cb.Execute(func() (struct{}, error) { return struct{}{}, b.run(ctx, fn, &r) })
-	if !r.ran {
+	// out stays outPending while fn runs: if it is still pending when Do unwinds,
+	// fn panicked; gobreaker has recorded the failure and re-panics, and the deferred
+	// function counts it and delivers the transitions before the panic goes on.
+	var callErr error
+	out := outRejected
+	defer func() {
+		if out == outPending {
+			b.tel.count(ctx, outFailure)
+			b.flush()
+		}
+	}()
+	_, err := e.cb.Execute(func() (struct{}, error) {
+		if b.s.slowDuration > 0 {
+			return b.timed(ctx, fn, &callErr, &out)
+		}
+		out = outPending
+		if callErr = fn(ctx); callErr == nil {
+			out = outSuccess
+			return struct{}{}, nil
+		}
+		var v error
+		out, v = b.classify(ctx, callErr, false)
+		return struct{}{}, v
+	})
+	if out == outRejected {
 		oe := e.tooMany
 		if err == gobreaker.ErrOpenState {
 			if oe = e.openErr.Load(); oe == nil {
@@ -179,14 +201,11 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 		}
 		return b.reject(ctx, oe)
 	}
-	b.tel.count(ctx, r.out)
+	b.tel.count(ctx, out)
 	if b.pending.Load() {
 		b.flush()
 	}
-	if r.panicked {
-		panic(r.pv)
-	}
-	return r.err
+	return callErr
 }
 
 // Call runs fn through b like [Breaker.Do] and returns fn's value, or the zero T with
@@ -201,78 +220,63 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 	return v, err
 }
 
-// result is what one call left behind.
-type result struct {
-	err      error
-	pv       any
-	out      int
-	ran      bool
-	panicked bool
-}
-
 // verdict is what a call tells gobreaker: a failure, a slow call, or neither (the
 // caller cancelled). The caller's own error is returned to the caller, never to
 // gobreaker, so classification can look at the context.
 type verdict struct {
-	o   uint8
-	out int
+	o uint8
 }
 
 func (*verdict) Error() string { return "breaker: internal verdict" }
 
 var (
-	vSlow       = &verdict{outcomeSlow, outSuccess}
-	vFailed     = &verdict{outcomeFailed, outFailure}
-	vSlowFailed = &verdict{outcomeFailed | outcomeSlow, outFailure}
-	vExcluded   = &verdict{0, outExcluded}
+	vSlow       = &verdict{outcomeSlow}
+	vFailed     = &verdict{outcomeFailed}
+	vSlowFailed = &verdict{outcomeFailed | outcomeSlow}
+	vExcluded   = &verdict{}
 )
 
-// run calls fn, classifies its outcome for gobreaker and stores it in r. A panic is
-// recovered here, counted as a failure, and re-raised by Do once gobreaker has
-// recorded it.
-func (b *Breaker) run(ctx context.Context, fn func(context.Context) error, r *result) (v error) {
-	r.ran = true
-	var start time.Time
-	if b.s.slowDuration > 0 {
-		start = time.Now()
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			r.panicked, r.pv, r.out = true, p, outFailure
-			v = vFailed
-		}
-	}()
-	err := fn(ctx)
-	r.err = err
-	slow := b.s.slowDuration > 0 && time.Since(start) >= b.s.slowDuration
+// timed runs fn for a breaker with a slow-call rule: it reads the clock around it.
+func (b *Breaker) timed(ctx context.Context, fn func(context.Context) error, callErr *error, out *int) (struct{}, error) {
+	start := time.Now()
+	*out = outPending
+	*callErr = fn(ctx)
+	var v error
+	*out, v = b.classify(ctx, *callErr, time.Since(start) >= b.s.slowDuration)
+	return struct{}{}, v
+}
+
+// classify returns the outcome for telemetry and the verdict for gobreaker (nil for
+// a fast success).
+func (b *Breaker) classify(ctx context.Context, err error, slow bool) (int, error) {
 	switch {
 	case err == nil:
 	case callerCanceled(ctx, err):
-		r.out = outExcluded
-		return vExcluded
+		return outExcluded, vExcluded
 	case b.s.isFailure(err):
-		r.out = outFailure
 		if slow {
-			return vSlowFailed
+			return outFailure, vSlowFailed
 		}
-		return vFailed
+		return outFailure, vFailed
 	}
-	r.out = outSuccess
 	if slow {
-		return vSlow
+		return outSuccess, vSlow
 	}
-	return nil
+	return outSuccess, nil
 }
 
 // direct runs fn on a breaker forced closed: no rules, telemetry only.
 func (b *Breaker) direct(ctx context.Context, fn func(context.Context) error) error {
-	var r result
-	_ = b.run(ctx, fn, &r)
-	b.tel.count(ctx, r.out)
-	if r.panicked {
-		panic(r.pv)
-	}
-	return r.err
+	out := outPending
+	defer func() {
+		if out == outPending {
+			b.tel.count(ctx, outFailure)
+		}
+	}()
+	err := fn(ctx)
+	out, _ = b.classify(ctx, err, false)
+	b.tel.count(ctx, out)
+	return err
 }
 
 func (b *Breaker) reject(ctx context.Context, oe *OpenError) error {
@@ -283,7 +287,7 @@ func (b *Breaker) reject(ctx context.Context, oe *OpenError) error {
 
 // The gobreaker hooks below run with gobreaker's lock held.
 
-func (e *engine) excluded(err error) bool { return err == error(vExcluded) }
+func excluded(err error) bool { return err == error(vExcluded) }
 
 func (e *engine) successful(err error) bool {
 	if err == nil && e.win == nil {

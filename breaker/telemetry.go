@@ -32,6 +32,7 @@ const (
 	outExcluded
 	outRejected
 	numOutcomes
+	outPending = numOutcomes // the call is running (or panicked)
 )
 
 var outcomeNames = [numOutcomes]string{"success", "failure", "excluded", "rejected"}
