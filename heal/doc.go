@@ -112,9 +112,18 @@
 //
 // # Telemetry
 //
-// Every policy counts its notable outcomes (rejections, timeouts, fallbacks,
-// hedges, shed requests, recovered panics) through the OpenTelemetry API under
-// selfheal.heal., with attribute sets built once, and adds span events
-// (selfheal.bulkhead.rejected, selfheal.hedge.started, ...) to the span in the call's
-// context when it is recording. Provider fields default to the global providers.
+// Every policy counts its notable outcomes through the OpenTelemetry API, with the
+// attributes selfheal.policy and selfheal.name (built once per policy, never per
+// call): selfheal.heal.bulkhead.rejections, selfheal.heal.ratelimit.rejections,
+// selfheal.heal.timeout.timeouts, selfheal.heal.fallback.fallbacks,
+// selfheal.heal.hedge.hedges, selfheal.heal.limit.rejections and the gauge
+// selfheal.heal.limit.limit; the middleware adds selfheal.heal.server.shed (by
+// selfheal.reason: concurrency or rate), selfheal.heal.server.panics,
+// selfheal.heal.server.timeouts and the histogram selfheal.heal.server.duration.
+// The success path records nothing but the duration histogram. Rejections,
+// timeouts, fallbacks and hedges also add span events (selfheal.bulkhead.rejected,
+// selfheal.ratelimit.rejected, selfheal.limit.rejected, selfheal.timeout.expired,
+// selfheal.fallback.used, selfheal.hedge.started, selfheal.server.shed) to the span
+// in the call's context, only when it is recording. Retries and breakers report
+// through their own packages. Provider fields default to the global providers.
 package heal
