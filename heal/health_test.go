@@ -152,3 +152,14 @@ func TestRegisterHealthSupervisor(t *testing.T) {
 		<-done
 	})
 }
+
+func TestServerChecksWithoutLimit(t *testing.T) {
+	m, err := heal.NewMiddleware(heal.MiddlewareConfig{})
+	require.NoError(t, err)
+	var names []string
+	for _, c := range heal.ServerChecks(m) {
+		names = append(names, c.Name)
+	}
+	// Without a concurrency limit there is no utilization to report.
+	assert.ElementsMatch(t, []string{heal.CheckResponseTime, heal.CheckInFlight, heal.CheckShed, heal.CheckThroughput}, names)
+}
