@@ -135,11 +135,13 @@ func (f *fixture) service(replicas int, version string) driver.ServiceSpec {
 	return spec
 }
 
-// freeBase returns the first of n consecutive free loopback ports.
+// freeBase returns the first of n consecutive free loopback ports, below the
+// kernel's ephemeral range (32768 and up) so that no outgoing connection takes one
+// before an instance binds it.
 func freeBase(t *testing.T, n int) int {
 	t.Helper()
 	for range 100 {
-		base := 20000 + rand.IntN(30000)
+		base := 20000 + rand.IntN(12000)
 		ok := true
 		var lns []net.Listener
 		for p := base; p < base+n; p++ {

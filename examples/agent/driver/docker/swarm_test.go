@@ -195,6 +195,19 @@ func TestScale(t *testing.T) {
 		return n == 1 && len(live) == 1, state
 	})
 
+	// Concurrent writers: every write re-reads the version index and retries when
+	// another writer came first, so none fails.
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() { errs[i] = f.d.Scale(ctx, spec.Name, 1+i%2) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.d.Scale(ctx, spec.Name, 1))
+
 	// Applying the same spec again writes nothing; an unknown service is not found.
 	spec.Replicas = 1
 	require.NoError(t, f.d.Apply(ctx, spec))

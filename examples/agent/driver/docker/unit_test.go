@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -313,6 +314,57 @@ COPY service /service
 HEALTHCHECK --interval=500ms --timeout=2s --start-period=2s --retries=3 CMD ["/service","-probe","http://127.0.0.1:${PORT}/livez"]
 ENTRYPOINT ["/service","-drain","1s"]
 `, df)
+}
+
+func TestWriteRetriesStaleVersions(t *testing.T) {
+	d := newOffline(t, Config{WriteAttempts: 4})
+	stale := errors.New("Error response from daemon: rpc error: code = Unknown desc = update out of sequence")
+	tests := []struct {
+		name     string
+		fails    int // stale refusals before the write succeeds
+		wantErr  error
+		attempts int
+	}{
+		{"first try", 0, nil, 1},
+		{"after two stale reads", 2, nil, 3},
+		{"stale every time", 10, ErrStaleVersion, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				attempts := 0
+				start := time.Now()
+				err := d.writeRetry(context.Background(), "scale service web", func() error {
+					attempts++
+					if attempts <= tt.fails {
+						return stale
+					}
+					return nil
+				})
+				assert.Equal(t, tt.attempts, attempts)
+				if tt.wantErr == nil {
+					require.NoError(t, err)
+				} else {
+					require.ErrorIs(t, err, tt.wantErr)
+					assert.Contains(t, err.Error(), "scale service web")
+				}
+				// 50 ms more before every retry.
+				want := time.Duration(0)
+				for i := 1; i < attempts; i++ {
+					want += time.Duration(i) * 50 * time.Millisecond
+				}
+				assert.Equal(t, want, time.Since(start))
+			})
+		})
+	}
+	t.Run("context done while backing off", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 75*time.Millisecond)
+			defer cancel()
+			err := d.writeRetry(ctx, "scale service web", func() error { return stale })
+			require.ErrorIs(t, err, ErrStaleVersion)
+		})
+	})
 }
 
 func TestEngineErrorIs(t *testing.T) {
