@@ -1,7 +1,161 @@
-// Package health runs health checks and serves them as Kubernetes-style probes
-// (/livez, /readyz, /startupz) and as the health document of the IETF draft "Health
-// Check Response Format for HTTP APIs" (/health, application/health+json).
+// Package health runs health checks and serves their results to the machines that
+// act on them: orchestrators and load balancers through Kubernetes-style probes
+// (/livez, /readyz, /startupz), and the selfheal agent through the health document
+// of the IETF draft "Health Check Response Format for HTTP APIs" (/health,
+// application/health+json).
 //
-// The full narrative (kinds, statuses, thresholds, execution, endpoints, security,
-// draining) is being written; see [Registry], [Check] and [Document].
+// A [Registry] holds named checks ([Check]); [New] creates one, [Registry.Register]
+// and [Registry.Remove] change its checks at any time, [Registry.Run] runs the
+// periodic ones in the background, and [Registry.Handler] serves every endpoint.
+//
+// # Kinds: liveness, readiness, startup
+//
+// Each check belongs to one or more probes ([Kind], a bit set):
+//
+//   - [Liveness]: is this process beyond repair? A failing liveness probe gets the
+//     process restarted. Check only what a restart fixes: a deadlocked loop (a
+//     [Heartbeat]), a leak that only grows.
+//   - [Readiness]: should this instance get traffic now? A failing readiness probe
+//     takes the instance out of load balancing until it passes again; nothing is
+//     restarted. Dependencies belong here.
+//   - [Startup]: has the process finished starting (migrations, warm caches)? Until
+//     it passes, orchestrators hold off the other probes.
+//
+// A check whose Kinds is zero is a readiness check. That default is deliberate: a
+// liveness probe that checks a database restarts every replica at once when the
+// database blinks, turning a short outage of one dependency into a full outage of
+// the service, and restarts fix nothing the database got wrong. Put a dependency in
+// liveness only when this process alone can repair it by restarting.
+//
+// # Statuses
+//
+// A check passes, warns or fails ([StatusPass], [StatusWarn], [StatusFail]). A
+// probe answers 200 "ok" when all its checks pass or warn and 503 when one fails;
+// the document answers 200 for pass and warn and 503 for fail. A probe (or the
+// document) whose checks are all excluded or absent passes.
+//
+// A [CheckFunc] passes when it returns nil and fails otherwise (the error text is the
+// output). An [ObserveFunc] reports [Observation] values, each with its own status;
+// the check's status is the worst of them, and fail when it also returns an error.
+// A check that panics fails with the panic value as output; the panic does not
+// propagate.
+//
+// # Thresholds and criticality
+//
+// [Check.FailureThreshold] (N) and [Check.SuccessThreshold] (M) keep one blip from
+// flipping a probe: a passing check fails only after N consecutive failures (it
+// reports warn before that, so the document shows the trouble while probes still
+// pass), and a failing check passes again only after M consecutive successes. The
+// first result of a check counts as it is: a service that starts with its database
+// down is not ready, whatever N says.
+//
+// A [Check.NonCritical] check degrades fail to warn: it shows in the document and in
+// the listeners, and never fails a probe. Use it for what the service can do without
+// (a recommendation engine, a cache).
+//
+// Status changes go to [Config.OnStatusChange] and to listeners added with
+// [Registry.OnStatusChange], in order per check, on the goroutine that finished the
+// run, before the probes that waited for the run return.
+//
+// # Execution: periodic or on demand
+//
+// A check with an [Check.Interval] is periodic: [Registry.Run] runs it every
+// Interval (after [Check.InitialDelay], plus a random [Check.Jitter] per period,
+// measured from the end of the previous run) and probes only ever read the cached
+// result. Until its first run ends a periodic check reports fail ("has not run
+// yet"): the service is not ready before its checks have run once. Periodic checks
+// suit expensive checks and many probers: the dependency sees one check per
+// Interval per instance, however often the instance is probed.
+//
+// A check without an Interval runs on demand: a probe runs it when its cached
+// result is older than [Check.CacheTTL] (1 s by default; negative disables the
+// cache). On-demand checks need no Run.
+//
+// Either way, checks run concurrently (a probe of five stale checks waits for the
+// slowest, not for the sum), and one check never runs twice at once: concurrent
+// probes that find a check stale share its one run in flight. With a 100 ms check,
+// four concurrent probes each finish in about 100 ms, not 100, 200, 300 and 400 ms,
+// and the dependency sees one request. A probe whose caller goes away stops waiting
+// at once and leaves the shared run to the others.
+//
+// # Timeouts and goroutines
+//
+// Every run gets a context that ends after [Check.Timeout] (5 s by default; keep it
+// below the orchestrator's probe timeout). When the timeout passes, the run is
+// recorded as failed ([ErrTimeout]) and the probes waiting for it return, whether
+// or not the check function has returned. A check that honours its context returns
+// then and its goroutine ends. A check that ignores its context keeps its goroutine
+// until it returns; meanwhile the registry does not start the check again (runs
+// fail at once with [ErrStillRunning]), so a stuck check holds at most one
+// goroutine. Run returns when its scheduling goroutines have exited, without
+// waiting for such a stuck check.
+//
+// # Observations and keys
+//
+// The check's Name is its key in the document; by the draft's convention it reads
+// "component:measurement" ("postgres:ping", "http:responseTime"). One check can
+// publish several entries under its key, one per [Observation]: the p50 and the p99
+// of a latency, or one entry per circuit breaker, told apart by ComponentID. Other
+// packages register such checks at run time: selfheal's heal package publishes
+// "http:responseTime", "http:utilization", "breaker:state" and more this way.
+//
+// # Endpoints
+//
+// [Registry.Handler] serves all of them; [Registry.ProbeHandler] and
+// [Registry.DocumentHandler] serve one each, for your own mux.
+//
+//	GET /livez              200 "ok" or 503 "livez check failed"
+//	GET /readyz             the same for readiness; also fails while draining
+//	GET /startupz           the same for startup
+//	GET /readyz?verbose     one line per check: "[+]name ok" or "[-]name failed: <output>"
+//	GET /readyz?exclude=a   leaves check a out (repeatable: ?exclude=a&exclude=b)
+//	GET /readyz/<name>      one check of that probe: 200, 503, or 404 when unknown
+//	GET /health             the health document
+//
+// The probe responses are text/plain and never cached (Cache-Control: no-store).
+//
+// # The health document
+//
+// /health serves a [Document]: status, version, releaseId, serviceId, description,
+// notes, output, and checks keyed "component:measurement", each an array of entries
+// with componentId, componentType, observedValue, observedUnit, status,
+// affectedEndpoints, time and output. The registry encodes the document once per
+// change of the results (with [Document.AppendJSON], no reflection) and serves the
+// same bytes to every request until the next change, so a scrape costs about a
+// microsecond.
+//
+// The client side is [ParseDocument] (tolerant of unknown fields, strict about
+// types, bounded by [MaxDocumentSize], never panics) and [Fetch].
+//
+// # Security
+//
+// Outputs carry error texts of dependencies (host names, addresses, user names) and
+// observed values describe the internals of the service. They go only to callers
+// that [HandlerConfig.Authorize] accepts: use [BearerToken] (a constant-time
+// comparison) or [LoopbackOnly], or your own function. Everyone else gets the status
+// alone: "ok" or "<probe> check failed" from the probes (?verbose is ignored), and
+// {"status":"..."} from /health. With no Authorize, nobody gets details.
+//
+// # Draining
+//
+// [Registry.DrainOnSignal] waits for SIGTERM (or os.Interrupt) and then
+// [Registry.Drain]s: readiness (and the document) fail at once while liveness keeps
+// passing, so the orchestrator stops sending traffic without restarting the
+// process; after [DrainConfig.Delay] the http.Server shuts down gracefully, bounded
+// by [DrainConfig.ShutdownTimeout]. [Registry.SetDraining] flips readiness alone.
+//
+// # Built-in checks
+//
+// [HTTPGet] (a status range), [TCPDial], [DNSLookup], [Ping] (database/sql's
+// PingContext, or any [Pinger]; the package imports no driver), [DiskFree]
+// (statfs), [Goroutines] and [Heap] (runtime/metrics, which does not stop the
+// world; register them under [KeyGoroutines] and [KeyHeap]), and [Heartbeat] for
+// jobs that must tick.
+//
+// # Telemetry
+//
+// Through the OpenTelemetry API and [Config.MeterProvider] (nil means the global
+// provider): the gauge "selfheal.health.check.status" (0 pass, 1 warn, 2 fail, per
+// check) and the histogram "selfheal.health.check.duration" (seconds, per check and
+// status). [Config.Logger] logs status changes.
 package health
