@@ -177,6 +177,9 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 		}
 	}()
 	_, err := e.cb.Execute(func() (struct{}, error) {
+		if b.pending.Load() {
+			b.flush() // a move to half-open: tell the hooks before the probe runs
+		}
 		if b.s.slowDuration > 0 {
 			return b.timed(ctx, fn, &callErr, &out)
 		}
@@ -290,9 +293,6 @@ func (b *Breaker) reject(ctx context.Context, oe *OpenError) error {
 func excluded(err error) bool { return err == error(vExcluded) }
 
 func (e *engine) successful(err error) bool {
-	if err == nil && e.win == nil {
-		return true
-	}
 	var o uint8
 	if v, ok := err.(*verdict); ok {
 		o = v.o

@@ -592,3 +592,21 @@ func TestStateString(t *testing.T) {
 	assert.Equal(t, "open", open.String())
 	assert.Equal(t, "State(7)", breaker.State(7).String())
 }
+
+func TestHalfOpenHookRunsBeforeTheProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log []string
+		b, err := breaker.New("h", breaker.Config{
+			ConsecutiveFailures: 1, OpenDuration: time.Second,
+			OnStateChange: func(_ string, from, to breaker.State) { log = append(log, from.String()+">"+to.String()) },
+		})
+		require.NoError(t, err)
+		require.Error(t, b.Do(t.Context(), fail))
+		time.Sleep(2 * time.Second)
+		require.NoError(t, b.Do(t.Context(), func(context.Context) error {
+			log = append(log, "probe")
+			return nil
+		}))
+		assert.Equal(t, []string{"closed>open", "open>half-open", "probe", "half-open>closed"}, log)
+	})
+}

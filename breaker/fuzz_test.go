@@ -212,3 +212,128 @@ func check(t *testing.T, i int, b *breaker.Breaker, m *modelState, log *[]string
 		}
 	}
 }
+
+// FuzzRateRules drives a breaker with a count-based window, a failure-rate rule and a
+// slow-call rule through random outcomes (fast or slow, success or failure, the
+// caller's cancellation) and waits, and checks after every step that the state and
+// the window counts agree with a reference model: a ring of the last WindowSize
+// outcomes, emptied at every state change; a failure may trip the failure-rate rule
+// and a slow call the slow-call rule, once the window holds MinimumCalls calls.
+//
+// The first byte chooses WindowSize (1-8) and MinimumCalls (1-WindowSize), the second
+// FailureRate (0.25-1) and SlowCallRate (0.5, 1, or no slow-call rule).
+func FuzzRateRules(f *testing.F) {
+	f.Add([]byte{3, 0, 0, 2, 0, 2, 7 | 11<<3, 0})
+	f.Add([]byte{7, 5, 4, 4, 0, 5, 2, 2, 6, 6, 2, 7 | 15<<3, 4})
+	f.Add([]byte{8 + 3, 2, 0, 0, 0, 2, 2, 2, 3, 4, 5})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 2 {
+			return
+		}
+		synctest.Test(t, func(t *testing.T) { runRateModel(t, data) })
+	})
+}
+
+func runRateModel(t *testing.T, data []byte) {
+	size := 1 + int(data[0]%8)
+	minCalls := 1 + int(data[0]/8)%size
+	failureRate := []float64{0.25, 0.5, 0.75, 1}[data[1]%4]
+	slowRate := []float64{0, 0.5, 1}[data[1]/4%3]
+	cfg := breaker.Config{
+		FailureRate: failureRate, WindowSize: size, MinimumCalls: minCalls,
+		OpenDuration: 10 * time.Second,
+	}
+	if slowRate > 0 {
+		cfg.SlowCallDuration, cfg.SlowCallRate = time.Second, slowRate
+	}
+	b, err := breaker.New("rates", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	state := breaker.StateClosed
+	var ring []uint8 // bit 0 failed, bit 1 slow
+	var until time.Time
+	count := func(bit uint8) (n int) {
+		for _, o := range ring {
+			if o&bit != 0 {
+				n++
+			}
+		}
+		return n
+	}
+
+	for i, op := range data[2:] {
+		if op%8 == 7 {
+			time.Sleep(time.Duration(op>>3) * time.Second)
+		} else {
+			now := time.Now()
+			if state == breaker.StateOpen && until.Before(now) {
+				state = breaker.StateHalfOpen
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			var o uint8
+			var fn func(context.Context) error
+			switch op % 8 {
+			case 0, 1:
+				fn = ok
+			case 2, 3:
+				fn, o = fail, 1
+			case 4:
+				fn, o = func(context.Context) error { time.Sleep(time.Second); return nil }, 2
+			case 5:
+				fn, o = func(context.Context) error { time.Sleep(time.Second); return errBoom }, 3
+			case 6:
+				cancel()
+				fn, o = func(ctx context.Context) error { return ctx.Err() }, 4
+			}
+			if slowRate == 0 {
+				o &^= 2 // no slow-call rule: slowness is not watched
+			}
+			ran := false
+			err := b.Do(ctx, func(ctx context.Context) error { ran = true; return fn(ctx) })
+			cancel()
+			end := time.Now()
+			switch {
+			case state == breaker.StateOpen:
+				if ran || !errors.Is(err, breaker.ErrOpen) {
+					t.Fatalf("step %d: open breaker ran the call or said %v", i, err)
+				}
+			case !ran:
+				t.Fatalf("step %d: call rejected (%v) in state %v", i, err, state)
+			case o == 4: // the caller's own cancellation counts neither way
+			case state == breaker.StateHalfOpen:
+				if o == 0 {
+					state, ring = breaker.StateClosed, nil
+				} else {
+					state, until = breaker.StateOpen, end.Add(10*time.Second)
+				}
+			default:
+				if ring = append(ring, o); len(ring) > size {
+					ring = ring[1:]
+				}
+				calls := float64(len(ring))
+				trip := len(ring) >= minCalls &&
+					(o&1 != 0 && float64(count(1))/calls >= failureRate ||
+						o&2 != 0 && float64(count(2))/calls >= slowRate)
+				if trip {
+					state, ring, until = breaker.StateOpen, nil, end.Add(10*time.Second)
+				}
+			}
+		}
+		if state == breaker.StateOpen && until.Before(time.Now()) {
+			state = breaker.StateHalfOpen
+		}
+		snap := b.State()
+		if snap.State != state {
+			t.Fatalf("step %d (op %d): state %v, want %v (window %v)", i, op%8, snap.State, state, ring)
+		}
+		if state == breaker.StateClosed {
+			c := snap.Counts
+			if int(c.WindowCalls) != len(ring) || int(c.WindowFailures) != count(1) || int(c.WindowSlow) != count(2) {
+				t.Fatalf("step %d: window %d/%d/%d, want %d/%d/%d", i,
+					c.WindowCalls, c.WindowFailures, c.WindowSlow, len(ring), count(1), count(2))
+			}
+		}
+	}
+}
