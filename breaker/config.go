@@ -93,9 +93,10 @@ type Config struct {
 	// OnStateChange is called after every state change, including those made by
 	// ForceOpen, ForceClosed and Reset, with the breaker's name and the states.
 	// Calls are made one at a time, in the order of the changes, on the goroutine of
-	// a call that saw the change, after the breaker's locks are released: the hook
-	// may use the breaker. A change to half-open is seen by the first call (or State)
-	// after the open duration. Nil means no hook.
+	// a call (or of State, which the state gauge also calls) that saw the change,
+	// after the breaker's locks are released: the hook may use the breaker. A change
+	// to half-open is seen by the first call (or State) after the open duration, and
+	// reported before that call's probe runs. Nil means no hook.
 	OnStateChange func(name string, from, to State)
 
 	// Logger receives one Info record per state change. Nil means no logging.
