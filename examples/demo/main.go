@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	stdout = play.SyncWriter(stdout)
 
 	dir, err := os.MkdirTemp("", "selfheal-demo-")
 	if err != nil {

@@ -41,6 +41,26 @@ func BuildService(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
+// SyncWriter returns w made safe for concurrent writers (the timeline is written by
+// the event collector and by the steps). A writer it returned is returned as is.
+func SyncWriter(w io.Writer) io.Writer {
+	if _, ok := w.(*syncWriter); ok || w == nil {
+		return w
+	}
+	return &syncWriter{w: w}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 // Options configures a Fleet. Zero fields mean the defaults in the comments.
 type Options struct {
 	Dir        string        // work directory (state file, logs); required
@@ -92,6 +112,7 @@ func Start(ctx context.Context, opt Options) (*Fleet, error) {
 	if opt.HeapLimit <= 0 {
 		opt.HeapLimit = 160 << 20
 	}
+	opt.Timeline = SyncWriter(opt.Timeline)
 	iv := opt.Interval
 	yaml := fmt.Sprintf(`agent:
   listen: "off"
