@@ -36,6 +36,10 @@
 //     calls that took at least SlowCallDuration, as in resilience4j. A slow call may
 //     also have failed; it counts for both rules.
 //
+// Only a failure can trip the consecutive-failure and failure-rate rules, and only a
+// slow call the slow-call rule: a fast success never trips a breaker, even when it
+// brings the window to MinimumCalls.
+//
 // The window is count-based, the last [Config.WindowSize] calls (default 100), or
 // time-based, the calls of the last [Config.WindowDuration], which gobreaker's rolling
 // window divides into [Config.WindowBuckets] buckets that leave the window one at a
