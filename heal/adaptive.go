@@ -13,10 +13,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// LimitSample is one observation an [AdaptiveLimit] feeds its algorithm: how long a
-// call took, how many calls were in flight when it started, and whether it was
-// dropped (timed out, or rejected downstream), a sign of overload.
+// LimitSample is one observation an [AdaptiveLimit] feeds its algorithm: when a
+// call started, how long it took, how many calls were in flight when it started, and
+// whether it was dropped (timed out, or rejected downstream), a sign of overload.
 type LimitSample struct {
+	Start    time.Time
 	RTT      time.Duration
 	InFlight int
 	Dropped  bool
@@ -50,12 +51,15 @@ type aimd struct {
 	min, max float64
 	backoff  float64
 	timeout  time.Duration
+	lastCut  time.Time
 }
 
 // NewAIMD returns the additive-increase/multiplicative-decrease algorithm: the limit
 // grows by one after a call that used at least half of it and was not dropped, and
-// shrinks by BackoffRatio after a dropped or slow one. It is simple and robust, but
-// reacts only to drops, not to rising latency; see [NewGradient].
+// shrinks by BackoffRatio after a dropped or slow one, once per round trip as TCP
+// does (drops of calls that started before the last decrease are ignored, so that a
+// burst of drops from one overload does not collapse the limit). It is simple and
+// robust, but reacts only to drops, not to rising latency; see [NewGradient].
 func NewAIMD(cfg AIMDConfig) (LimitAlgorithm, error) {
 	if cfg.MinLimit <= 0 {
 		cfg.MinLimit = 20
@@ -88,15 +92,21 @@ func (a *aimd) Limit() int { return int(a.limit) }
 func (a *aimd) Update(s LimitSample) int {
 	switch {
 	case s.Dropped || s.RTT > a.timeout:
+		if !s.Start.IsZero() && s.Start.Before(a.lastCut) {
+			break // the same overload as the last decrease
+		}
 		a.limit = max(a.min, math.Floor(a.limit*a.backoff))
+		if !s.Start.IsZero() {
+			a.lastCut = s.Start.Add(s.RTT)
+		}
 	case float64(s.InFlight)*2 >= a.limit:
 		a.limit = min(a.max, a.limit+1)
 	}
 	return int(a.limit)
 }
 
-// GradientConfig configures [NewGradient]. The zero value is Netflix's Gradient2Limit
-// defaults.
+// GradientConfig configures [NewGradient]. The zero value is the defaults of
+// Netflix's GradientLimit.
 type GradientConfig struct {
 	// InitialLimit is the limit before any sample. Default 20.
 	InitialLimit int
@@ -105,12 +115,13 @@ type GradientConfig struct {
 	// Smoothing is how much of each new estimate enters the limit, in (0, 1].
 	// Default 0.2.
 	Smoothing float64
-	// Tolerance is how much the short-term latency may exceed the long-term one
-	// before the limit comes down. Default 1.5.
+	// Tolerance is how much a call's latency may exceed the no-load latency before
+	// the limit comes down. Default 1.5.
 	Tolerance float64
-	// LongWindow is the number of samples of the long-term latency average.
-	// Default 600.
-	LongWindow int
+	// Window is how many samples the no-load latency is remembered for: it is the
+	// least latency of the current and the previous Window samples, so that it
+	// follows a dependency that became slower for good. Default 500.
+	Window int
 	// QueueSize is the headroom added to the estimate so that the limit can grow.
 	// Default 4.
 	QueueSize int
@@ -123,18 +134,17 @@ type gradient struct {
 	tolerance float64
 	queue     float64
 
-	long    float64 // exponential average of RTT (ns)
-	n       int     // samples seen, for the warm-up plain average
-	window  int
-	factor  float64
-	warmups int
+	window          int
+	n               int
+	curMin, prevMin float64 // minimum RTT (ns) of the current and previous windows
 }
 
-// NewGradient returns the gradient algorithm of Netflix's Gradient2Limit: it compares
-// the short-term latency with a long-term exponential average, and scales the limit by
-// their ratio (the gradient, clamped to [0.5, 1] after the tolerance), plus a small
-// queue allowance so that it can grow while latency holds. Unlike [NewAIMD] it backs
-// off as soon as latency rises, before anything is dropped.
+// NewGradient returns a gradient algorithm, as Netflix's GradientLimit: it compares
+// each call's latency with the no-load latency (the least latency recently seen) and
+// scales the limit by their ratio, the gradient (tolerance × no-load / latency,
+// clamped to [0.5, 1]), plus a small queue allowance so that the limit can grow while
+// latency holds. A dropped call counts as the steepest gradient. Unlike [NewAIMD] it
+// backs off as soon as calls start to queue, before anything is dropped.
 func NewGradient(cfg GradientConfig) (LimitAlgorithm, error) {
 	if cfg.MinLimit <= 0 {
 		cfg.MinLimit = 20
@@ -151,8 +161,8 @@ func NewGradient(cfg GradientConfig) (LimitAlgorithm, error) {
 	if cfg.Tolerance == 0 {
 		cfg.Tolerance = 1.5
 	}
-	if cfg.LongWindow <= 0 {
-		cfg.LongWindow = 600
+	if cfg.Window <= 0 {
+		cfg.Window = 500
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 4
@@ -168,32 +178,32 @@ func NewGradient(cfg GradientConfig) (LimitAlgorithm, error) {
 	init := min(max(cfg.InitialLimit, cfg.MinLimit), cfg.MaxLimit)
 	return &gradient{limit: float64(init), min: float64(cfg.MinLimit), max: float64(cfg.MaxLimit),
 		smoothing: cfg.Smoothing, tolerance: cfg.Tolerance, queue: float64(cfg.QueueSize),
-		window: cfg.LongWindow, factor: 2 / float64(cfg.LongWindow+1), warmups: 10}, nil
+		window: cfg.Window, curMin: math.Inf(1), prevMin: math.Inf(1)}, nil
 }
 
 func (g *gradient) Limit() int { return int(g.limit) }
 
 func (g *gradient) Update(s LimitSample) int {
-	short := float64(s.RTT)
-	if short <= 0 {
-		short = 1
+	rtt := max(float64(s.RTT), 1)
+	if !s.Dropped {
+		g.curMin = min(g.curMin, rtt)
 	}
-	g.n++
-	if g.n <= g.warmups {
-		g.long += (short - g.long) / float64(g.n)
-	} else {
-		g.long = g.long*(1-g.factor) + short*g.factor
+	if g.n++; g.n >= g.window {
+		g.prevMin, g.curMin, g.n = g.curMin, math.Inf(1), 0
 	}
-	// After a long overload the average lags far behind a recovered latency: pull
-	// it down faster than the smoothing would.
-	if g.long/short > 2 {
-		g.long *= 0.95
+	noload := min(g.curMin, g.prevMin)
+	if math.IsInf(noload, 1) {
+		noload = rtt
 	}
-	// Do not grow while the application does not use the limit.
-	if float64(s.InFlight) < g.limit/2 {
-		return int(g.limit)
+	var grad float64
+	switch {
+	case s.Dropped:
+		grad = 0.5
+	case float64(s.InFlight) < g.limit/2:
+		return int(g.limit) // the application does not use the limit: no news
+	default:
+		grad = max(0.5, min(1.0, g.tolerance*noload/rtt))
 	}
-	grad := max(0.5, min(1.0, g.tolerance*g.long/short))
 	next := g.limit*grad + g.queue
 	next = g.limit*(1-g.smoothing) + next*g.smoothing
 	g.limit = max(g.min, min(g.max, next))
@@ -335,7 +345,7 @@ func (t LimitToken) Release(ctx context.Context, dropped bool) {
 	if !dropped && ctx.Err() == context.Canceled {
 		return
 	}
-	s := LimitSample{RTT: time.Since(t.start), InFlight: t.inFlight, Dropped: dropped}
+	s := LimitSample{Start: t.start, RTT: time.Since(t.start), InFlight: t.inFlight, Dropped: dropped}
 	l.mu.Lock()
 	old := l.limit.Load()
 	n := int64(max(1, l.alg.Update(s)))
