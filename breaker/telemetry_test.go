@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,8 @@ type recorder struct {
 	counters  map[string]map[attribute.Distinct]int64
 	sets      map[attribute.Distinct]attribute.Set
 	callbacks []metric.Callback
+	// unregistered counts Unregister calls.
+	unregistered int
 }
 
 func newRecorder() *recorder {
@@ -78,7 +81,19 @@ func (m *recMeter) RegisterCallback(f metric.Callback, _ ...metric.Observable) (
 	m.r.mu.Lock()
 	defer m.r.mu.Unlock()
 	m.r.callbacks = append(m.r.callbacks, f)
-	return metricnoop.Registration{}, nil
+	return &recRegistration{r: m.r}, nil
+}
+
+type recRegistration struct {
+	metricnoop.Registration
+	r *recorder
+}
+
+func (g *recRegistration) Unregister() error {
+	g.r.mu.Lock()
+	defer g.r.mu.Unlock()
+	g.r.unregistered++
+	return nil
 }
 
 type recCounter struct {
@@ -210,4 +225,33 @@ func TestLoggerNilAndHookMayUseBreaker(t *testing.T) {
 	assert.Equal(t, []string{"self:closed>open=open"}, seen)
 	assert.True(t, errors.Is(b.Do(t.Context(), ok), breaker.ErrOpen))
 	assert.False(t, strings.Contains(strings.Join(seen, ","), "half-open"))
+}
+
+// The gauge callback holds its breaker weakly: a breaker that is garbage is not kept
+// alive by the meter, its callback observes nothing, and it is unregistered.
+func TestGaugeCallbackDoesNotKeepBreakersAlive(t *testing.T) {
+	rec := newRecorder()
+	func() {
+		b, err := breaker.New("gone", breaker.Config{MeterProvider: rec})
+		require.NoError(t, err)
+		g, err := breaker.NewGroup("gone-group", breaker.GroupConfig{Breaker: breaker.Config{MeterProvider: rec}})
+		require.NoError(t, err)
+		g.Get("k")
+		assert.Equal(t, map[string]int64{"gone": 0, "gone-group/k": 0}, rec.gauge())
+		_ = b
+	}()
+	// Cleanups run on a runtime goroutine after a collection: poll, boundedly.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		rec.mu.Lock()
+		n := rec.unregistered
+		rec.mu.Unlock()
+		if n == 2 || time.Now().After(deadline) {
+			assert.Equal(t, 2, n, "both callbacks unregistered")
+			break
+		}
+		runtime.Gosched()
+	}
+	assert.Empty(t, rec.gauge(), "a collected breaker observes nothing")
 }
