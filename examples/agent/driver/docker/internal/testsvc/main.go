@@ -35,7 +35,17 @@ func main() {
 	if *probe != "" {
 		os.Exit(probeURL(os.ExpandEnv(*probe)))
 	}
-	if err := serve(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if os.Getenv("PORT") == "" {
+		fmt.Fprintln(os.Stderr, "testsvc: PORT is not set")
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", os.Getenv("PORT")))
+	if err == nil {
+		err = serve(ctx, ln, os.Getenv("VERSION"), func() { os.Exit(3) })
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "testsvc:", err)
 		os.Exit(1)
 	}
@@ -56,12 +66,9 @@ func probeURL(url string) int {
 	return 0
 }
 
-func serve() error {
-	port := os.Getenv("PORT")
-	if port == "" {
-		return errors.New("PORT is not set")
-	}
-	version := os.Getenv("VERSION")
+// serve serves on ln until ctx is done, then shuts down gracefully. crash is called by
+// POST /fault/crash.
+func serve(ctx context.Context, ln net.Listener, version string, crash func()) error {
 	var unhealthy, degraded atomic.Bool
 	unhealthy.Store(strings.Contains(version, "bad"))
 
@@ -94,7 +101,7 @@ func serve() error {
 		fmt.Fprintf(w, "hello from %s %s\n", os.Getenv("INSTANCE_ID"), version)
 	})
 	mux.HandleFunc("POST /fault/crash", func(w http.ResponseWriter, r *http.Request) {
-		os.Exit(3)
+		crash()
 	})
 	mux.HandleFunc("POST /fault/unhealthy", func(w http.ResponseWriter, r *http.Request) {
 		unhealthy.Store(true)
@@ -103,14 +110,13 @@ func serve() error {
 		degraded.Store(true)
 	})
 
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	done := make(chan struct{})
+	defer func() { <-done }()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // before the wait above: defers run last-in first-out
 	go func() {
+		defer close(done)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
