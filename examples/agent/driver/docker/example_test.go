@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/selfheal-go/selfheal/examples/agent/driver"
@@ -39,11 +38,8 @@ func ExampleDriver_Apply() {
 	}
 	defer d.Close()
 
-	bin := filepath.Join(os.TempDir(), "service")
-	if err := docker.GoBuild(ctx, ".", "./examples/service", bin); err != nil {
-		log.Fatal(err)
-	}
-	if _, err := d.BuildImage(ctx, docker.ImageSpec{Tag: "selfheal-demo:v1", Binary: bin}); err != nil {
+	// A static binary in a FROM scratch image, built without pulling anything.
+	if _, err := d.BuildGoImage(ctx, "examples", "./service", docker.ImageSpec{Tag: "selfheal-demo:v1"}); err != nil {
 		log.Fatal(err)
 	}
 	spec := driver.ServiceSpec{

@@ -26,7 +26,6 @@ import (
 )
 
 var (
-	buildDir  string
 	buildOnce sync.Once
 	buildErr  error
 )
@@ -34,11 +33,7 @@ var (
 const testImage = "selfheal-testsvc:test"
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
-		if buildDir != "" {
-			os.RemoveAll(buildDir)
-		}
-	}))
+	goleak.VerifyTestMain(m)
 }
 
 // fixture is a driver on the test engine with the test image built.
@@ -70,17 +65,9 @@ func engine(t *testing.T) *fixture {
 	require.NoError(t, d.Ping(ctx), "the engine at %s", host)
 
 	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "selfheal-docker-test-")
-		if buildErr != nil {
-			return
-		}
 		bctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		bin := filepath.Join(buildDir, "testsvc")
-		if buildErr = docker.GoBuild(bctx, ".", "./internal/testsvc", bin); buildErr != nil {
-			return
-		}
-		_, buildErr = d.BuildImage(bctx, docker.ImageSpec{Tag: testImage, Binary: bin, HealthInterval: 500 * time.Millisecond})
+		_, buildErr = d.BuildGoImage(bctx, ".", "./internal/testsvc", docker.ImageSpec{Tag: testImage, HealthInterval: 500 * time.Millisecond})
 	})
 	require.NoError(t, buildErr, "building the test image")
 	return &fixture{t: t, d: d}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -172,6 +173,24 @@ func readBuildStream(r io.Reader) (string, error) {
 			}
 		}
 	}
+}
+
+// BuildGoImage compiles the Go main package pkg (relative to dir) with GoBuild into a
+// temporary directory and builds spec's image from it with BuildImage; spec.Binary is
+// ignored. The demo uses it to put examples/service on the engine:
+//
+//	d.BuildGoImage(ctx, "examples", "./service", docker.ImageSpec{Tag: "selfheal-demo:latest"})
+func (d *Driver) BuildGoImage(ctx context.Context, dir, pkg string, spec ImageSpec) (string, error) {
+	tmp, err := os.MkdirTemp("", "selfheal-image-")
+	if err != nil {
+		return "", fmt.Errorf("docker: build image %s: %w", spec.Tag, err)
+	}
+	defer os.RemoveAll(tmp)
+	spec.Binary = filepath.Join(tmp, "service")
+	if err := GoBuild(ctx, dir, pkg, spec.Binary); err != nil {
+		return "", err
+	}
+	return d.BuildImage(ctx, spec)
 }
 
 // GoBuild compiles the Go main package pkg (as `go build` names it, relative to dir)
