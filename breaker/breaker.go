@@ -132,8 +132,13 @@ func (b *Breaker) newEngine(m mode) *engine {
 		Timeout:       b.s.openDuration,
 		ReadyToTrip:   e.readyToTrip,
 		OnStateChange: e.stateChanged,
-		IsSuccessful:  func(err error) bool { return err == nil && e.win == nil || e.successful(err) },
+		IsSuccessful:  e.successful,
 		IsExcluded:    excluded,
+	}
+	if e.win == nil {
+		// Without a window there is no slow-call rule: every verdict but a fast
+		// success is a failure, in either state, which is gobreaker's default.
+		st.IsSuccessful = nil
 	}
 	if b.s.timeWindow() {
 		st.Interval = b.s.windowDur
