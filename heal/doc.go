@@ -64,8 +64,9 @@
 //     a rejected attempt never reaches the breaker, and an admitted one is judged
 //     by it, with the timeout running over the wait for a slot and the call. The
 //     price: an attempt that an open breaker refuses has already spent a rate-limit
-//     token. [Chain] with the same policies nests them strictly instead, and then
-//     the breaker counts rejections as successes (its IsFailure decides).
+//     token. [Chain] with the same policies nests them strictly instead; the
+//     breaker's IsFailure then classifies rejections like any other error (by
+//     default, as failures).
 //   - Retry is outside everything that may fail transiently, so that a timed-out or
 //     rejected attempt is tried again after a backoff, and inside the fallback so
 //     that the fallback is the last resort, used only after the retries are spent.
