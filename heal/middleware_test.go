@@ -168,8 +168,8 @@ func TestMiddlewareShedsByRate(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	resp, _ = get(t, c, srv.URL)
 	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
-	// The next token is about 2s away.
-	assert.Equal(t, "2", resp.Header.Get("Retry-After"))
+	// The next token is at most 2s away (less if this machine was slow).
+	assert.Contains(t, []string{"1", "2"}, resp.Header.Get("Retry-After"))
 	assert.EqualValues(t, 1, m.Snapshot().Shed)
 }
 
