@@ -51,15 +51,16 @@ func ExampleBulkhead() {
 
 // A rate limit in reject mode tells the caller when to come back.
 func ExampleRateLimit() {
-	l, _ := heal.NewRateLimit(heal.RateLimitConfig{Name: "partner-api", Rate: 2, Burst: 1})
+	// One call an hour, say a partner's quota.
+	l, _ := heal.NewRateLimit(heal.RateLimitConfig{Name: "partner-api", Rate: 1.0 / 3600, Burst: 1})
 	for i := range 2 {
 		err := l.Do(context.Background(), func(context.Context) error { return nil })
 		d, _ := heal.RetryAfter(err)
-		fmt.Println(i, errors.Is(err, heal.ErrRateLimited), d.Round(100*time.Millisecond))
+		fmt.Println(i, errors.Is(err, heal.ErrRateLimited), d.Round(time.Minute))
 	}
 	// Output:
 	// 0 false 0s
-	// 1 true 500ms
+	// 1 true 1h0m0s
 }
 
 // Substitute a value when the call fails.
