@@ -10,7 +10,7 @@
 // It prints the timeline as it goes, then per step the time to detect, the time to
 // heal and the clients' success rate, and exits 1 if any step missed its deadline.
 //
-//	go run ./examples/demo [-interval 250ms] [-events events.jsonl] [-steps crash,hang]
+//	go run ./examples/demo [-interval 250ms] [-rps 40] [-events events.jsonl] [-steps crash,hang]
 package main
 
 import (
@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	interval := fs.Duration("interval", 250*time.Millisecond, "probe interval")
 	events := fs.String("events", "", "also write every agent event as JSON lines to this file")
 	only := fs.String("steps", "", "comma-separated substrings of the step names to play (default all)")
+	rps := fs.Int("rps", 40, "load generator requests per second through the front door")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	opt := play.Options{Dir: dir, ServiceBin: bin, Interval: *interval, Timeline: stdout}
+	opt := play.Options{Dir: dir, ServiceBin: bin, Interval: *interval, Timeline: stdout, LoadRPS: *rps}
 	if *events != "" {
 		f, err := os.Create(*events)
 		if err != nil {
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		opt.EventLog = f
 	}
-	fmt.Fprintf(stdout, "starting the agent (local driver), 3 replicas over node-1 and node-2, probes every %s, load through the front door\n", *interval)
+	fmt.Fprintf(stdout, "starting the agent (local driver), 3 replicas over node-1 and node-2, probes every %s, %d req/s through the front door\n", *interval, *rps)
 	fleet, err := play.Start(ctx, opt)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -21,6 +21,7 @@
 //	POST /fault/hang             every request, probes included, blocks forever
 //	POST /fault/latency?ms=200   add latency to /api/hello (0 removes it)
 //	POST /fault/unready          fail readiness
+//	POST /fault/garble           serve a malformed health document
 //	POST /fault/panic            make a supervised worker panic (restarted by its supervisor)
 //	POST /fault/leak?mbps=20     leak memory at that rate until -heap-limit kills the process
 //	POST /fault/reset            undo latency, unready and leak
@@ -148,6 +149,7 @@ type faults struct {
 	unready   atomic.Bool
 	panicNext atomic.Bool
 	leakMBps  atomic.Int64
+	garble    atomic.Bool
 	leaked    [][]byte
 	leakMu    sync.Mutex
 }
@@ -283,9 +285,17 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 
 	mux := http.NewServeMux()
 	hh := reg.Handler(health.HandlerConfig{Authorize: health.LoopbackOnly})
-	for _, p := range []string{"/livez", "/readyz", "/startupz", "/health", "/livez/", "/readyz/", "/startupz/"} {
+	for _, p := range []string{"/livez", "/readyz", "/startupz", "/livez/", "/readyz/", "/startupz/"} {
 		mux.Handle(p, hh)
 	}
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if f.garble.Load() {
+			w.Header().Set("Content-Type", health.ContentType)
+			fmt.Fprint(w, `{"status": "mostly fine", "checks": 42`)
+			return
+		}
+		hh.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /quote", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "the best way to heal is to never break")
 	})
@@ -336,6 +346,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 			f.latency.Store(int64(time.Duration(n) * time.Millisecond))
 			return fmt.Sprintf("latency +%dms", n)
 		}))
+		mux.HandleFunc("POST /fault/garble", fault(func(*http.Request) string { f.garble.Store(true); return "the health document is garbled" }))
 		mux.HandleFunc("POST /fault/unready", fault(func(*http.Request) string { f.unready.Store(true); return "unready" }))
 		mux.HandleFunc("POST /fault/panic", fault(func(*http.Request) string { f.panicNext.Store(true); return "a worker will panic" }))
 		mux.HandleFunc("POST /fault/leak", fault(func(r *http.Request) string {
@@ -346,6 +357,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 		mux.HandleFunc("POST /fault/reset", fault(func(*http.Request) string {
 			f.latency.Store(0)
 			f.unready.Store(false)
+			f.garble.Store(false)
 			f.leakMBps.Store(0)
 			f.leakMu.Lock()
 			f.leaked = nil

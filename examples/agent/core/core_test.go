@@ -278,3 +278,32 @@ func TestDegradedNodeIsDrained(t *testing.T) {
 	r.stop(t)
 	noLeftovers(t, r.d.Marker())
 }
+
+func TestMalformedDocumentCountsAgainstTheInstance(t *testing.T) {
+	f := fleetFile(t, t.TempDir(), 3, "")
+	r := start(t, f, true)
+	require.Eventually(t, ready(r.a, 3), 15*time.Second, 20*time.Millisecond)
+	insts, _ := r.d.Instances(context.Background(), "web")
+	victim := insts[0]
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+victim.Addr+"/fault/garble", nil)
+	req.Header.Set("X-Fault-Token", "tok")
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Eventually(t, func() bool {
+		for _, e := range events(r.a, eventlog.Healed, "replaced") {
+			if e.Incident != "" {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond)
+	obs := events(r.a, eventlog.Observed, "unhealthy")
+	require.NotEmpty(t, obs)
+	assert.Equal(t, victim.ID, obs[0].Instance)
+	assert.Contains(t, obs[0].Why, "health document")
+	r.stop(t)
+	noLeftovers(t, r.d.Marker())
+}

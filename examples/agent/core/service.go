@@ -253,10 +253,15 @@ func (a *Agent) probe(ctx context.Context, c *config.Service, id, addr string) p
 	r.live = true
 	code, err = get(c.Health.Readiness)
 	r.ready = err == nil && code == http.StatusOK
+	// A malformed or unreachable health document counts against the instance,
+	// like a failed liveness probe (a 503 with a valid document does not).
 	doc, _, err := health.Fetch(ctx, a.client, base+c.Health.Document)
-	if err == nil {
-		r.doc = doc
+	if err != nil {
+		r.live, r.ready = false, false
+		r.err = "health document: " + err.Error()
+		return r
 	}
+	r.doc = doc
 	return r
 }
 
