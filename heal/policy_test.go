@@ -3,8 +3,12 @@ package heal_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -147,4 +151,37 @@ func TestErrorHelpers(t *testing.T) {
 	assert.ErrorIs(t, te, heal.ErrTimeout)
 	assert.ErrorIs(t, te, context.DeadlineExceeded)
 	assert.Contains(t, te.Error(), "heal: timeout after 1s")
+}
+
+func TestChainWithHedgeConcurrent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, err := heal.NewHedge(heal.HedgeConfig{Delay: 10 * time.Millisecond, MaxHedges: 2})
+		require.NoError(t, err)
+		bh, err := heal.NewBulkhead(heal.BulkheadConfig{MaxConcurrent: 100})
+		require.NoError(t, err)
+		g, err := heal.NewRateLimitGroup(heal.RateLimitGroupConfig{RateLimit: heal.RateLimitConfig{Rate: 1e9}, MaxKeys: 3})
+		require.NoError(t, err)
+		p := heal.Chain(h, bh)
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				var n atomic.Int32
+				v, err := heal.Call(context.Background(), p, func(ctx context.Context) (int, error) {
+					if err := g.Do(ctx, fmt.Sprint(i%5), ok); err != nil {
+						return 0, err
+					}
+					if n.Add(1) < 3 {
+						<-ctx.Done() // the first two attempts hang until the third wins
+						return 0, ctx.Err()
+					}
+					return i, nil
+				})
+				assert.NoError(t, err)
+				assert.Equal(t, i, v)
+			})
+		}
+		wg.Wait()
+		assert.Equal(t, 0, bh.Snapshot().InFlight)
+		assert.LessOrEqual(t, g.Len(), 3)
+	})
 }
