@@ -240,7 +240,7 @@ type AdaptiveLimitConfig struct {
 //
 // Calls whose context was cancelled by their caller are not sampled.
 //
-// An AdaptiveLimit is safe for concurrent use. Create it with [NewAdaptiveLimit].
+// An AdaptiveLimit is safe for concurrent use. Create it with [NewAdaptiveLimit]; the zero value is not usable.
 type AdaptiveLimit struct {
 	name   string
 	isDrop func(error) bool

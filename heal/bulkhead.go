@@ -33,7 +33,7 @@ type BulkheadConfig struct {
 // Calls beyond the bound wait in a FIFO queue of at most MaxQueued calls for at most
 // MaxWait, or are rejected with a *[RejectedError] matching [ErrBulkheadFull].
 //
-// A Bulkhead is safe for concurrent use. Create it with [NewBulkhead].
+// A Bulkhead is safe for concurrent use. Create it with [NewBulkhead]; the zero value is not usable.
 type Bulkhead struct {
 	name      string
 	sem       chan struct{}

@@ -34,7 +34,7 @@ type FallbackConfig struct {
 // default, a cached value, a degraded answer, or a clearer error.
 //
 // A Fallback is safe for concurrent use when its Func is. Create it with
-// [NewFallback].
+// [NewFallback]; the zero value is not usable.
 type Fallback struct {
 	name   string
 	handle func(error) bool

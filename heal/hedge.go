@@ -42,7 +42,7 @@ type HedgeConfig struct {
 // Hedge only idempotent calls. The first attempt runs on the caller's goroutine, the
 // hedges on their own; a panic in a hedge is re-raised on the caller's goroutine.
 //
-// A Hedge is safe for concurrent use. Create it with [NewHedge].
+// A Hedge is safe for concurrent use. Create it with [NewHedge]; the zero value is not usable.
 type Hedge struct {
 	name       string
 	delay      time.Duration

@@ -72,7 +72,7 @@ type MiddlewareConfig struct {
 //     decide to scale.
 //
 // A Middleware is safe for concurrent use and may wrap several handlers, which then
-// share its bounds and recorder. Create it with [NewMiddleware].
+// share its bounds and recorder. Create it with [NewMiddleware]; the zero value is not usable.
 type Middleware struct {
 	maxConc    int64
 	limit      *AdaptiveLimit

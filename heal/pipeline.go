@@ -54,7 +54,8 @@ type Config struct {
 // [Config]. It is a [Policy] and a [BreakerStates]; its stages are reachable for
 // health wiring and run-time changes.
 //
-// A Pipeline is safe for concurrent use.
+// A Pipeline is safe for concurrent use. Create it with [New]; the zero value is
+// not usable.
 type Pipeline struct {
 	fallback *Fallback
 	retry    *retry.Policy

@@ -19,7 +19,8 @@ type Policy interface {
 	Do(ctx context.Context, fn func(context.Context) error) error
 }
 
-// PolicyFunc adapts a function to a [Policy].
+// PolicyFunc adapts a function to a [Policy]. It is safe for concurrent use when the
+// function is.
 type PolicyFunc func(ctx context.Context, fn func(context.Context) error) error
 
 // Do calls f(ctx, fn).

@@ -83,7 +83,7 @@ func (cfg *RateLimitConfig) normalize() error {
 // [ErrRateLimited], whose RetryAfter says when the next token arrives; in
 // [RateLimitWait] mode it first waits for a token if one arrives in time.
 //
-// A RateLimit is safe for concurrent use. Create it with [NewRateLimit].
+// A RateLimit is safe for concurrent use. Create it with [NewRateLimit]; the zero value is not usable.
 type RateLimit struct {
 	name    string
 	lim     *rate.Limiter
@@ -250,7 +250,7 @@ type RateLimitGroupConfig struct {
 // at most MaxKeys limiters, least recently used evicted first, so that an unbounded
 // key space cannot exhaust memory.
 //
-// A RateLimitGroup is safe for concurrent use. Create it with [NewRateLimitGroup].
+// A RateLimitGroup is safe for concurrent use. Create it with [NewRateLimitGroup]; the zero value is not usable.
 type RateLimitGroup struct {
 	cfg        RateLimitConfig
 	maxKeys    int

@@ -28,7 +28,7 @@ type TimeoutConfig struct {
 // context. Timeout does not run the function in another goroutine and does not
 // abandon it; it returns when the function returns.
 //
-// A Timeout is safe for concurrent use. Create it with [NewTimeout].
+// A Timeout is safe for concurrent use. Create it with [NewTimeout]; the zero value is not usable.
 type Timeout struct {
 	name string
 	d    time.Duration

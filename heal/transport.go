@@ -94,7 +94,7 @@ type TransportConfig struct {
 // as from any transport; errors are returned only when no response is to be had
 // (the breaker was open, the network failed, the context ended).
 //
-// A Transport is safe for concurrent use. Create it with [NewTransport].
+// A Transport is safe for concurrent use. Create it with [NewTransport]; the zero value is not usable.
 type Transport struct {
 	base       http.RoundTripper
 	group      *breaker.Group
