@@ -73,7 +73,9 @@
 //   - The fallback is outermost: whatever failed, after all the rest, the caller
 //     gets the substitute.
 //
-// [Chain] lets you choose another order where these reasons do not hold.
+// [Chain] lets you choose another order where these reasons do not hold; give a
+// retry policy in a chain [DefaultRetryable] as its Retryable, so that it retries
+// this package's timeouts and rejections and not an open breaker.
 //
 // # HTTP
 //

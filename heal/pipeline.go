@@ -138,6 +138,14 @@ func New(cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
+// DefaultRetryable is the retry classification of the [Pipeline], for retry
+// policies composed with [Chain] around the policies of this package: a rejection by
+// an open or half-open breaker is not retried (failing fast is its point), a
+// *[TimeoutError] and a *[RejectedError] are (retry.DefaultRetryable would not retry
+// the timeout, which matches context.DeadlineExceeded), and everything else is
+// retry.DefaultRetryable's call. Use it as retry.Config.Retryable.
+func DefaultRetryable(err error) bool { return pipelineRetryable(nil)(err) }
+
 func pipelineRetryable(user func(error) bool) func(error) bool {
 	if user == nil {
 		user = retry.DefaultRetryable

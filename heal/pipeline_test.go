@@ -159,3 +159,41 @@ func testPipelineRejectionsDoNotHideFailures(t *testing.T) {
 	assert.ErrorIs(t, p.Do(context.Background(), fail), boom)
 	assert.Equal(t, breaker.StateOpen, p.Breaker().State().State)
 }
+
+func TestDefaultRetryable(t *testing.T) {
+	b, err := breaker.New("b", breaker.Config{})
+	require.NoError(t, err)
+	b.ForceOpen()
+	open := b.Do(context.Background(), ok)
+	tests := []struct {
+		give error
+		want bool
+	}{
+		{errors.New("reset"), true},
+		{&heal.TimeoutError{Err: context.DeadlineExceeded}, true},
+		{&heal.RejectedError{Reason: heal.ErrBulkheadFull}, true},
+		{open, false},
+		{context.Canceled, false},
+		{retry.Permanent(errors.New("bad request")), false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, heal.DefaultRetryable(tt.give), "%v", tt.give)
+	}
+
+	// In a chain, a retry policy with it retries a timed-out attempt.
+	synctest.Test(t, func(t *testing.T) {
+		rp, err := retry.New(retry.Config{MaxAttempts: 2, InitialDelay: time.Millisecond, Retryable: heal.DefaultRetryable})
+		require.NoError(t, err)
+		to, err := heal.NewTimeout(heal.TimeoutConfig{Timeout: time.Second})
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, heal.Chain(rp, to).Do(context.Background(), func(ctx context.Context) error {
+			if n++; n == 1 {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}))
+		assert.Equal(t, 2, n)
+	})
+}
