@@ -36,15 +36,19 @@ import (
 	"github.com/selfheal-go/selfheal/examples/agent/config"
 	"github.com/selfheal-go/selfheal/examples/agent/core"
 	"github.com/selfheal-go/selfheal/examples/agent/driver"
+	"github.com/selfheal-go/selfheal/examples/agent/driver/docker"
 	"github.com/selfheal-go/selfheal/examples/agent/driver/local"
 	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
 )
 
-// drivers builds the driver a fleet file names. Other drivers (docker) add
-// themselves here.
+// drivers builds the driver a fleet file names.
 var drivers = map[string]func(f *config.Fleet, log *slog.Logger) (driver.Driver, error){
 	"local": func(f *config.Fleet, log *slog.Logger) (driver.Driver, error) {
 		return local.New(local.Config{Nodes: f.Nodes, StateFile: f.Agent.StateFile, LogDir: f.Agent.LogDir, Logger: log})
+	},
+	// The engine is named by DOCKER_HOST (default unix:///var/run/docker.sock).
+	"docker": func(f *config.Fleet, log *slog.Logger) (driver.Driver, error) {
+		return docker.New(docker.Config{Logger: log})
 	},
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/selfheal-go/selfheal/examples/agent/config"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -71,4 +73,13 @@ func TestMetricsHandler(t *testing.T) {
 	assert.Contains(t, rec.Body.String(), `"selfheal.agent.actions"`)
 	assert.Contains(t, rec.Body.String(), `"action": "restart"`)
 	assert.Contains(t, rec.Body.String(), `"value": 2`)
+}
+
+func TestDriversAreBuilt(t *testing.T) {
+	for name, mk := range drivers {
+		d, err := mk(&config.Fleet{Nodes: []string{"node-1"}}, nil)
+		require.NoError(t, err, name)
+		assert.Equal(t, name, d.Name())
+		assert.NoError(t, d.Close())
+	}
 }
