@@ -119,3 +119,9 @@ func ExampleParse() {
 	// Output:
 	// fleet.yaml:4:15: services[0].replicas: must not be negative
 }
+
+func TestTheExampleFleetFileIsValid(t *testing.T) {
+	f, err := config.Load("../fleet.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, 3, f.Service("web").Replicas)
+}

@@ -104,9 +104,9 @@ const (
 
 // Node is a machine (or, for the local driver, a virtual node).
 type Node struct {
-	Name   string
-	State  NodeState
-	Reason string // why it is not ready, if known
+	Name   string    `json:"name"`
+	State  NodeState `json:"state"`
+	Reason string    `json:"reason,omitempty"` // why it is not ready, if known
 }
 
 // InstanceSpec is what a Placer needs to start one instance.
