@@ -6,6 +6,7 @@
 //	/fault/crash       exit 3 at once
 //	/fault/unhealthy   /livez fails from now on (Docker's HEALTHCHECK notices)
 //	/fault/degrade     the health document reports "fail" (only the agent notices)
+//	/fault/baddoc      the health document is malformed (only the agent notices)
 //
 // A version that contains "bad" fails /livez from the start.
 //
@@ -69,7 +70,7 @@ func probeURL(url string) int {
 // serve serves on ln until ctx is done, then shuts down gracefully. crash is called by
 // POST /fault/crash.
 func serve(ctx context.Context, ln net.Listener, version string, crash func()) error {
-	var unhealthy, degraded atomic.Bool
+	var unhealthy, degraded, baddoc atomic.Bool
 	unhealthy.Store(strings.Contains(version, "bad"))
 
 	mux := http.NewServeMux()
@@ -88,6 +89,11 @@ func serve(ctx context.Context, ln net.Listener, version string, crash func()) e
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		if baddoc.Load() {
+			w.Header().Set("Content-Type", "application/health+json")
+			fmt.Fprint(w, `{"status": 42`)
+			return
+		}
 		status := "pass"
 		if unhealthy.Load() || degraded.Load() {
 			status = "fail"
@@ -108,6 +114,9 @@ func serve(ctx context.Context, ln net.Listener, version string, crash func()) e
 	})
 	mux.HandleFunc("POST /fault/degrade", func(w http.ResponseWriter, r *http.Request) {
 		degraded.Store(true)
+	})
+	mux.HandleFunc("POST /fault/baddoc", func(w http.ResponseWriter, r *http.Request) {
+		baddoc.Store(true)
 	})
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -94,6 +94,16 @@ func TestBadVersionIsUnhealthyFromTheStart(t *testing.T) {
 	assert.True(t, strings.Contains(body, "v2-bad"), body)
 }
 
+func TestMalformedDocument(t *testing.T) {
+	addr, _ := start(t, "v1")
+	call(t, http.MethodPost, "http://"+addr+"/fault/baddoc")
+	code, _ := call(t, http.MethodGet, "http://"+addr+"/livez")
+	assert.Equal(t, http.StatusOK, code, "liveness still passes: only a reader of the document notices")
+	_, body := call(t, http.MethodGet, "http://"+addr+"/health")
+	var doc map[string]any
+	assert.Error(t, json.Unmarshal([]byte(body), &doc))
+}
+
 func TestProbe(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/livez" {
