@@ -241,11 +241,19 @@ wait_swarm() {
 	return 1
 }
 
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 init_swarm() {
-	local s
+	local s port="$SWARM_PORT"
 	s="$(dk info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || true)"
 	if [ "$s" != "active" ]; then
-		dk swarm init --advertise-addr 127.0.0.1 --listen-addr "127.0.0.1:$SWARM_PORT" \
+		# Another swarm on this machine (a system engine) may hold the port already.
+		while port_busy "$port"; do
+			[ -n "${SELFHEAL_DOCKER_SWARM_PORT:-}" ] && die "127.0.0.1:$port is in use (SELFHEAL_DOCKER_SWARM_PORT)"
+			port=$((port + 1))
+			[ "$port" -lt $((SWARM_PORT + 50)) ] || die "no free swarm port in 127.0.0.1:$SWARM_PORT..$port"
+		done
+		dk swarm init --advertise-addr 127.0.0.1 --listen-addr "127.0.0.1:$port" \
 			--task-history-limit 2 >/dev/null ||
 			die "docker swarm init failed; log: $(tail -20 "$STATE/dockerd.log")"
 	fi

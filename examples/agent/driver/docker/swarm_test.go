@@ -241,7 +241,7 @@ func startLoad(base, slots, workers int, path string) *loadgen {
 				success := false
 				for try := range 2 {
 					addr := fmt.Sprintf("127.0.0.1:%d", base+(i+try)%slots)
-					rctx, rcancel := context.WithTimeout(ctx, time.Second)
+					rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 					code, _, err := get(rctx, addr, path)
 					rcancel()
 					if ctx.Err() != nil {
