@@ -33,7 +33,8 @@ import (
 type Config struct {
 	// ConsecutiveFailures trips the breaker when that many calls in a row have failed.
 	// Zero means 5 when FailureRate is zero, and no consecutive-failures rule when
-	// FailureRate is set (set both to have both rules). Negative is invalid.
+	// FailureRate is set (set both to have both rules). With a time-based window the
+	// run counts only the calls still in the window. Negative is invalid.
 	ConsecutiveFailures int
 
 	// FailureRate trips the breaker when the share of failed calls in the window
