@@ -263,6 +263,16 @@ func TestTransitions(t *testing.T) {
 			},
 		},
 		{
+			name: "with a time-based window, a run of failures rolls out with it",
+			give: breaker.Config{ConsecutiveFailures: 3, WindowDuration: 10 * time.Second},
+			steps: []step{
+				{call: "fail", state: closed}, {call: "fail", state: closed},
+				{wait: 10 * time.Second, call: "fail", state: closed},
+				{call: "fail", state: closed},
+				{call: "fail", state: open},
+			},
+		},
+		{
 			name: "slow-call rate over a count-based window",
 			give: breaker.Config{SlowCallDuration: time.Second, SlowCallRate: 0.5, WindowSize: 4, MinimumCalls: 4},
 			steps: []step{
