@@ -33,32 +33,10 @@ func (d *Driver) Instances(ctx context.Context, service string) ([]driver.Instan
 		return nil, err
 	}
 	defer cancel()
-	op := "list instances"
-	svcs, err := d.managed(ctx)
+	tasks, names, nodes, err := d.listTasks(ctx, service)
 	if err != nil {
-		return nil, d.wrap(op, err)
+		return nil, d.wrap("list instances", err)
 	}
-	names := map[string]string{} // service id -> name
-	args := filters.NewArgs()
-	for _, s := range svcs {
-		if service != "" && s.Spec.Name != service {
-			continue
-		}
-		names[s.ID] = s.Spec.Name
-		args.Add("service", s.ID)
-	}
-	if len(names) == 0 {
-		return nil, nil
-	}
-	tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: args})
-	if err != nil {
-		return nil, d.wrap(op, err)
-	}
-	nodes, err := d.nodeMap(ctx)
-	if err != nil {
-		return nil, d.wrap(op, err)
-	}
-
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	seen := make(map[string]bool, len(tasks))
@@ -86,6 +64,108 @@ func (d *Driver) Instances(ctx context.Context, service string) ([]driver.Instan
 	}
 	slices.SortFunc(out, func(a, b driver.Instance) int {
 		return strings.Compare(a.Service+"\x00"+a.ID, b.Service+"\x00"+b.ID)
+	})
+	return out, nil
+}
+
+// listTasks returns the tasks of service ("" means all managed services), the names
+// of their services by id, and the nodes by id.
+func (d *Driver) listTasks(ctx context.Context, service string) ([]swarm.Task, map[string]string, map[string]nodeInfo, error) {
+	svcs, err := d.managed(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	names := map[string]string{} // service id -> name
+	args := filters.NewArgs()
+	for _, s := range svcs {
+		if service != "" && s.Spec.Name != service {
+			continue
+		}
+		names[s.ID] = s.Spec.Name
+		args.Add("service", s.ID)
+	}
+	if len(names) == 0 {
+		return nil, names, nil, nil
+	}
+	tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: args})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	nodes, err := d.nodeMap(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return tasks, names, nodes, nil
+}
+
+// Task is Swarm's full view of one task, for status pages and diagnosis: the
+// instance, plus what Instances leaves out.
+type Task struct {
+	driver.Instance
+	Slot         int    // the replica slot; the port is BasePort+Slot-1
+	TaskState    string // Swarm's state: pending, starting, running, failed, shutdown, ...
+	DesiredState string // what Swarm wants: running, shutdown, ...
+	// Health is Docker's HEALTHCHECK status of the task's container: "starting",
+	// "healthy", "unhealthy", or "" (no health check, or no running container).
+	Health      string
+	ContainerID string
+	Message     string // Swarm's last status message or error
+}
+
+// Tasks lists every task Swarm still remembers for service ("" means every service
+// the driver manages), including those it shut down on purpose, with Docker's health
+// status of every running container. It costs one container inspection per running
+// task: poll Instances in loops, call Tasks for a status page.
+func (d *Driver) Tasks(ctx context.Context, service string) ([]Task, error) {
+	ctx, cancel, err := d.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	op := "list tasks"
+	tasks, names, nodes, err := d.listTasks(ctx, service)
+	if err != nil {
+		return nil, d.wrap(op, err)
+	}
+	out := make([]Task, 0, len(tasks))
+	for _, t := range tasks {
+		name, ok := names[t.ServiceID]
+		if !ok {
+			continue
+		}
+		inst, ok := d.instance(t, name, nodes)
+		if !ok { // shut down on purpose: still a task
+			inst.State = driver.StateExited
+			inst.ExitedAt = t.Status.Timestamp
+			inst.ExitReason = string(t.Status.State)
+		}
+		task := Task{Instance: inst, Slot: t.Slot, TaskState: string(t.Status.State),
+			DesiredState: string(t.DesiredState), Message: t.Status.Message}
+		if t.Status.Err != "" {
+			task.Message = t.Status.Err
+		}
+		if cs := t.Status.ContainerStatus; cs != nil {
+			task.ContainerID = cs.ContainerID
+		}
+		if task.ContainerID != "" && (t.Status.State == swarm.TaskStateRunning || t.Status.State == swarm.TaskStateStarting) {
+			c, err := d.cli.ContainerInspect(ctx, task.ContainerID)
+			switch {
+			case err == nil && c.State != nil && c.State.Health != nil:
+				task.Health = string(c.State.Health.Status)
+			case err != nil && !cerrdefs.IsNotFound(err):
+				return nil, d.wrap(op, err)
+			}
+		}
+		out = append(out, task)
+	}
+	slices.SortFunc(out, func(a, b Task) int {
+		if c := strings.Compare(a.Service, b.Service); c != 0 {
+			return c
+		}
+		if a.Slot != b.Slot {
+			return a.Slot - b.Slot
+		}
+		return b.StartedAt.Compare(a.StartedAt)
 	})
 	return out, nil
 }

@@ -90,6 +90,22 @@ func TestCrashedInstanceIsRestarted(t *testing.T) {
 	require.GreaterOrEqual(t, i, 0, "the crashed instance is listed")
 	assert.Equal(t, driver.StateExited, insts[i].State)
 	assert.Contains(t, insts[i].ExitReason, "3")
+	tasks, err := f.d.Tasks(ctx, spec.Name)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(tasks), 2)
+	for _, task := range tasks {
+		assert.Equal(t, 1, task.Slot)
+		switch task.ID {
+		case old.ID:
+			assert.Equal(t, "failed", task.TaskState)
+			assert.Equal(t, "shutdown", task.DesiredState)
+			assert.Contains(t, task.Message, "non-zero exit (3)")
+		case repl.ID:
+			assert.Equal(t, "running", task.TaskState)
+			assert.Equal(t, "healthy", task.Health, "Swarm marks a task running once Docker's HEALTHCHECK passes")
+			assert.NotEmpty(t, task.ContainerID)
+		}
+	}
 	require.NoError(t, f.d.Stop(ctx, old.ID, 0))
 	insts, err = f.d.Instances(ctx, spec.Name)
 	require.NoError(t, err)
