@@ -32,6 +32,14 @@
 // BASE_PORT. Rolling updates stop an old task before starting its successor
 // (stop-first), since both would bind the same port.
 //
+// Docker runs a health check command without a shell and Swarm does not template it,
+// so the service's probe mode must expand $PORT itself: DefaultProbeCommand is
+//
+//	/service -probe http://127.0.0.1:${PORT}/livez
+//
+// Instances maps tasks to driver.Instance (ID is the task id); Tasks adds the slot,
+// Swarm's own task states and Docker's health status of each container.
+//
 // # Writes
 //
 // Every write re-reads the object and writes with the version index it read; when
