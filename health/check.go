@@ -83,6 +83,13 @@ type Check struct {
 	// failure. Zero means DefaultTimeout (5 s). Keep it below the orchestrator's probe
 	// timeout.
 	Timeout time.Duration
+	// Inline runs the check on the goroutine that needs it (a probe, or Run) instead
+	// of a goroutine of its own, and without Timeout: for checks that only read
+	// memory (a snapshot of counters or of a breaker's state) and never block, it
+	// saves a goroutine and a timer per run. Concurrent probes still share one run.
+	// An Inline check that blocks blocks its probes: leave Inline false for anything
+	// that does I/O.
+	Inline bool
 
 	// FailureThreshold is the number of consecutive failures after which a passing
 	// check fails; the failures before it report warn. Zero means 1.

@@ -295,8 +295,7 @@ func (r *Registry) Status(ctx context.Context, kinds Kind) Status {
 		kinds = AllKinds
 	}
 	var buf [32]*result
-	es, rs := r.collect(ctx, kinds, nil, buf[:0])
-	_ = es
+	_, rs := r.collect(ctx, kinds, nil, buf[:0])
 	st := StatusPass
 	for _, res := range rs {
 		st = worse(st, res.status)
@@ -528,6 +527,16 @@ func (e *entry) join(parent context.Context) *flight {
 	e.busy = true
 	e.mu.Unlock()
 
+	if e.c.Inline {
+		begin := time.Now()
+		obs, err := e.call(parent)
+		e.mu.Lock()
+		e.busy = false
+		e.mu.Unlock()
+		e.complete(f, parent, begin, obs, err)
+		return f
+	}
+
 	ctx, cancel := context.WithTimeout(parent, e.c.Timeout)
 	begin := time.Now()
 	stop := context.AfterFunc(ctx, func() {
@@ -587,9 +596,9 @@ func (e *entry) complete(f *flight, parent context.Context, begin time.Time, obs
 		e.reg.statusChanged(*change)
 	}
 	e.notifyMu.Unlock()
+	e.reg.duration.Record(context.Background(), res.dur.Seconds(), e.recordOpt[res.status.severity()])
 	f.res = res
 	close(f.done)
-	e.reg.duration.Record(context.Background(), res.dur.Seconds(), e.recordOpt[res.status.severity()])
 }
 
 // record applies thresholds, publishes the result and says whether the status

@@ -447,3 +447,39 @@ func TestDocumentCacheFollowsChanges(t *testing.T) {
 		assert.Len(t, d.Checks, 2)
 	})
 }
+
+func TestInlineChecks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int32
+		gate := make(chan struct{})
+		reg := newRegistry(t, health.Check{Name: "snap", CacheTTL: -1, Inline: true, Observe: func(context.Context) ([]health.Observation, error) {
+			runs.Add(1)
+			<-gate // blocks the first run until the test lets go
+			return []health.Observation{{ObservedValue: 1}}, nil
+		}})
+		// Concurrent probes share the inline run of the first one.
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() { assert.Equal(t, health.StatusPass, reg.Status(context.Background(), 0)) })
+		}
+		synctest.Wait()
+		close(gate)
+		wg.Wait()
+		assert.Equal(t, int32(1), runs.Load())
+		doc := reg.Document(context.Background())
+		assert.Equal(t, int32(2), runs.Load())
+		v, _ := doc.Checks["snap"][0].Float()
+		assert.Equal(t, 1.0, v)
+
+		// Periodic inline checks run on Run's goroutines.
+		require.NoError(t, reg.Register(health.Check{Name: "p", Inline: true, Interval: time.Second, Func: func(context.Context) error { return errors.New("no") }}))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- reg.Run(ctx) }()
+		synctest.Wait()
+		d := reg.Document(context.Background())
+		assert.Equal(t, "no", d.Checks["p"][0].Output)
+		cancel()
+		<-done
+	})
+}
