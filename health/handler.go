@@ -53,6 +53,20 @@ func LoopbackOnly(req *http.Request) bool {
 	return err == nil && addr.Unmap().IsLoopback()
 }
 
+// AnyOf returns an authorizer that accepts a request when one of authorizers does,
+// asking them in order: for example AnyOf(LoopbackOnly, BearerToken(token)).
+func AnyOf(authorizers ...func(*http.Request) bool) func(*http.Request) bool {
+	authorizers = append([]func(*http.Request) bool(nil), authorizers...)
+	return func(req *http.Request) bool {
+		for _, a := range authorizers {
+			if a != nil && a(req) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 // Handler returns one handler for every endpoint, at these paths (mount it at the
 // server's root, or strip a prefix with [http.StripPrefix]):
 //
@@ -103,8 +117,8 @@ func (m *muxHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// ProbeHandler returns the handler of one probe (kind must be exactly one of
-// [Liveness], [Readiness] and [Startup]): 200 "ok" when all its checks pass or warn,
+// ProbeHandler returns the handler of one probe (kind is one of [Liveness],
+// [Readiness] and [Startup]; any other value means Readiness): 200 "ok" when all its checks pass or warn,
 // 503 otherwise. Query parameters: ?verbose lists every check as "[+]name ok" or
 // "[-]name failed" (to authorized callers; others get the short answer);
 // ?exclude=name leaves a check out and may repeat. When the request has a path value

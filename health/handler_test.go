@@ -188,6 +188,16 @@ func TestAuthorizers(t *testing.T) {
 	assert.False(t, tok(req))
 	assert.False(t, health.BearerToken("")(req))
 
+	either := health.AnyOf(health.LoopbackOnly, nil, tok)
+	req.Header.Set("Authorization", "Bearer abc")
+	req.RemoteAddr = "192.0.2.1:1"
+	assert.True(t, either(req))
+	req.Header.Del("Authorization")
+	assert.False(t, either(req))
+	req.RemoteAddr = "127.0.0.1:1"
+	assert.True(t, either(req))
+	assert.False(t, health.AnyOf()(req))
+
 	for _, tt := range []struct {
 		give string
 		want bool
