@@ -301,10 +301,10 @@ stop_all() {
 	if [ -f "$STATE/gwbridge.ours" ] && ip link show docker_gwbridge >/dev/null 2>&1; then
 		ip link del docker_gwbridge 2>/dev/null || true
 	fi
-	# netns bind mounts the engine made (under its exec-root, and the default location
-	# for older engines), then anything else still mounted under the state dir.
+	# netns bind mounts the engine made (under its exec-root; never /run/docker/netns,
+	# which belongs to a system engine), then anything else mounted under the state dir.
 	local n
-	for n in "$STATE/exec/netns"/* /run/docker/netns/*; do
+	for n in "$STATE/exec/netns"/*; do
 		[ -e "$n" ] || continue
 		umount "$n" 2>/dev/null || umount -l "$n" 2>/dev/null || true
 	done
