@@ -483,3 +483,46 @@ func TestInlineChecks(t *testing.T) {
 		<-done
 	})
 }
+
+// Registering, removing, probing and running at once: for the race detector.
+func TestConcurrentUse(t *testing.T) {
+	reg := newRegistry(t, health.Check{Name: "base", Kinds: health.AllKinds, Func: pass})
+	h := reg.Handler(health.HandlerConfig{Authorize: allow})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = reg.Run(ctx) })
+	var changes atomic.Int32
+	remove := reg.OnStatusChange(func(health.StatusChange) { changes.Add(1) })
+	defer remove()
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 100 {
+				name := "c" + string(rune('a'+i)) + string(rune('a'+j%5))
+				c := health.Check{Name: name, Kinds: health.AllKinds, CacheTTL: -1, Func: pass}
+				if j%2 == 0 {
+					c.Interval = time.Millisecond
+				}
+				if j%3 == 0 {
+					c.Func = failWith("down")
+				}
+				_ = reg.Register(c)
+				for _, p := range []string{"/livez", "/readyz?verbose", "/health", "/startupz/" + name} {
+					code, _, _ := get(t, h, p, true)
+					assert.Contains(t, []int{200, 503, 404}, code)
+				}
+				reg.Remove(name)
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 50 {
+			reg.SetDraining(true)
+			reg.SetDraining(false)
+			_ = reg.Document(ctx)
+		}
+	})
+	time.Sleep(10 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	assert.Equal(t, []string{"base"}, reg.Names())
+}
