@@ -211,7 +211,7 @@ start_dockerd() {
 			--data-root "$STATE/data" \
 			--exec-root "$STATE/exec" \
 			--pidfile "$DOCKERD_PID" \
-			--iptables=false --ip6tables=false --bridge=none --ip-masq=false \
+			--iptables=false --ip6tables=false --bridge=none --ip-masq=false --ip-forward=false \
 			--userland-proxy=false \
 			--log-level warn \
 			</dev/null >>"$STATE/dockerd.log" 2>&1
