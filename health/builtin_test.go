@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"testing"
 	"testing/synctest"
@@ -99,27 +98,6 @@ func TestDNSLookup(t *testing.T) {
 	// without asking a server.
 	r := &net.Resolver{PreferGo: true}
 	assert.Error(t, health.DNSLookup("no-such-host.invalid", r)(ctx))
-}
-
-func TestDiskFree(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	obs, err := health.DiskFree(dir, 0)(ctx)
-	require.NoError(t, err)
-	require.Len(t, obs, 1)
-	free, ok := obs[0].ObservedValue.(uint64)
-	require.True(t, ok)
-	assert.Positive(t, free)
-	assert.Equal(t, "bytes", obs[0].ObservedUnit)
-	assert.Equal(t, health.StatusPass, obs[0].Status)
-
-	obs, err = health.DiskFree(dir, 1<<62)(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, health.StatusFail, obs[0].Status)
-	assert.Contains(t, obs[0].Output, "bytes free")
-
-	_, err = health.DiskFree(dir+"/does-not-exist", 0)(ctx)
-	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
 func TestRuntimeChecks(t *testing.T) {

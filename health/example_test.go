@@ -314,3 +314,25 @@ func ExampleRegistry_Drain() {
 	// GET /livez: 200
 	// ok
 }
+
+// The built-in checks plug into Check.Func or Check.Observe.
+func ExampleHTTPGet() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer upstream.Close()
+
+	get, err := health.HTTPGet(health.HTTPConfig{URL: upstream.URL + "/ping", Client: upstream.Client()})
+	if err != nil {
+		panic(err)
+	}
+	reg, _ := health.New(health.Config{})
+	_ = reg.Register(health.Check{Name: "upstream:ping", Func: get, Timeout: 2 * time.Second})
+	_ = reg.Register(health.Check{Name: health.KeyGoroutines, Kinds: health.Liveness, NonCritical: true, Observe: health.Goroutines(10000)})
+	_ = reg.Register(health.Check{Name: health.KeyHeap, Kinds: health.Liveness, NonCritical: true, Observe: health.Heap(0)})
+	fmt.Println(reg.Status(context.Background(), 0))
+	fmt.Println(reg.Names())
+	// Output:
+	// pass
+	// [runtime:goroutines runtime:heap upstream:ping]
+}
