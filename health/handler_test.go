@@ -152,6 +152,7 @@ func TestDocumentEndpoint(t *testing.T) {
 	assert.Equal(t, health.StatusFail, doc.Status)
 	assert.Equal(t, "1.2.3", doc.Version)
 	assert.Equal(t, "svc-1", doc.ServiceID)
+	assert.Equal(t, "failing: db:ping; warning: http:responseTime", doc.Output)
 	db, ok := doc.Find("db:ping", "")
 	require.True(t, ok)
 	assert.Equal(t, health.StatusFail, db.Status)

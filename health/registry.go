@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -374,16 +375,32 @@ func (r *Registry) snapshot() *Document {
 	if len(list) > 0 {
 		d.Checks = make(map[string][]CheckResult, len(list))
 	}
+	var failing, warning []string
 	for _, e := range list {
 		res := e.cur.Load()
 		d.Status = worse(d.Status, res.status)
 		d.Checks[e.c.Name] = slices.Clone(res.entries)
+		switch res.status {
+		case StatusFail:
+			failing = append(failing, e.c.Name)
+		case StatusWarn:
+			warning = append(warning, e.c.Name)
+		}
 	}
+	// The draft's top-level output: what is wrong, in one line.
+	var out []string
 	if r.draining.Load() {
 		d.Status = StatusFail
 		d.Notes = append(d.Notes, "draining")
-		d.Output = "draining: shutting down"
+		out = append(out, "draining: shutting down")
 	}
+	if len(failing) > 0 {
+		out = append(out, "failing: "+strings.Join(failing, ", "))
+	}
+	if len(warning) > 0 {
+		out = append(out, "warning: "+strings.Join(warning, ", "))
+	}
+	d.Output = strings.Join(out, "; ")
 	return d
 }
 
