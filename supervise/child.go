@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,9 @@ type runner struct {
 	stopping bool // guarded by the supervisor's mu
 }
 
+// maxPanicFrames bounds the stack recorded for a panic.
+const maxPanicFrames = 64
+
 type action int
 
 const (
@@ -82,7 +86,7 @@ func (s *Supervisor) runChild(c *child, r *runner, act action, delay time.Durati
 			close(r.done)
 			return
 		}
-		act, delay := s.ended(c, r, ErrGoexit, causeError, time.Now())
+		act, delay := s.ended(c, r, ErrGoexit, causeError)
 		if act == actExit {
 			close(r.done)
 			return
@@ -92,7 +96,7 @@ func (s *Supervisor) runChild(c *child, r *runner, act action, delay time.Durati
 	switch act {
 	case actStart:
 		if r.ctx.Err() != nil { // stopped before it started
-			s.ended(c, r, nil, causeExit, time.Now())
+			s.ended(c, r, nil, causeExit)
 			return
 		}
 	case actWait:
@@ -116,7 +120,7 @@ func (s *Supervisor) loop(c *child, r *runner, inServe *bool) {
 		z, err := s.call(ctx, c)
 		*inServe = false
 		cancel()
-		act, delay := s.ended(c, r, err, z, time.Now())
+		act, delay := s.ended(c, r, err, z)
 		switch act {
 		case actExit:
 			return
@@ -138,7 +142,10 @@ func (s *Supervisor) call(ctx context.Context, c *child) (z cause, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			z, err = causePanic, &PanicError{Value: p, Stack: panicStack()}
+			// Record where, not the text: see PanicError.Stack.
+			var pcs [maxPanicFrames]uintptr
+			n := runtime.Callers(2, pcs[:]) // from runtime.gopanic up
+			z, err = causePanic, &PanicError{Value: p, pcs: append([]uintptr(nil), pcs[:n]...)}
 		}
 	}()
 	return causeError, c.svc.Serve(ctx)
@@ -173,12 +180,14 @@ func (s *Supervisor) wait(c *child, r *runner, d time.Duration) bool {
 
 // ended decides what follows a run of c that ended with err (nil for a normal
 // return) and reports it. It returns what runner r does next.
-func (s *Supervisor) ended(c *child, r *runner, err error, z cause, now time.Time) (action, time.Duration) {
+func (s *Supervisor) ended(c *child, r *runner, err error, z cause) (action, time.Duration) {
+	var now time.Time
 	failed := err != nil
 	if !failed {
 		z = causeExit
 	}
 	s.mu.Lock()
+	now = time.Now() // under the lock, so that restart times are in order
 	if r != c.run || r.stopping || s.stopping {
 		// Stopped by the supervisor, or abandoned and since replaced.
 		if c.run == r {
@@ -272,7 +281,7 @@ func (s *Supervisor) ended(c *child, r *runner, err error, z cause, now time.Tim
 func (s *Supervisor) failedEvent(c *child, err error, now time.Time, restarts int) Event {
 	e := Event{Kind: EventFailed, Time: now, Supervisor: s.path, Child: c.name, Err: err, Restarts: restarts}
 	if pe, ok := err.(*PanicError); ok {
-		e.Stack = pe.Stack
+		e.Stack = pe.Stack()
 	}
 	return e
 }

@@ -1,9 +1,12 @@
 package supervise
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -85,10 +88,13 @@ func (e *StopTimeoutError) Error() string {
 func (e *StopTimeoutError) Is(target error) bool { return target == ErrStopTimeout }
 
 // PanicError is the failure recorded for a service that panicked: the value
-// passed to panic and the stack of the panicking goroutine.
+// passed to panic and where it happened.
 type PanicError struct {
 	Value any
-	Stack []byte
+
+	pcs   []uintptr // the panicking goroutine's stack, from the panic up
+	once  sync.Once
+	stack []byte
 }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
@@ -97,4 +103,32 @@ func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 func (e *PanicError) Unwrap() error {
 	err, _ := e.Value.(error)
 	return err
+}
+
+// Stack returns the stack of the goroutine that panicked, from the panic up
+// to the supervisor, one function per line followed by its file and line, in
+// the layout of runtime/debug.Stack. Only the program counters are recorded
+// when the panic is recovered; the text is made on the first call, so a
+// restart after a panic costs a fraction of formatting the stack at once.
+func (e *PanicError) Stack() []byte {
+	e.once.Do(func() {
+		if len(e.pcs) == 0 {
+			return
+		}
+		var b bytes.Buffer
+		frames := runtime.CallersFrames(e.pcs)
+		for {
+			f, more := frames.Next()
+			fn := f.Function
+			if fn == "" {
+				fn = "unknown"
+			}
+			fmt.Fprintf(&b, "%s(...)\n\t%s:%d\n", fn, f.File, f.Line)
+			if !more {
+				break
+			}
+		}
+		e.stack = b.Bytes()
+	})
+	return e.stack
 }

@@ -4,33 +4,9 @@ import (
 	"bytes"
 	"runtime"
 	"strconv"
-	"sync"
 )
 
-// stackBufs holds buffers for panicStack: formatting the stack into a reused
-// buffer and copying out exactly what was written costs one traceback and one
-// small allocation, where debug.Stack formats once per doubling of its buffer
-// and suture allocates 64 KiB per panic.
-var stackBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
-
 const maxStack = 1 << 20
-
-// panicStack returns the stack of the calling goroutine, as debug.Stack does.
-func panicStack() []byte {
-	bp := stackBufs.Get().(*[]byte)
-	buf := *bp
-	for {
-		n := runtime.Stack(buf, false)
-		if n < len(buf) || len(buf) >= maxStack {
-			out := make([]byte, n)
-			copy(out, buf[:n])
-			*bp = buf
-			stackBufs.Put(bp)
-			return out
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
 
 // curGoroutineID returns the id of the calling goroutine, parsed from the
 // header of its stack trace ("goroutine 123 [running]:"). It is called once per

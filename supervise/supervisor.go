@@ -43,7 +43,8 @@ type Supervisor struct {
 	base       context.Context // the children's parent context while serving; never cancelled
 	escalation *EscalationError
 	groupReqs  []groupReq
-	ring       []time.Time // times of recent restarts, for the intensity
+	epoch      time.Time // when serving started
+	ring       []int64   // times (since epoch) of the restarts within Period, oldest first from ringStart
 	ringStart  int
 	ringLen    int
 	hook       func(Event)  // resolved when serving starts
@@ -76,7 +77,6 @@ func New(name string, cfg Config) (*Supervisor, error) {
 		cfg:     cfg,
 		metrics: newMetrics(cfg.MeterProvider),
 		wake:    make(chan struct{}, 1),
-		ring:    make([]time.Time, cfg.MaxRestarts),
 	}, nil
 }
 
@@ -255,6 +255,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	s.serving, s.stopping, s.gaveUp = true, false, false
 	s.escalation, s.groupReqs = nil, nil
 	s.ringStart, s.ringLen = 0, 0
+	s.epoch = time.Now()
 	s.base = context.WithoutCancel(ctx)
 	s.hook, s.logger, s.path = s.resolveHook(), s.resolveLogger(), s.Path()
 	select {
@@ -356,19 +357,28 @@ func (s *Supervisor) setState(c *child, st ChildState) {
 }
 
 // allowRestartLocked records a restart at now and reports whether it stays
-// within the restart intensity. s.mu must be held.
+// within the restart intensity: at most MaxRestarts restarts within Period.
+// The times kept are those of the restarts within the last Period, so memory
+// grows with the restarts actually seen, not with MaxRestarts. s.mu must be
+// held, and now read under it, so that the times are in order.
 func (s *Supervisor) allowRestartLocked(now time.Time) bool {
-	n := len(s.ring)
-	if s.ringLen < n {
-		s.ring[(s.ringStart+s.ringLen)%n] = now
-		s.ringLen++
-		return true
+	t := int64(now.Sub(s.epoch))
+	for s.ringLen > 0 && t-s.ring[s.ringStart] >= int64(s.cfg.Period) {
+		s.ringStart = (s.ringStart + 1) % len(s.ring)
+		s.ringLen--
 	}
-	if now.Sub(s.ring[s.ringStart]) < s.cfg.Period {
+	if s.ringLen >= s.cfg.MaxRestarts {
 		return false
 	}
-	s.ring[s.ringStart] = now
-	s.ringStart = (s.ringStart + 1) % n
+	if s.ringLen == len(s.ring) {
+		grown := make([]int64, min(max(2*len(s.ring), 8), s.cfg.MaxRestarts))
+		for i := range s.ringLen {
+			grown[i] = s.ring[(s.ringStart+i)%len(s.ring)]
+		}
+		s.ring, s.ringStart = grown, 0
+	}
+	s.ring[(s.ringStart+s.ringLen)%len(s.ring)] = t
+	s.ringLen++
 	return true
 }
 
