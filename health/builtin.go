@@ -229,3 +229,16 @@ func (h *Heartbeat) Check(context.Context) error {
 	}
 	return nil
 }
+
+// Observe is an [ObserveFunc]: it reports the time since the last beat in seconds
+// (unit "s") and fails as [Heartbeat.Check] does, so the document shows how late a
+// job is, not only that it is.
+func (h *Heartbeat) Observe(ctx context.Context) ([]Observation, error) {
+	since := time.Since(h.Last())
+	o := Observation{ObservedValue: since.Seconds(), ObservedUnit: "s", Status: StatusPass}
+	if err := h.Check(ctx); err != nil {
+		o.Status = StatusFail
+		o.Output = err.Error()
+	}
+	return []Observation{o}, nil
+}

@@ -178,8 +178,17 @@ func TestHeartbeat(t *testing.T) {
 		err := hb.Check(bg)
 		assert.ErrorIs(t, err, health.ErrNoHeartbeat)
 		assert.EqualError(t, err, "health: no heartbeat for 10s (max 10s)")
+		obs, err := hb.Observe(bg)
+		require.NoError(t, err)
+		assert.Equal(t, health.StatusFail, obs[0].Status)
+		assert.Equal(t, 10.000000001, obs[0].ObservedValue)
+		assert.Equal(t, "s", obs[0].ObservedUnit)
 		hb.Beat()
 		assert.NoError(t, hb.Check(bg))
+		obs, err = hb.Observe(bg)
+		require.NoError(t, err)
+		assert.Equal(t, health.StatusPass, obs[0].Status)
+		assert.Equal(t, 0.0, obs[0].ObservedValue)
 
 		// The default maximum interval is a minute.
 		def := health.NewHeartbeat(0)
