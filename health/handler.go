@@ -43,8 +43,16 @@ func BearerToken(token string) func(*http.Request) bool {
 
 // LoopbackOnly is an authorizer that accepts requests from a loopback address
 // (127.0.0.0/8, ::1), judged by the connection's remote address. Behind a reverse
-// proxy on the same machine every request looks local: use [BearerToken] there.
+// proxy on the same machine every connection is local, so LoopbackOnly refuses
+// requests that carry a Forwarded, X-Forwarded-For or X-Real-Ip header (proxies add
+// them; a caller can only lose access by adding one). Proxies that add none make
+// every caller look local: use [BearerToken] there.
 func LoopbackOnly(req *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if _, ok := req.Header[h]; ok {
+			return false
+		}
+	}
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if err != nil {
 		host = req.RemoteAddr

@@ -209,6 +209,13 @@ func TestAuthorizers(t *testing.T) {
 		req.RemoteAddr = tt.give
 		assert.Equal(t, tt.want, health.LoopbackOnly(req), tt.give)
 	}
+	// A request relayed by a local reverse proxy is not local.
+	req.RemoteAddr = "127.0.0.1:1"
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-IP"} {
+		r := req.Clone(context.Background())
+		r.Header.Set(h, "for=192.0.2.7")
+		assert.False(t, health.LoopbackOnly(r), h)
+	}
 }
 
 func TestLoopbackOnlyWithRealServer(t *testing.T) {
