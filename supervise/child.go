@@ -42,6 +42,8 @@ func (c *child) restartsSnapshot(s *Supervisor) int {
 // place as long as the child is restarted alone (OneForOne). Cancelling ctx
 // stops it; done is closed when it has returned.
 type runner struct {
+	c        *child
+	sess     *session
 	ctx      context.Context
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -69,7 +71,7 @@ func (s *Supervisor) runChild(c *child, r *runner, act action, delay time.Durati
 	inServe := false
 	defer func() {
 		if !inServe {
-			close(r.done)
+			s.exitRunner(r)
 			return
 		}
 		// Serve called runtime.Goexit (a panic was recovered in call, or, with
@@ -83,12 +85,12 @@ func (s *Supervisor) runChild(c *child, r *runner, act action, delay time.Durati
 				s.setState(c, StateFailed)
 			}
 			s.mu.Unlock()
-			close(r.done)
+			s.exitRunner(r)
 			return
 		}
 		act, delay := s.ended(c, r, ErrGoexit, causeError)
 		if act == actExit {
-			close(r.done)
+			s.exitRunner(r)
 			return
 		}
 		go s.runChild(c, r, act, delay)
@@ -105,11 +107,19 @@ func (s *Supervisor) runChild(c *child, r *runner, act action, delay time.Durati
 		}
 		fallthrough
 	default:
-		if s.observed() {
-			s.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: s.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
+		if r.sess.observed() {
+			r.sess.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: r.sess.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
 		}
 	}
 	s.loop(c, r, &inServe)
+}
+
+// exitRunner records that r's goroutine is ending.
+func (s *Supervisor) exitRunner(r *runner) {
+	s.mu.Lock()
+	delete(s.live, r)
+	s.mu.Unlock()
+	close(r.done)
 }
 
 // loop runs c until its runner is to exit.
@@ -129,8 +139,8 @@ func (s *Supervisor) loop(c *child, r *runner, inServe *bool) {
 				return
 			}
 		}
-		if s.observed() {
-			s.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: s.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
+		if r.sess.observed() {
+			r.sess.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: r.sess.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
 		}
 	}
 }
@@ -167,8 +177,8 @@ func (s *Supervisor) wait(c *child, r *runner, d time.Duration) bool {
 			s.setState(c, StateStopped)
 		}
 		s.mu.Unlock()
-		if s.observed() {
-			s.emit(Event{Kind: EventStopped, Time: time.Now(), Supervisor: s.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
+		if r.sess.observed() {
+			r.sess.emit(Event{Kind: EventStopped, Time: time.Now(), Supervisor: r.sess.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
 		}
 		return false
 	}
@@ -199,8 +209,8 @@ func (s *Supervisor) ended(c *child, r *runner, err error, z cause) (action, tim
 		}
 		n := c.restarts
 		s.mu.Unlock()
-		if s.observed() {
-			s.emit(Event{Kind: EventStopped, Time: now, Supervisor: s.path, Child: c.name, Err: err, Restarts: n})
+		if r.sess.observed() {
+			r.sess.emit(Event{Kind: EventStopped, Time: now, Supervisor: r.sess.path, Child: c.name, Err: err, Restarts: n})
 		}
 		return actExit, 0
 	}
@@ -217,11 +227,11 @@ func (s *Supervisor) ended(c *child, r *runner, err error, z cause) (action, tim
 		}
 		n := c.restarts
 		s.mu.Unlock()
-		if s.observed() {
+		if r.sess.observed() {
 			if failed {
-				s.emit(s.failedEvent(c, err, now, n))
+				r.sess.emit(r.sess.failedEvent(c, err, now, n))
 			}
-			s.emit(Event{Kind: EventStopped, Time: now, Supervisor: s.path, Child: c.name, Err: err, Restarts: n})
+			r.sess.emit(Event{Kind: EventStopped, Time: now, Supervisor: r.sess.path, Child: c.name, Err: err, Restarts: n})
 		}
 		return actExit, 0
 	}
@@ -243,14 +253,14 @@ func (s *Supervisor) ended(c *child, r *runner, err error, z cause) (action, tim
 		s.giveUpLocked(c, err)
 		n := c.restarts
 		s.mu.Unlock()
-		if s.observed() {
-			s.emit(s.failedEvent(c, err, now, n))
+		if r.sess.observed() {
+			r.sess.emit(r.sess.failedEvent(c, err, now, n))
 		}
 		return actExit, 0
 	}
 	c.restarts++
 	n := c.restarts
-	opts := c.restartOpts(s.path, z)
+	opts := c.restartOpts(r.sess.path, z)
 	act := actRestart
 	switch {
 	case s.cfg.Strategy != OneForOne:
@@ -269,17 +279,17 @@ func (s *Supervisor) ended(c *child, r *runner, err error, z cause) (action, tim
 	}
 	s.mu.Unlock()
 	s.metrics.restarts.Add(context.Background(), 1, opts...)
-	if s.observed() {
+	if r.sess.observed() {
 		if failed {
-			s.emit(s.failedEvent(c, err, now, n-1))
+			r.sess.emit(r.sess.failedEvent(c, err, now, n-1))
 		}
-		s.emit(Event{Kind: EventRestarting, Time: now, Supervisor: s.path, Child: c.name, Delay: delay, Cause: z.String(), Restarts: n})
+		r.sess.emit(Event{Kind: EventRestarting, Time: now, Supervisor: r.sess.path, Child: c.name, Delay: delay, Cause: z.String(), Restarts: n})
 	}
 	return act, delay
 }
 
-func (s *Supervisor) failedEvent(c *child, err error, now time.Time, restarts int) Event {
-	e := Event{Kind: EventFailed, Time: now, Supervisor: s.path, Child: c.name, Err: err, Restarts: restarts}
+func (ss *session) failedEvent(c *child, err error, now time.Time, restarts int) Event {
+	e := Event{Kind: EventFailed, Time: now, Supervisor: ss.path, Child: c.name, Err: err, Restarts: restarts}
 	if pe, ok := err.(*PanicError); ok {
 		e.Stack = pe.Stack()
 	}

@@ -47,9 +47,29 @@ type Supervisor struct {
 	ring       []int64   // times (since epoch) of the restarts within Period, oldest first from ringStart
 	ringStart  int
 	ringLen    int
-	hook       func(Event)  // resolved when serving starts
-	logger     *slog.Logger // resolved when serving starts
-	path       string       // resolved when serving starts
+	sess       *session             // of the current or last Serve
+	live       map[*runner]struct{} // runners whose goroutine has not ended, except abandoned ones
+}
+
+// session is what one call of Serve resolved when it started. It never
+// changes, so runners read it without the lock, even one abandoned by an
+// earlier Serve.
+type session struct {
+	hook   func(Event)
+	logger *slog.Logger
+	path   string
+}
+
+func (ss *session) observed() bool { return ss.hook != nil || ss.logger != nil }
+
+// emit delivers e to the hook and the logger. It must be called without s.mu.
+func (ss *session) emit(e Event) {
+	if ss.hook != nil {
+		ss.hook(e)
+	}
+	if ss.logger != nil {
+		e.log(ss.logger)
+	}
 }
 
 type groupReq struct {
@@ -77,6 +97,8 @@ func New(name string, cfg Config) (*Supervisor, error) {
 		cfg:     cfg,
 		metrics: newMetrics(cfg.MeterProvider),
 		wake:    make(chan struct{}, 1),
+		live:    make(map[*runner]struct{}),
+		sess:    &session{path: name},
 	}, nil
 }
 
@@ -257,7 +279,8 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	s.ringStart, s.ringLen = 0, 0
 	s.epoch = time.Now()
 	s.base = context.WithoutCancel(ctx)
-	s.hook, s.logger, s.path = s.resolveHook(), s.resolveLogger(), s.Path()
+	sess := &session{hook: s.resolveHook(), logger: s.resolveLogger(), path: s.Path()}
+	s.sess = sess
 	select {
 	case <-s.wake:
 	default:
@@ -268,10 +291,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		c.pending = false
 		runners[i] = s.startLocked(c)
 	}
-	path := s.path
 	s.mu.Unlock()
 
-	unregister := s.metrics.register(s, path)
+	unregister := s.metrics.register(s, sess.path)
 	defer unregister()
 	for i, c := range list {
 		s.launch(c, runners[i])
@@ -295,11 +317,13 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			s.groupReqs = nil
 			s.mu.Unlock()
 			if esc != nil {
-				s.emit(Event{Kind: EventGaveUp, Time: time.Now(), Supervisor: path, Err: esc})
+				if sess.observed() {
+					sess.emit(Event{Kind: EventGaveUp, Time: time.Now(), Supervisor: sess.path, Err: esc})
+				}
 				return s.shutdown(esc)
 			}
 			for _, q := range reqs {
-				if at, ok := s.stopGroup(q); ok && at.After(groupAt) {
+				if at, ok := s.stopGroup(sess, q); ok && at.After(groupAt) {
 					groupAt = at
 				}
 			}
@@ -328,8 +352,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 // startLocked prepares a runner for c and marks c running; launch starts it.
 // s.mu must be held.
 func (s *Supervisor) startLocked(c *child) *runner {
-	r := &runner{done: make(chan struct{})}
+	r := &runner{c: c, sess: s.sess, done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(s.base)
+	s.live[r] = struct{}{}
 	c.run = r
 	c.pending = false
 	c.startedAt = time.Now()
@@ -340,8 +365,8 @@ func (s *Supervisor) startLocked(c *child) *runner {
 // launch emits c's Started event and starts its goroutine. It is called
 // without s.mu, in start order, so that Started events come in start order.
 func (s *Supervisor) launch(c *child, r *runner) {
-	if s.observed() {
-		s.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: s.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
+	if r.sess.observed() {
+		r.sess.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: r.sess.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
 	}
 	go s.runChild(c, r, actStart, 0)
 }
@@ -386,7 +411,7 @@ func (s *Supervisor) allowRestartLocked(now time.Time) bool {
 func (s *Supervisor) giveUpLocked(c *child, err error) {
 	if s.escalation == nil {
 		s.escalation = &EscalationError{
-			Supervisor: s.path,
+			Supervisor: s.sess.path,
 			Child:      c.name,
 			Restarts:   s.cfg.MaxRestarts,
 			Period:     s.cfg.Period,
@@ -407,7 +432,7 @@ func (s *Supervisor) signal() {
 // stopGroup handles a group restart request from a OneForAll or RestForOne
 // supervisor: it stops the affected siblings in reverse start order and marks
 // those to restart as pending. It returns when they are to be started.
-func (s *Supervisor) stopGroup(q groupReq) (time.Time, bool) {
+func (s *Supervisor) stopGroup(sess *session, q groupReq) (time.Time, bool) {
 	s.mu.Lock()
 	idx := -1
 	for i, c := range s.children {
@@ -448,11 +473,11 @@ func (s *Supervisor) stopGroup(q groupReq) (time.Time, bool) {
 		s.setState(c, StateBackingOff)
 		c.restarts++
 		n := c.restarts
-		opts := c.restartOpts(s.path, causeSibling)
+		opts := c.restartOpts(sess.path, causeSibling)
 		s.mu.Unlock()
 		s.metrics.restarts.Add(context.Background(), 1, opts...)
-		if s.observed() {
-			s.emit(Event{Kind: EventRestarting, Time: time.Now(), Supervisor: s.path, Child: c.name, Delay: q.delay, Cause: causeSibling.String(), Restarts: n})
+		if sess.observed() {
+			sess.emit(Event{Kind: EventRestarting, Time: time.Now(), Supervisor: sess.path, Child: c.name, Delay: q.delay, Cause: causeSibling.String(), Restarts: n})
 		}
 	}
 	return time.Now().Add(q.delay), true
@@ -496,6 +521,23 @@ func (s *Supervisor) shutdown(esc *EscalationError) error {
 			errs = append(errs, err)
 		}
 	}
+	// Wait for the goroutines still ending: runners that left their child on
+	// their own (to give up, or for a group restart), and removed children.
+	for {
+		var r *runner
+		s.mu.Lock()
+		for x := range s.live {
+			r = x
+			break
+		}
+		s.mu.Unlock()
+		if r == nil {
+			break
+		}
+		if err := s.stopRunner(context.Background(), r); err != nil {
+			errs = append(errs, err)
+		}
+	}
 
 	s.mu.Lock()
 	for _, c := range list {
@@ -525,6 +567,15 @@ func (s *Supervisor) stopChild(ctx context.Context, c *child) error {
 		s.mu.Unlock()
 		return nil
 	}
+	s.mu.Unlock()
+	return s.stopRunner(ctx, r)
+}
+
+// stopRunner cancels r and waits for its goroutine to end, up to its child's
+// shutdown timeout or until ctx is done, abandoning it after the timeout.
+func (s *Supervisor) stopRunner(ctx context.Context, r *runner) error {
+	c := r.c
+	s.mu.Lock()
 	r.stopping = true
 	timeout := s.timeoutLocked(c)
 	s.mu.Unlock()
@@ -545,16 +596,17 @@ func (s *Supervisor) stopChild(ctx context.Context, c *child) error {
 	case <-t.C:
 	}
 	stack := goroutineStack(r.goid.Load())
-	err := &StopTimeoutError{Supervisor: s.path, Child: c.name, Timeout: timeout, Stack: stack}
+	err := &StopTimeoutError{Supervisor: r.sess.path, Child: c.name, Timeout: timeout, Stack: stack}
 	s.mu.Lock()
+	delete(s.live, r)
 	if c.run == r {
 		c.run = nil
 		c.lastErr = err
 		s.setState(c, StateFailed)
 	}
 	s.mu.Unlock()
-	if s.observed() {
-		s.emit(Event{Kind: EventAbandoned, Time: time.Now(), Supervisor: s.path, Child: c.name, Err: err, Stack: stack, Delay: timeout})
+	if r.sess.observed() {
+		r.sess.emit(Event{Kind: EventAbandoned, Time: time.Now(), Supervisor: r.sess.path, Child: c.name, Err: err, Stack: stack, Delay: timeout})
 	}
 	return err
 }
@@ -579,18 +631,6 @@ func (s *Supervisor) stopBound() time.Duration {
 		d += s.timeoutLocked(c)
 	}
 	return d
-}
-
-func (s *Supervisor) observed() bool { return s.hook != nil || s.logger != nil }
-
-// emit delivers e to the hook and the logger. It must be called without s.mu.
-func (s *Supervisor) emit(e Event) {
-	if s.hook != nil {
-		s.hook(e)
-	}
-	if s.logger != nil {
-		e.log(s.logger)
-	}
 }
 
 // Status returns a snapshot of the supervisor and, recursively, its nested
