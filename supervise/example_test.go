@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/selfheal-go/selfheal/supervise"
 )
@@ -57,4 +58,77 @@ func ExampleEscalationError() {
 	// Output:
 	// supervise: root gave up after more than 2 restarts within 30s; last, child "db" failed: connection refused
 	// true failed
+}
+
+// Events reach Config.Hook on the goroutine where they happen; the events of
+// one child arrive in order.
+func ExampleConfig_hook() {
+	stopped := make(chan struct{})
+	sup, _ := supervise.New("root", supervise.Config{
+		Backoff: supervise.NoBackoff,
+		Hook: func(e supervise.Event) {
+			fmt.Println(e)
+			if e.Kind == supervise.EventStopped {
+				close(stopped)
+			}
+		},
+	})
+	runs := 0
+	_, _ = sup.Add(supervise.ServiceFunc("migrate", func(ctx context.Context) error {
+		runs++
+		if runs == 1 {
+			return errors.New("database not ready")
+		}
+		return nil // done: a Transient child is not restarted
+	}), supervise.WithRestart(supervise.Transient))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- sup.Serve(ctx) }()
+	<-stopped
+	cancel()
+	<-done
+	// Output:
+	// root/migrate: started
+	// root/migrate: failed: database not ready
+	// root/migrate: restarting in 0s (cause error, restart 1)
+	// root/migrate: started
+	// root/migrate: stopped
+}
+
+// Supervisors nest: here a one-for-all group of a connection pool and its
+// cache under the root, next to an HTTP server. Status walks the tree.
+func ExampleSupervisor_Status() {
+	var started sync.WaitGroup
+	leaf := func(name string) supervise.Service {
+		started.Add(1)
+		return supervise.ServiceFunc(name, func(ctx context.Context) error {
+			started.Done()
+			<-ctx.Done()
+			return nil
+		})
+	}
+	root, _ := supervise.New("root", supervise.Config{})
+	db, _ := supervise.New("db", supervise.Config{Strategy: supervise.OneForAll})
+	_, _ = db.Add(leaf("pool"))
+	_, _ = db.Add(leaf("cache"))
+	_, _ = root.Add(db)
+	_, _ = root.Add(leaf("http"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- root.Serve(ctx) }()
+	started.Wait()
+
+	for _, c := range root.Status().All() {
+		fmt.Println(c.Path, c.State, c.Restart)
+	}
+	cancel()
+	fmt.Println(<-done)
+	// Output:
+	// root/db running permanent
+	// root/db/pool running permanent
+	// root/db/cache running permanent
+	// root/http running permanent
+	// <nil>
 }

@@ -1,0 +1,123 @@
+package supervise_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/selfheal-go/selfheal/supervise"
+)
+
+func TestStatusOfNestedTree(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		root, err := supervise.New("root", supervise.Config{})
+		require.NoError(t, err)
+		db, err := supervise.New("db", supervise.Config{Strategy: supervise.RestForOne})
+		require.NoError(t, err)
+		_, err = db.Add(supervise.ServiceFunc("pool", blocker))
+		require.NoError(t, err)
+		_, err = db.Add(supervise.ServiceFunc("migrator", func(context.Context) error { return nil }), supervise.WithRestart(supervise.Transient))
+		require.NoError(t, err)
+		_, err = root.Add(db)
+		require.NoError(t, err)
+		_, err = root.Add(supervise.ServiceFunc("http", blocker))
+		require.NoError(t, err)
+
+		assert.Equal(t, supervise.StateStopped, root.Status().State)
+		stop := serve(root)
+		synctest.Wait()
+		time.Sleep(time.Minute)
+
+		st := root.Status()
+		assert.Equal(t, "root", st.Path)
+		assert.Equal(t, supervise.StateRunning, st.State)
+		type row struct {
+			Path   string
+			State  supervise.ChildState
+			Uptime time.Duration
+		}
+		var rows []row
+		for _, c := range st.All() {
+			rows = append(rows, row{c.Path, c.State, c.Uptime})
+		}
+		assert.Equal(t, []row{
+			{"root/db", supervise.StateRunning, time.Minute},
+			{"root/db/pool", supervise.StateRunning, time.Minute},
+			{"root/db/migrator", supervise.StateStopped, 0},
+			{"root/http", supervise.StateRunning, time.Minute},
+		}, rows)
+		assert.Equal(t, supervise.RestForOne, db.Status().Strategy)
+		assert.Equal(t, "root/db", db.Status().Path)
+		require.NoError(t, stop())
+		for _, c := range root.Status().All() {
+			assert.Equal(t, supervise.StateStopped, c.State, c.Path)
+		}
+	})
+}
+
+func TestLogger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+			Level: slog.LevelDebug,
+			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey {
+					return slog.Attr{}
+				}
+				return a
+			},
+		}))
+		s, err := supervise.New("root", supervise.Config{Logger: logger, Backoff: supervise.NoBackoff})
+		require.NoError(t, err)
+		runs := 0
+		_, err = s.Add(supervise.ServiceFunc("w", func(ctx context.Context) error {
+			runs++
+			if runs == 1 {
+				return errBoom
+			}
+			return blocker(ctx)
+		}))
+		require.NoError(t, err)
+		stop := serve(s)
+		synctest.Wait()
+		require.NoError(t, stop())
+		assert.Equal(t, strings.Join([]string{
+			`level=DEBUG msg="supervise: started" supervisor=root child=w`,
+			`level=ERROR msg="supervise: failed" supervisor=root child=w error=boom`,
+			`level=WARN msg="supervise: restarting" supervisor=root child=w delay=0s cause=error restarts=1`,
+			`level=DEBUG msg="supervise: started" supervisor=root child=w`,
+			`level=DEBUG msg="supervise: stopped" supervisor=root child=w`,
+		}, "\n")+"\n", buf.String())
+	})
+}
+
+// With NoRecover a panic crashes the program, as it would without a
+// supervisor. The test runs itself in a child process to see that.
+func TestNoRecoverCrashes(t *testing.T) {
+	if os.Getenv("SUPERVISE_NORECOVER_CHILD") == "1" {
+		s, err := supervise.New("root", supervise.Config{NoRecover: true})
+		require.NoError(t, err)
+		_, err = s.Add(supervise.ServiceFunc("w", func(context.Context) error { panic("let it crash") }))
+		require.NoError(t, err)
+		_ = s.Serve(context.Background())
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestNoRecoverCrashes$")
+	cmd.Env = append(os.Environ(), "SUPERVISE_NORECOVER_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "%s", out)
+	assert.Equal(t, 2, exit.ExitCode())
+	assert.Contains(t, string(out), "panic: let it crash")
+}
