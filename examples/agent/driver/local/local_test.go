@@ -201,8 +201,8 @@ func TestAdoptAfterAgentRestart(t *testing.T) {
 
 	// The orphan (and its grandchild) are gone; the adopted instances serve.
 	require.Eventually(t, func() bool { return len(local.Leftovers(d2.Marker())) == 2 }, 10*time.Second, 20*time.Millisecond)
-	body, err := get(t, a.Addr)
-	require.NoError(t, err)
+	var body string
+	require.Eventually(t, func() bool { body, err = get(t, a.Addr); return err == nil }, 10*time.Second, 20*time.Millisecond)
 	assert.Equal(t, "a", body)
 
 	// An adopted instance that dies is noticed without wait4.
