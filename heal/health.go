@@ -98,6 +98,9 @@ func observeCheck(name string, fn func() []health.Observation) health.Check {
 		ComponentType: "component",
 		NonCritical:   true,
 		CacheTTL:      -1, // the snapshots are cheap and should be current
+		// Inline: a snapshot never blocks, so it runs on the probe's goroutine, with
+		// no goroutine or timer per scrape.
+		Inline: true,
 		Observe: func(context.Context) ([]health.Observation, error) {
 			return fn(), nil
 		},
