@@ -458,7 +458,7 @@ func (s *Supervisor) stopGroup(sess *session, q groupReq) (time.Time, bool) {
 			continue
 		}
 		s.mu.Lock()
-		active := c.run != nil || c.pending
+		active := c.run != nil // not finished, failed, or already waiting for a restart
 		s.mu.Unlock()
 		if !active {
 			continue
