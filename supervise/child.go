@@ -247,10 +247,10 @@ func (s *Supervisor) ended(c *child, r *runner, err error, z cause) (action, tim
 	if c.quick > 1 {
 		delay = c.backoff.NextBackOff()
 	}
-	if delay == backoff.Stop || !s.allowRestartLocked(now) {
+	if stop := delay == backoff.Stop; stop || !s.allowRestartLocked(now) {
 		c.run = nil
 		s.setState(c, StateFailed)
-		s.giveUpLocked(c, err)
+		s.giveUpLocked(c, err, stop)
 		n := c.restarts
 		s.mu.Unlock()
 		if r.sess.observed() {

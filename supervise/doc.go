@@ -77,7 +77,16 @@
 // children instead of always as a failure; gives up and escalates after the
 // restart intensity, as OTP does, where suture pauses the whole supervisor;
 // backs off per child, without delaying siblings; reports starts and stops as
-// well as failures; and exposes the tree's status. A restart in place costs
-// about a tenth of suture's: the child's goroutine calls Serve again itself
-// instead of messaging the supervisor's goroutine and starting a new one.
+// well as failures; and exposes the tree's status.
+//
+// # Cost
+//
+// A one-for-one restart happens in place: the child's own goroutine records
+// the failure under the supervisor's lock and calls Serve again, instead of
+// messaging the supervisor's goroutine, which would start a new goroutine. On
+// the reference machine that takes about a quarter of suture's time and
+// memory per restart (2 allocations, for the run's context); after a panic,
+// under a tenth, because only the program counters of the panicking stack are
+// recorded and the text is made when [PanicError.Stack] is first called. The
+// benchmarks live in internal/peerbench.
 package supervise

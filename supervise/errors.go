@@ -49,11 +49,18 @@ type EscalationError struct {
 	Restarts   int           // restarts allowed (Config.MaxRestarts) ...
 	Period     time.Duration // ... within this period
 	Err        error         // the child's last failure (nil if it returned nil)
+	// BackoffStop is true if the child's backoff policy returned backoff.Stop,
+	// rather than the intensity being exceeded.
+	BackoffStop bool
 }
 
 func (e *EscalationError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "supervise: %s gave up after more than %d restarts within %s; last, child %q ", e.Supervisor, e.Restarts, e.Period, e.Child)
+	if e.BackoffStop {
+		fmt.Fprintf(&b, "supervise: %s gave up when the backoff of child %q said stop; it ", e.Supervisor, e.Child)
+	} else {
+		fmt.Fprintf(&b, "supervise: %s gave up after more than %d restarts within %s; last, child %q ", e.Supervisor, e.Restarts, e.Period, e.Child)
+	}
 	if e.Err != nil {
 		b.WriteString("failed: ")
 		b.WriteString(e.Err.Error())

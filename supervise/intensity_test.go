@@ -221,5 +221,36 @@ func TestBackoffStopGivesUp(t *testing.T) {
 		require.NoError(t, err)
 		err = s.Serve(context.Background())
 		require.ErrorIs(t, err, supervise.ErrGaveUp)
+		assert.EqualError(t, err, `supervise: root gave up when the backoff of child "w" said stop; it failed: boom`)
+	})
+}
+
+// A hook may read the status: events are delivered without the lock held.
+func TestHookMayCallStatus(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var s *supervise.Supervisor
+		var states []supervise.ChildState
+		s, err := supervise.New("root", supervise.Config{
+			Backoff: supervise.NoBackoff,
+			Hook: func(e supervise.Event) {
+				if e.Child == "w" {
+					states = append(states, s.Status().Children[0].State)
+				}
+			},
+		})
+		require.NoError(t, err)
+		runs := 0
+		_, err = s.Add(supervise.ServiceFunc("w", func(ctx context.Context) error {
+			runs++
+			if runs == 1 {
+				return errBoom
+			}
+			return blocker(ctx)
+		}))
+		require.NoError(t, err)
+		stop := serve(s)
+		synctest.Wait()
+		require.NoError(t, stop())
+		assert.Len(t, states, 5) // started, failed, restarting, started, stopped
 	})
 }

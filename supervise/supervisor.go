@@ -408,14 +408,15 @@ func (s *Supervisor) allowRestartLocked(now time.Time) bool {
 }
 
 // giveUpLocked makes the Serve loop give up. s.mu must be held.
-func (s *Supervisor) giveUpLocked(c *child, err error) {
+func (s *Supervisor) giveUpLocked(c *child, err error, backoffStop bool) {
 	if s.escalation == nil {
 		s.escalation = &EscalationError{
-			Supervisor: s.sess.path,
-			Child:      c.name,
-			Restarts:   s.cfg.MaxRestarts,
-			Period:     s.cfg.Period,
-			Err:        err,
+			Supervisor:  s.sess.path,
+			Child:       c.name,
+			Restarts:    s.cfg.MaxRestarts,
+			Period:      s.cfg.Period,
+			Err:         err,
+			BackoffStop: backoffStop,
 		}
 		s.gaveUp = true
 	}
