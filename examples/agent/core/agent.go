@@ -12,10 +12,11 @@
 // Then it plans, in this order:
 //
 //   - An exited instance (a crash, or its node went down) is forgotten and a
-//     replacement started, on the same node if it is ready, else on the least
-//     loaded ready node, after a restart backoff with jitter and a cap. A crash
-//     loop makes the agent give up and report; exits caused by a node failure do
-//     not count toward it.
+//     replacement started on the least loaded ready node (its own node winning a
+//     tie), after a restart backoff with jitter and a cap. Escalation: a
+//     replacement that fails again within the monitor window after it healed is
+//     replaced on another node; a crash loop makes the agent give up and report.
+//     Exits caused by a node failure count toward neither.
 //   - An unhealthy instance (hung, or failing liveness) is replaced: a new instance
 //     is started, and the old one stopped once the new one is ready.
 //   - Preventive healing: an instance whose heap or goroutine count trends to its

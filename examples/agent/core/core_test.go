@@ -307,3 +307,33 @@ func TestMalformedDocumentCountsAgainstTheInstance(t *testing.T) {
 	r.stop(t)
 	noLeftovers(t, r.d.Marker())
 }
+
+func crash(t *testing.T, addr string) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/fault/crash", nil)
+	req.Header.Set("X-Fault-Token", "tok")
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+}
+
+func TestARelapseEscalatesToAnotherNode(t *testing.T) {
+	f := fleetFile(t, t.TempDir(), 1, "")
+	r := start(t, f, true)
+	require.Eventually(t, ready(r.a, 1), 15*time.Second, 20*time.Millisecond)
+	first, _ := r.d.Instances(context.Background(), "web")
+	crash(t, first[0].Addr)
+	require.Eventually(t, func() bool { return len(events(r.a, eventlog.Healed, "restarted")) == 1 }, 10*time.Second, 20*time.Millisecond)
+	second, _ := r.d.Instances(context.Background(), "web")
+	require.Len(t, second, 1)
+	crash(t, second[0].Addr) // within the monitor window
+	require.Eventually(t, func() bool { return len(events(r.a, eventlog.Healed, "restarted")) == 2 }, 10*time.Second, 20*time.Millisecond)
+	require.Len(t, events(r.a, eventlog.Failed, "verify"), 1)
+	third, _ := r.d.Instances(context.Background(), "web")
+	require.Len(t, third, 1)
+	assert.NotEqual(t, second[0].Node, third[0].Node, "escalated to another node")
+	r.stop(t)
+	noLeftovers(t, r.d.Marker())
+}

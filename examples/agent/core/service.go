@@ -44,7 +44,8 @@ type svc struct {
 type restartReq struct {
 	incident string
 	node     string
-	counts   bool // toward the crash-loop backoff (false for a node failure)
+	avoid    string // escalation: the node where the last replacement failed again
+	counts   bool   // toward the crash-loop backoff (false for a node failure)
 }
 
 type member struct {
@@ -61,6 +62,10 @@ type member struct {
 	preventive bool   // a preventive replacement is under way for it
 	reported   bool   // its unhealthiness was reported
 	added      time.Time
+	// verifyUntil: it healed an incident and is watched until then; failing
+	// within the window escalates (the next replacement goes to another node).
+	verifyUntil time.Time
+	verifyInc   string
 }
 
 func (m *member) routable() bool {
@@ -309,7 +314,13 @@ func (a *Agent) plan(s *svc, now time.Time, nodes []driver.Node, nstate map[stri
 		if old := s.members[m.replaces]; m.replaces != "" && old != nil {
 			old.replacedBy = "" // the replacement died; the old instance stays until another try
 		} else {
-			s.pending = append(s.pending, restartReq{incident: inc, node: m.inst.Node, counts: !nodeDown})
+			req := restartReq{incident: inc, node: m.inst.Node, counts: !nodeDown}
+			if now.Before(m.verifyUntil) && !nodeDown {
+				req.avoid, req.node = m.inst.Node, ""
+				a.emit(eventlog.Event{Kind: eventlog.Failed, What: "verify", Service: s.name, Instance: id, Node: m.inst.Node, Incident: inc,
+					Why: fmt.Sprintf("it healed %s and failed again within the monitor window: escalating, the next replacement goes to another node", m.verifyInc)})
+			}
+			s.pending = append(s.pending, req)
 		}
 		if !dry {
 			a.forget(s, m)
@@ -434,6 +445,7 @@ func (a *Agent) plan(s *svc, now time.Time, nodes []driver.Node, nstate map[stri
 			if m.incident != "" && (s.rollout == nil || !s.rollout.batch[id]) {
 				a.healed(eventlog.Event{What: "replaced", Service: s.name, Instance: id, Node: m.inst.Node, Incident: m.incident,
 					Why: "replacement ready"}, now)
+				m.verifyUntil, m.verifyInc = now.Add(s.cfg.Update.Monitor.D()), m.incident
 			}
 		case now.Sub(m.inst.StartedAt) > startTimeout && (s.rollout == nil || !s.rollout.batch[id]):
 			a.emit(eventlog.Event{Kind: eventlog.Failed, What: "replace", Service: s.name, Instance: id, Incident: m.incident,
@@ -451,6 +463,7 @@ func (a *Agent) plan(s *svc, now time.Time, nodes []driver.Node, nstate map[stri
 		if m.replaces == "" && m.incident != "" && !m.gone && m.tr.Ready() && !m.preventive && m.replacedBy == "" && m.tr.Health() == decide.Healthy && !m.reported {
 			a.healed(eventlog.Event{What: "restarted", Service: s.name, Instance: id, Node: m.inst.Node, Incident: m.incident,
 				Why: "replacement ready"}, now)
+			m.verifyUntil, m.verifyInc = now.Add(s.cfg.Update.Monitor.D()), m.incident
 			m.incident = ""
 		}
 	}
@@ -510,6 +523,7 @@ func (a *Agent) plan(s *svc, now time.Time, nodes []driver.Node, nstate map[stri
 				s.pending = s.pending[1:]
 				opts.incident = req.incident
 				opts.prefer = req.node
+				opts.avoid = req.avoid
 				a.emit(eventlog.Event{Kind: eventlog.Decided, What: "restart", Service: s.name, Incident: req.incident,
 					Why: "replacing an exited instance"})
 				a.counted(s.name, "restart")
