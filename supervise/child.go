@@ -30,6 +30,17 @@ type child struct {
 	startedAt time.Time
 	quick     int // ends since the last stable run
 	opts      [numCauses][]metric.AddOption
+	path      string // cached by pathUnder
+	pathBase  string
+}
+
+// pathUnder returns base + "/" + c.name, cached, since Status builds it for
+// every child on every call. The supervisor's mu must be held.
+func (c *child) pathUnder(base string) string {
+	if c.path == "" || c.pathBase != base {
+		c.path, c.pathBase = base+"/"+c.name, base
+	}
+	return c.path
 }
 
 func (c *child) restartsSnapshot(s *Supervisor) int {

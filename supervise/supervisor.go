@@ -659,7 +659,7 @@ func (s *Supervisor) Status() TreeStatus {
 	for i, c := range s.children {
 		cs := ChildStatus{
 			Name:     c.name,
-			Path:     path + "/" + c.name,
+			Path:     c.pathUnder(path),
 			State:    c.state,
 			Restart:  c.restart,
 			Restarts: c.restarts,
