@@ -59,7 +59,8 @@ type runner struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	goid     atomic.Uint64
-	stopping bool // guarded by the supervisor's mu
+	launched *launchSignal // for a nested supervisor: fired once it launched its children
+	stopping bool          // guarded by the supervisor's mu
 }
 
 // maxPanicFrames bounds the stack recorded for a panic.
@@ -74,7 +75,7 @@ const (
 	actStart
 )
 
-// runChild is the goroutine of runner r. act is actRestart for the first run
+// runChild is the goroutine of runner r. act is actStart for the first run
 // (whose Started event launch emitted), or, after runtime.Goexit ended the
 // previous goroutine, what ended decided.
 func (s *Supervisor) runChild(c *child, r *runner, act action, delay time.Duration) {
@@ -136,11 +137,9 @@ func (s *Supervisor) exitRunner(r *runner) {
 // loop runs c until its runner is to exit.
 func (s *Supervisor) loop(c *child, r *runner, inServe *bool) {
 	for {
-		ctx, cancel := context.WithCancel(r.ctx)
 		*inServe = true
-		z, err := s.call(ctx, c)
+		z, err := s.call(r.ctx, c)
 		*inServe = false
-		cancel()
 		act, delay := s.ended(c, r, err, z)
 		switch act {
 		case actExit:
@@ -156,8 +155,12 @@ func (s *Supervisor) loop(c *child, r *runner, inServe *bool) {
 	}
 }
 
-// call runs c's Serve once, recovering a panic unless NoRecover is set.
-func (s *Supervisor) call(ctx context.Context, c *child) (z cause, err error) {
+// call runs c's Serve once, with a context of its own that is cancelled when
+// Serve returns (or calls runtime.Goexit), recovering a panic unless NoRecover
+// is set.
+func (s *Supervisor) call(parent context.Context, c *child) (z cause, err error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
 	if s.cfg.NoRecover {
 		return causeError, c.svc.Serve(ctx)
 	}

@@ -29,9 +29,11 @@
 // RestForOne) stops the affected children one by one in reverse start order
 // and starts them again in start order; and when the supervisor stops, it
 // stops all its children in reverse start order, each within its shutdown
-// timeout. "Started" means that the child's Serve has been called: a child
-// has no way to say it is ready, so start order is an order of calls, not of
-// readiness.
+// timeout. "Started" means that the child's goroutine has been launched: a
+// child has no way to say it is ready, so start order is an order of calls,
+// not of readiness. A nested supervisor, though, counts as started only once
+// it has launched its own children, as in OTP, so the siblings after it start
+// after its whole subtree.
 //
 // # Restart intensity and escalation
 //

@@ -323,3 +323,45 @@ func TestChildNames(t *testing.T) {
 	assert.Equal(t, []string{"root/child-1", "root/sub", "root/named"}, names)
 	assert.Equal(t, "root/sub", sub.Path())
 }
+
+// A nested supervisor stops its own children in order when its parent stops
+// it; removed from one parent, it may join another.
+func TestNestedStopAndMove(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		root, err := supervise.New("root", supervise.Config{Hook: rec.hook})
+		require.NoError(t, err)
+		sub, err := supervise.New("sub", supervise.Config{})
+		require.NoError(t, err)
+		for _, n := range []string{"x", "y"} {
+			_, err := sub.Add(supervise.ServiceFunc(n, blocker))
+			require.NoError(t, err)
+		}
+		_, err = root.Add(supervise.ServiceFunc("before", blocker))
+		require.NoError(t, err)
+		id, err := root.Add(sub)
+		require.NoError(t, err)
+		_, err = root.Add(supervise.ServiceFunc("after", blocker))
+		require.NoError(t, err)
+		stop := serve(root)
+		synctest.Wait()
+		require.NoError(t, stop())
+		assert.Equal(t, []string{
+			"root: started:before", "root: started:sub", "root/sub: started:x", "root/sub: started:y", "root: started:after",
+			"root: stopped:after", "root/sub: stopped:y", "root/sub: stopped:x", "root: stopped:sub", "root: stopped:before",
+		}, func() []string {
+			var out []string
+			for _, e := range rec.all() {
+				out = append(out, fmt.Sprintf("%s: %s:%s", e.Supervisor, e.Kind, e.Child))
+			}
+			return out
+		}())
+
+		require.NoError(t, root.Remove(context.Background(), id))
+		other, err := supervise.New("other", supervise.Config{})
+		require.NoError(t, err)
+		_, err = other.Add(sub)
+		require.NoError(t, err)
+		assert.Equal(t, "other/sub", sub.Path())
+	})
+}

@@ -266,6 +266,7 @@ func (s *Supervisor) Remove(ctx context.Context, id ChildID) error {
 // Serve returns [ErrAlreadyServing] if it is already running. It may be called
 // again after it returned; all children listed then are started afresh.
 func (s *Supervisor) Serve(ctx context.Context) error {
+	defer signalLaunched(ctx)
 	if s == nil || s.wake == nil {
 		return ErrNotCreated
 	}
@@ -279,6 +280,10 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	s.ringStart, s.ringLen = 0, 0
 	s.epoch = time.Now()
 	s.base = context.WithoutCancel(ctx)
+	if l, _ := ctx.Value(launchedKey{}).(*launchSignal); l != nil {
+		// The signal is this supervisor's, not its children's to fire.
+		s.base = context.WithValue(s.base, launchedKey{}, (*launchSignal)(nil))
+	}
 	sess := &session{hook: s.resolveHook(), logger: s.resolveLogger(), path: s.Path()}
 	s.sess = sess
 	select {
@@ -298,6 +303,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	for i, c := range list {
 		s.launch(c, runners[i])
 	}
+	signalLaunched(ctx)
 
 	var timer *time.Timer
 	var timerC <-chan time.Time
@@ -354,6 +360,10 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 func (s *Supervisor) startLocked(c *child) *runner {
 	r := &runner{c: c, sess: s.sess, done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(s.base)
+	if c.sub != nil {
+		r.launched = &launchSignal{ch: make(chan struct{})}
+		r.ctx = context.WithValue(r.ctx, launchedKey{}, r.launched)
+	}
 	s.live[r] = struct{}{}
 	c.run = r
 	c.pending = false
@@ -364,11 +374,37 @@ func (s *Supervisor) startLocked(c *child) *runner {
 
 // launch emits c's Started event and starts its goroutine. It is called
 // without s.mu, in start order, so that Started events come in start order.
+//
+// A nested supervisor counts as started once it has launched its own
+// children, as in OTP, so launch waits for that before returning: the
+// siblings started after it start after its whole subtree.
 func (s *Supervisor) launch(c *child, r *runner) {
 	if r.sess.observed() {
 		r.sess.emit(Event{Kind: EventStarted, Time: time.Now(), Supervisor: r.sess.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
 	}
 	go s.runChild(c, r, actStart, 0)
+	if r.launched != nil {
+		select {
+		case <-r.launched.ch:
+		case <-r.done:
+		}
+	}
+}
+
+// launchedKey is the context key of a *launchSignal: the runner of a nested
+// supervisor passes one to its Serve, which fires it once its children are
+// launched (or when it returns early).
+type launchedKey struct{}
+
+type launchSignal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func signalLaunched(ctx context.Context) {
+	if l, _ := ctx.Value(launchedKey{}).(*launchSignal); l != nil {
+		l.once.Do(func() { close(l.ch) })
+	}
 }
 
 // setState sets c's state and keeps the running count. s.mu must be held.
