@@ -92,7 +92,9 @@ type Config struct {
 	// order and its Serve returns an *EscalationError (errors.Is ErrGaveUp), which
 	// its parent treats as a failure. A restart of a whole group (OneForAll,
 	// RestForOne) counts once. <= 0 means DefaultMaxRestarts (5) and
-	// DefaultPeriod (30s).
+	// DefaultPeriod (30s). The supervisor keeps the times of the restarts
+	// within the last Period, 8 bytes each, so a large MaxRestarts costs memory
+	// only while that many restarts actually happen.
 	MaxRestarts int
 	Period      time.Duration
 
@@ -128,8 +130,9 @@ type Config struct {
 	// supervisors whose own Hook is nil. It is called synchronously on the
 	// goroutine where the event happens: the child's own goroutine for its
 	// Started, Failed, Restarting and Stopped events, the goroutine running
-	// Serve for group restarts, shutdown and giving up, or the goroutine calling
-	// Remove. It may therefore be called concurrently for different children;
+	// Serve for first starts, group restarts, shutdown and giving up, or the
+	// goroutine calling Add (Started) or Remove (Abandoned). It may therefore
+	// be called concurrently for different children;
 	// the events of one child arrive in order. It must not block, and must not
 	// call Remove or Serve; Status is fine.
 	Hook func(Event)

@@ -132,3 +132,34 @@ func ExampleSupervisor_Status() {
 	// root/http running permanent
 	// <nil>
 }
+
+// Children can be added and removed while the supervisor runs; Remove waits
+// for the child to return.
+func ExampleSupervisor_Remove() {
+	sup, _ := supervise.New("root", supervise.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- sup.Serve(ctx) }()
+
+	started := make(chan struct{})
+	id, _ := sup.Add(supervise.ServiceFunc("job", func(ctx context.Context) error {
+		close(started)
+		<-ctx.Done()
+		fmt.Println("job: cleaning up")
+		return nil
+	}), supervise.WithRestart(supervise.Transient))
+	<-started
+	fmt.Println(len(sup.Status().Children), "child")
+
+	if err := sup.Remove(context.Background(), id); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Println(len(sup.Status().Children), "children")
+	cancel()
+	fmt.Println(<-done)
+	// Output:
+	// 1 child
+	// job: cleaning up
+	// 0 children
+	// <nil>
+}
