@@ -3,7 +3,8 @@
 // 2 virtual nodes) and a load generator through the agent's front door, then:
 // a replica crashes and is restarted; a replica hangs and is replaced; a node fails
 // and its replicas are rescheduled; latency is injected and the service scales out,
-// then back in when relieved; the service is scaled to 12; a new version rolls out
+// then back in when relieved; latency creeps up and the service scales out early, on
+// the trend, before it crosses its target; the service is scaled to 12; a new version rolls out
 // 3 at a time with a delay; a bad version is rolled back; a replica that leaks
 // memory is replaced before it dies.
 //

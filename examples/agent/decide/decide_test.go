@@ -174,6 +174,15 @@ func TestScalerEarlyOnTrend(t *testing.T) {
 		assert.Less(t, d.Ratio, 1.1, "it scaled before the ratio crossed the band")
 		assert.InDelta(t, 0.1, d.Trend.Slope, 0.001)
 		assert.Contains(t, d.Reason, "scaling out early")
+
+		// The new replicas bring the ratio down: the scale-down window holds the
+		// early decision.
+		cur := d.Replicas
+		for range 4 {
+			time.Sleep(tick)
+			d = s.Recommend(time.Now(), cur, 0.3)
+			require.Equal(t, cur, d.Replicas, d.Reason)
+		}
 	})
 }
 

@@ -133,6 +133,8 @@ func (s *Scaler) Recommend(now time.Time, current int, ratio float64) Decision {
 			pred := max(tr.Predict(now.Add(s.cfg.UpWindow)), 1+tol)
 			d.Replicas = clamp(max(int(math.Ceil(float64(current)*pred)), current+1))
 			d.Early, d.Trend = true, tr
+			// Record the decision, so that the scale-down window holds it.
+			s.recs[len(s.recs)-1].V = float64(d.Replicas)
 			d.Reason = fmt.Sprintf("load ratio %.2f rising %.3f/s, crosses 1+%.2f in %s (within the %s window): scaling out early",
 				ratio, tr.Slope, tol, left.Round(10*time.Millisecond), s.cfg.UpWindow)
 		}

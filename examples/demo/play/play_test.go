@@ -136,7 +136,14 @@ func TestLeakIsReplacedBeforeItDies(t *testing.T) {
 }
 
 func TestStepsAreListed(t *testing.T) {
-	assert.Len(t, play.Steps, 9)
+	assert.Len(t, play.Steps, 10)
 	_, err := os.Stat(filepath.Clean(serviceBin))
 	assert.NoError(t, err)
+}
+
+func TestCreepingLatencyScalesOutEarly(t *testing.T) {
+	f := fleet(t)
+	r := play.CreepingLatency(context.Background(), f)
+	check(t, r)
+	assert.True(t, r.GoalMet, "the scale-out came from the trend: %s", r)
 }

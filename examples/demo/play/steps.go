@@ -61,6 +61,7 @@ var Steps = []Step{
 	{"node failure -> reschedule", NodeFailure},
 	{"latency -> scale out", LatencyScaleOut},
 	{"relieved -> scale in", LatencyRelieved},
+	{"creeping latency -> early", CreepingLatency},
 	{"scale to 12", ScaleTo12},
 	{"rolling update v2", RollingUpdate},
 	{"bad version -> rollback", BadVersion},
@@ -369,5 +370,34 @@ func MemoryLeak(ctx context.Context, f *Fleet) Result {
 	if crashed {
 		r.Pass, r.Note = false, "the leaking instance died before it was replaced"
 	}
+	return r
+}
+
+// CreepingLatency raises the latency of every replica a little every probe
+// interval; the agent scales out early, on the trend, before the latency crosses
+// its target band.
+func CreepingLatency(ctx context.Context, f *Fleet) Result {
+	r := Result{Step: "creeping latency -> early", Deadline: 15 * time.Second}
+	f.Printf(">> latency creeps up 10ms every %s on every replica", f.opt.Interval)
+	t0 := time.Now()
+	var obs eventlog.Event
+	okObs := false
+	for ms := 10; ms <= 400 && !okObs; ms += 10 {
+		for _, in := range f.Instances(ctx) {
+			_ = f.Fault(ctx, in.Addr, fmt.Sprintf("latency?ms=%d", ms))
+		}
+		obs, okObs = f.Await(ctx, t0, f.opt.Interval, func(e eventlog.Event) bool {
+			return e.Kind == eventlog.Decided && (e.What == "scale-out-early" || e.What == "scale-out")
+		})
+	}
+	healed, okHealed := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
+		return okObs && e.Kind == eventlog.Healed && e.Incident == obs.Incident
+	})
+	for _, in := range f.Instances(ctx) {
+		_ = f.Fault(ctx, in.Addr, "reset")
+	}
+	f.finish(&r, t0, obs, healed, okObs, okHealed)
+	r.Goal = "scaled out on the trend, before the band"
+	r.GoalMet = okObs && obs.What == "scale-out-early"
 	return r
 }
