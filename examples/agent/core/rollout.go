@@ -135,8 +135,11 @@ func (a *Agent) stepRollout(s *svc, now time.Time, nodes []driver.Node) {
 		if pendingReplacement {
 			return
 		}
-		ev := eventlog.Event{What: name, Service: s.name, Incident: r.incident,
-			Why:    fmt.Sprintf("every instance runs %s (%d updated, %d failed, %d batches, %s)", r.to, r.updated, r.failed, r.batches, now.Sub(r.started).Round(time.Millisecond)),
+		why := fmt.Sprintf("every instance runs %s (%d updated, %d failed, %d batches, %s)", r.to, r.updated, r.failed, r.batches, now.Sub(r.started).Round(time.Millisecond))
+		if r.rollback {
+			why = fmt.Sprintf("rolled back from %s: every instance runs %s again (%d reverted)", r.from, r.to, r.updated)
+		}
+		ev := eventlog.Event{What: name, Service: s.name, Incident: r.incident, Why: why,
 			Detail: map[string]any{"version": r.to, "rolledBack": r.rollback}}
 		s.rollout = nil
 		a.healed(ev, now)
