@@ -1,0 +1,55 @@
+// Package core is the companion agent: a loop per service that probes every
+// instance, evaluates what it sees, plans, acts through a driver and verifies.
+//
+// # The loop
+//
+// Every probe interval the agent lists the service's instances through the driver
+// (the driver's own view: running or exited, and the nodes' states) and probes each
+// running one: liveness, readiness and the health document (latency, utilization,
+// heap, goroutines). Each instance has a [decide.Tracker]: a start-up grace period,
+// consecutive failure and success thresholds and a minimum unhealthy time.
+//
+// Then it plans, in this order:
+//
+//   - An exited instance (a crash, or its node went down) is forgotten and a
+//     replacement started on the least loaded ready node (its own node winning a
+//     tie), after a restart backoff with jitter and a cap. Escalation: a
+//     replacement that fails again within the monitor window after it healed is
+//     replaced on another node; a crash loop makes the agent give up and report.
+//     Exits caused by a node failure count toward neither.
+//   - An unhealthy instance (hung, or failing liveness) is replaced: a new instance
+//     is started, and the old one stopped once the new one is ready.
+//   - Preventive healing: an instance whose heap or goroutine count trends to its
+//     limit within the horizon is replaced the same way, one at a time; so is each
+//     instance on a node that reports itself degraded (the node is drained).
+//   - The replica count is kept: missing instances are started, extra ones
+//     stopped (not ready first, then those on nodes that are not ready, then old
+//     versions, then the newest).
+//   - A rolling update replaces instances Parallelism at a time, each new instance
+//     monitored for the Monitor window, with Delay between batches; when new
+//     instances fail (exit, not ready within StartTimeout, or unhealthy), the
+//     FailureAction applies: rollback (the update is reversed the same way), pause
+//     or continue.
+//   - Autoscaling: a load ratio (mean p99 latency over its target, or mean
+//     utilization over its target, whichever is higher) goes through a
+//     [decide.Scaler]: a tolerance band, scale-up and scale-down stabilization
+//     windows, and an early scale-out when the trend crosses the band within the
+//     scale-up window. Overload scales out; it never restarts anything.
+//
+// # Safety
+//
+// Stopping a live instance (replacing a hung or leaking one, draining) spends the
+// fleet's disruption budget. When most of a service's instances look broken by
+// their probes at once, the agent holds still and says so: the fault is then more
+// likely in a shared dependency or in the agent's own view. (Exits reported by the
+// driver are facts, not views, and are always handled.) In dry-run mode every
+// decision is logged and nothing is done.
+//
+// With an Orchestrator driver (Docker Swarm), the agent hands the orchestrator what
+// it does natively: restarting exited instances, the replica count, and rolling
+// updates with rollback; it still replaces instances that are unhealthy by their
+// health document, and scales on latency and saturation.
+//
+// Every observation, decision and action goes to the event log (package eventlog),
+// with an incident id that ties a fault to its healing and the time both took.
+package core
