@@ -294,6 +294,8 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	runners := make([]*runner, len(list))
 	for i, c := range list {
 		c.pending = false
+		c.quick = 0 // a fresh start: no backoff carried over from the last Serve
+		c.backoff.Reset()
 		runners[i] = s.startLocked(c)
 	}
 	s.mu.Unlock()
