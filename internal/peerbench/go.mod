@@ -2,15 +2,26 @@ module github.com/selfheal-go/selfheal/internal/peerbench
 
 go 1.26
 
-require github.com/selfheal-go/selfheal v0.0.0
+require (
+	github.com/alexliesenfeld/health v0.8.0
+	github.com/cenkalti/backoff/v4 v4.3.0
+	github.com/failsafe-go/failsafe-go v0.9.8
+	github.com/selfheal-go/selfheal v0.0.0
+	github.com/sony/gobreaker/v2 v2.4.0
+	github.com/thejerf/suture/v4 v4.0.6
+	golang.org/x/time v0.15.0
+)
 
 require (
-	github.com/alexliesenfeld/health v0.8.0 // indirect
-	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
-	github.com/failsafe-go/failsafe-go v0.9.8 // indirect
-	github.com/sony/gobreaker/v2 v2.4.0 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
-	github.com/thejerf/suture/v4 v4.0.6 // indirect
+	github.com/bits-and-blooms/bitset v1.24.4 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/go-logr/logr v1.4.4 // indirect
+	github.com/go-logr/stdr v1.2.2 // indirect
+	github.com/stretchr/objx v0.5.3 // indirect
+	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
+	go.opentelemetry.io/otel v1.46.0 // indirect
+	go.opentelemetry.io/otel/metric v1.46.0 // indirect
+	go.opentelemetry.io/otel/trace v1.46.0 // indirect
 )
 
 replace github.com/selfheal-go/selfheal => ../..
