@@ -337,12 +337,19 @@ func (a *Agent) loop(ctx context.Context, s *svc) {
 	iv := s.cfg.Health.Interval.D()
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	var changed <-chan struct{} // nil (never ready) without a Watcher
+	if w, ok := a.drv.(driver.Watcher); ok {
+		changed = w.Watch(ctx)
+	}
 	for {
 		a.tick(ctx, s)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changed:
+			// An exit or a node change: look now rather than at the next round.
+		case <-s.wake:
 		}
 	}
 }

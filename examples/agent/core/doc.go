@@ -3,8 +3,10 @@
 //
 // # The loop
 //
-// Every probe interval the agent lists the service's instances through the driver
-// (the driver's own view: running or exited, and the nodes' states) and probes each
+// Every probe interval, and at once when a driver that is a [driver.Watcher]
+// reports an exit or a node change, the agent lists the service's instances through
+// the driver (the driver's own view: running or exited, and the nodes' states) and
+// probes each
 // running one: liveness, readiness and the health document (latency, utilization,
 // heap, goroutines). Each instance has a [decide.Tracker]: a start-up grace period,
 // consecutive failure and success thresholds and a minimum unhealthy time.

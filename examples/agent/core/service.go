@@ -39,6 +39,7 @@ type svc struct {
 	held      map[string]time.Time
 	tcfg      decide.TrackerConfig
 	placing   map[string]int // starts in flight per node
+	wake      chan struct{}  // a probe round soon: a new instance may be ready
 }
 
 type restartReq struct {
@@ -79,7 +80,7 @@ func newSvc(c *config.Service) *svc {
 			Jitter: c.Restart.Jitter, CrashLoopRestarts: c.Restart.CrashLoopRestarts, Window: c.Restart.CrashLoopWindow.D()}),
 		scaler: decide.NewScaler(decide.ScalerConfig{Min: c.MinReplicas, Max: c.MaxReplicas, Tolerance: c.Scale.Tolerance,
 			UpWindow: c.Scale.UpWindow.D(), DownWindow: c.Scale.DownWindow.D(), MaxStep: c.Scale.MaxStep}),
-		held: map[string]time.Time{}, placing: map[string]int{},
+		held: map[string]time.Time{}, placing: map[string]int{}, wake: make(chan struct{}, 1),
 		tcfg: decide.TrackerConfig{StartupGrace: c.Health.StartupGrace.D(), FailureThreshold: c.Health.FailureThreshold,
 			SuccessThreshold: c.Health.SuccessThreshold, MinUnhealthy: c.Health.MinUnhealthy.D()},
 	}
@@ -724,6 +725,16 @@ func (a *Agent) startInstance(s *svc, o startOpts) {
 		}
 		a.emit(eventlog.Event{Kind: eventlog.Acted, What: "start", Service: s.name, Instance: id, Node: node, Incident: o.incident,
 			Why: why, Detail: map[string]any{"version": in.Version, "addr": in.Addr, "pid": in.PID}})
+		// Probe the new instance soon rather than at the next round: healing ends
+		// when it is ready.
+		for _, d := range []time.Duration{30 * time.Millisecond, 100 * time.Millisecond} {
+			time.AfterFunc(d, func() {
+				select {
+				case s.wake <- struct{}{}:
+				default:
+				}
+			})
+		}
 	})
 	if !ok {
 		s.placing[node]--

@@ -217,3 +217,12 @@ type NodeController interface {
 type Adopter interface {
 	Adopt(ctx context.Context) ([]Instance, error)
 }
+
+// Watcher is implemented by drivers that can tell the agent at once when an
+// instance exits or a node changes state, so that it does not wait for its next
+// probe round to notice. Watch returns a channel that receives a value (coalesced:
+// the channel has a buffer of one and sends never block) after every such change,
+// until ctx is done.
+type Watcher interface {
+	Watch(ctx context.Context) <-chan struct{}
+}

@@ -65,6 +65,7 @@ type Driver struct {
 	started bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	watch   map[chan struct{}]bool
 }
 
 type proc struct {
@@ -81,6 +82,7 @@ var (
 	_ driver.Placer         = (*Driver)(nil)
 	_ driver.NodeController = (*Driver)(nil)
 	_ driver.Adopter        = (*Driver)(nil)
+	_ driver.Watcher        = (*Driver)(nil)
 )
 
 // New returns a driver. It starts nothing.
@@ -104,6 +106,7 @@ func New(cfg Config) (*Driver, error) {
 		insts: map[string]*proc{},
 		ports: map[int]bool{},
 		stop:  make(chan struct{}),
+		watch: map[chan struct{}]bool{},
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -351,6 +354,7 @@ func (d *Driver) SetNodeState(ctx context.Context, name string, state driver.Nod
 			}
 		}
 	}
+	d.notifyLocked()
 	d.log.Info("node state", "node", name, "state", state, "reason", reason)
 	return nil
 }
@@ -418,9 +422,36 @@ func (d *Driver) reap() {
 			_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
 			d.log.Info("instance exited", "id", p.inst.ID, "reason", p.inst.ExitReason)
 		}
+		if changed {
+			d.notifyLocked()
+		}
 		d.mu.Unlock()
-		_ = changed
 	}
+}
+
+// notifyLocked wakes the watchers; callers hold d.mu.
+func (d *Driver) notifyLocked() {
+	for c := range d.watch {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Watch returns a channel that receives a value after an instance exits or a node
+// changes state, until ctx is done.
+func (d *Driver) Watch(ctx context.Context) <-chan struct{} {
+	c := make(chan struct{}, 1)
+	d.mu.Lock()
+	d.watch[c] = true
+	d.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		d.mu.Lock()
+		delete(d.watch, c)
+		d.mu.Unlock()
+	})
+	return c
 }
 
 // poll reports whether the process exited, and how.

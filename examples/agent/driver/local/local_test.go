@@ -229,3 +229,23 @@ func ExampleDriver() {
 	// node-1 ready
 	// node-2 ready
 }
+
+func TestWatchReportsExits(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := newDriver(t, local.Config{})
+	c := d.Watch(ctx)
+	_, err := d.Start(ctx, spec("c", "", "crash"))
+	require.NoError(t, err)
+	select {
+	case <-c:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification of the exit")
+	}
+	require.NoError(t, d.SetNodeState(ctx, "node-1", driver.NodeDegraded, ""))
+	select {
+	case <-c:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification of the node change")
+	}
+}
