@@ -31,9 +31,12 @@
 //
 // Probe mode, for a Docker HEALTHCHECK in a scratch image:
 //
-//	service -probe http://127.0.0.1:8080/livez
+//	service -probe 'http://127.0.0.1:${PORT}/livez'
 //
-// exits 0 when the URL answers 200 within 2 s, 1 otherwise.
+// exits 0 when the URL answers 200 within 2 s, 1 otherwise. The URL's environment
+// variables ($PORT, ${PORT}) are expanded by the service itself, because Docker runs
+// a HEALTHCHECK given in exec form without a shell and each replica slot has its own
+// PORT.
 package main
 
 import (
@@ -90,7 +93,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.id, "id", env("INSTANCE_ID", ""), "instance id (env INSTANCE_ID); default the hostname and port")
 	fs.StringVar(&o.downstream, "downstream", env("DOWNSTREAM", ""), "downstream base URL (env DOWNSTREAM); default this service's own /quote")
 	fs.StringVar(&o.token, "fault-token", env("FAULT_TOKEN", ""), "enables the /fault endpoints for requests carrying X-Fault-Token (env FAULT_TOKEN)")
-	fs.StringVar(&o.probe, "probe", "", "probe mode: GET this URL, exit 0 on 200 within 2s, else 1")
+	fs.StringVar(&o.probe, "probe", "", "probe mode: GET this URL ($VARS expanded from the environment), exit 0 on 200 within 2s, else 1")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", 64, "requests served at once before shedding")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "request timeout")
 	fs.DurationVar(&o.drain, "drain", 300*time.Millisecond, "on SIGTERM, how long readiness fails before the listener closes")
@@ -111,7 +114,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if o.probe != "" {
-		return probe(o.probe)
+		return probe(os.ExpandEnv(o.probe))
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("instance", o.id, "version", o.version)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,31 @@ func TestProbeMode(t *testing.T) {
 	assert.Equal(t, 1, run([]string{"-probe", base + "/nope"}, io.Discard))
 	stop()
 	assert.Equal(t, 1, run([]string{"-probe", base + "/livez"}, io.Discard))
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// Docker runs an exec-form HEALTHCHECK without a shell, so the probe URL's
+// $PORT must be expanded by the service itself.
+func TestProbeModeExpandsEnvironment(t *testing.T) {
+	base, _, stop := start(t, "v1")
+	defer stop()
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	t.Setenv("PORT", u.Port())
+	t.Setenv("PROBE_PATH", "/livez")
+	for _, tc := range []struct {
+		name, url string
+		want      int
+	}{
+		{"braced", "http://127.0.0.1:${PORT}/livez", 0},
+		{"bare", "http://127.0.0.1:$PORT/livez", 0},
+		{"path from the environment", "http://127.0.0.1:${PORT}${PROBE_PATH}", 0},
+		{"unset variable", "http://127.0.0.1:${SELFHEAL_NO_SUCH_VAR}/livez", 1},
+		{"missing path", "http://127.0.0.1:${PORT}/nope", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, run([]string{"-probe", tc.url}, io.Discard))
+		})
+	}
 	http.DefaultClient.CloseIdleConnections()
 }
