@@ -1,4 +1,4 @@
-# Sourced by .ci/run (bash, set -euo pipefail) before the tests: a private Docker engine in
+# Sourced by .ci/test (bash, set -euo pipefail) before the tests: a private Docker engine in
 # single-node swarm mode for the docker driver's integration tests
 # (examples/agent/driver/docker). See .ci/docker/engine.sh for what it does.
 #
@@ -8,7 +8,7 @@
 # Concurrent CI runs on one machine would fight over the swarm port and the docker_gwbridge
 # link, so a run holds an exclusive lock for as long as it uses the engine; a second run
 # waits for it (at most 30 minutes). The lock is an open file descriptor of this shell, so
-# it is released when .ci/run exits, however it exits; the daemons never inherit it.
+# it is released when .ci/test exits, however it exits; the daemons never inherit it.
 
 _selfheal_docker_lock="${SELFHEAL_DOCKER_LOCK:-/tmp/selfheal-docker.lock}"
 exec {SELFHEAL_DOCKER_LOCK_FD}>>"$_selfheal_docker_lock"
