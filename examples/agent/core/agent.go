@@ -220,9 +220,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			a.emit(eventlog.Event{Kind: eventlog.Failed, What: "adopt", Why: err.Error()})
 		}
-		for _, in := range insts {
+		adopted, foreign := a.ownInstances(insts)
+		for _, in := range adopted {
 			a.emit(eventlog.Event{Kind: eventlog.Acted, What: "adopt", Service: in.Service, Instance: in.ID, Node: in.Node,
 				Why: "left running by a previous agent run", Detail: map[string]any{"pid": in.PID, "version": in.Version}})
+		}
+		for _, in := range foreign {
+			a.emit(eventlog.Event{Kind: eventlog.Observed, What: "adopt-ignored", Service: in.Service, Instance: in.ID, Node: in.Node,
+				Why:    fmt.Sprintf("service %q is not in this fleet; left alone, not adopted", in.Service),
+				Detail: map[string]any{"pid": in.PID, "version": in.Version}})
 		}
 	}
 	if a.orch != nil {
@@ -458,12 +464,30 @@ func (a *Agent) SetNodeState(ctx context.Context, node string, state driver.Node
 	return nil
 }
 
+// ownInstances splits what a driver's Adopt returned into the instances of the
+// fleet's own services and the rest, which the agent never adopts: another fleet
+// (or an operator) may own them.
+func (a *Agent) ownInstances(insts []driver.Instance) (own, foreign []driver.Instance) {
+	for _, in := range insts {
+		if _, ok := a.svcs[in.Service]; ok {
+			own = append(own, in)
+		} else {
+			foreign = append(foreign, in)
+		}
+	}
+	return own, foreign
+}
+
+// serviceSpec is the spec handed to an Orchestrator. Its health check probes the
+// readiness path, not liveness: the orchestrator's rolling update judges a new task
+// by that check, so a release that runs but never becomes ready fails it and is
+// rolled back by the orchestrator itself.
 func (a *Agent) serviceSpec(s *svc) driver.ServiceSpec {
 	c := s.cfg
 	pol := driver.UpdatePolicy{Parallelism: c.Update.Parallelism, Delay: c.Update.Delay.D(), Monitor: c.Update.Monitor.D(),
 		FailureAction: c.Update.FailureAction, MaxFailureRatio: c.Update.MaxFailureRatio}
 	return driver.ServiceSpec{Name: c.Name, Version: s.version, Image: strings.ReplaceAll(c.Image, "{version}", s.version),
 		Command: c.Command, Env: c.Env, Replicas: s.desired, BasePort: c.BasePort,
-		Health: driver.HealthCheck{Path: c.Health.Liveness, Interval: c.Health.Interval.D(), Timeout: c.Health.Timeout.D(), Retries: c.Health.FailureThreshold},
+		Health: driver.HealthCheck{Path: c.Health.Readiness, Interval: c.Health.Interval.D(), Timeout: c.Health.Timeout.D(), Retries: c.Health.FailureThreshold},
 		Update: pol, Rollback: pol}
 }

@@ -137,6 +137,43 @@ func TestAdoptsTheFleetAfterARestart(t *testing.T) {
 	noLeftovers(t, r2.d.Marker())
 }
 
+// Instances of a service that is not in the fleet are reported and left alone,
+// never adopted (nor stopped: another fleet or an operator may own them).
+func TestAdoptionIgnoresServicesOutsideTheFleet(t *testing.T) {
+	dir := t.TempDir()
+	r1 := start(t, fleetFile(t, dir, 1, ""), false)
+	require.Eventually(t, ready(r1.a, 1), 15*time.Second, 20*time.Millisecond)
+	before, _ := r1.d.Instances(context.Background(), "web")
+	require.Len(t, before, 1)
+	r1.stop(t)
+
+	// The same state file, a fleet whose only service is "api".
+	f := fleetFile(t, dir, 1, "")
+	f.Services[0].Name = "api"
+	r2 := start(t, f, true)
+	require.Eventually(t, func() bool { return len(r2.a.Backends("api")) == 1 }, 15*time.Second, 20*time.Millisecond)
+	ignored := events(r2.a, eventlog.Observed, "adopt-ignored")
+	require.Len(t, ignored, 1)
+	assert.Equal(t, before[0].ID, ignored[0].Instance)
+	assert.Contains(t, ignored[0].Why, `service "web" is not in this fleet`)
+	assert.Empty(t, events(r2.a, eventlog.Acted, "adopt"))
+	assert.Empty(t, r2.a.Backends("web"))
+	r2.stop(t)
+	// Left alone: the web instance outlived the agent's StopOnExit. A third
+	// driver on the same state file takes it over, to end it.
+	d, err := local.New(local.Config{Nodes: f.Nodes, StateFile: f.Agent.StateFile})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	after, err := d.Adopt(ctx)
+	require.NoError(t, err)
+	require.Len(t, after, 1)
+	assert.Equal(t, before[0].PID, after[0].PID)
+	require.NoError(t, d.Stop(ctx, after[0].ID, 0))
+	require.NoError(t, d.Close())
+	noLeftovers(t, d.Marker())
+}
+
 func TestAdoptionTrimsToTheWantedCount(t *testing.T) {
 	dir := t.TempDir()
 	r1 := start(t, fleetFile(t, dir, 3, ""), false)

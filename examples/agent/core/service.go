@@ -268,7 +268,33 @@ func (a *Agent) probe(ctx context.Context, c *config.Service, id, addr string) p
 		return r
 	}
 	r.doc = doc
+	r.live, r.ready, r.err = judgeDocument(doc, r.ready)
 	return r
+}
+
+// judgeDocument is the verdict of a health document that parsed, for an instance
+// whose liveness probe passed and whose readiness probe gave ready. A document
+// that says "fail" counts against the instance like a failed probe, unless:
+//   - the instance is draining (the health package adds the note "draining" and
+//     fails readiness): it is shutting down on purpose, and is only not ready;
+//   - its readiness probe failed too: the failure is the service saying "do not
+//     route to me" (a dependency down, a release that never becomes ready), which
+//     keeps it out of the front door but is no reason to restart it.
+func judgeDocument(doc *health.Document, ready bool) (live, rdy bool, err string) {
+	if doc == nil || doc.Status != health.StatusFail {
+		return true, ready, ""
+	}
+	why := "health document says fail"
+	if doc.Output != "" {
+		why += ": " + doc.Output
+	}
+	if slices.Contains(doc.Notes, "draining") {
+		return true, false, why
+	}
+	if !ready {
+		return true, false, why
+	}
+	return false, false, why
 }
 
 // holdOnce emits e at most once every 5 s per key; callers hold a.mu.

@@ -138,7 +138,10 @@ type UpdatePolicy struct {
 // HealthCheck is how the orchestrator itself checks an instance (Docker's
 // HEALTHCHECK). The agent reads the full health document in addition.
 type HealthCheck struct {
-	Path     string // liveness path, e.g. "/livez"
+	// Path is the path the orchestrator probes. The agent hands the readiness path
+	// (e.g. "/readyz"), so that a release that never becomes ready fails the
+	// orchestrator's check and its rolling update rolls back.
+	Path     string
 	Interval time.Duration
 	Timeout  time.Duration
 	Retries  int
