@@ -11,92 +11,20 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	mnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/trace"
-	tnoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/selfheal-go/selfheal/heal"
+	"github.com/selfheal-go/selfheal/internal/oteltest"
 )
 
-// recMeter records what is added to its counters, by instrument name and the
-// selfheal.name attribute: "selfheal.heal.bulkhead.rejections{db}".
-type recMeter struct {
-	mnoop.MeterProvider
-	mu   sync.Mutex
-	sums map[string]int64
-}
-
-func newRecMeter() *recMeter { return &recMeter{sums: map[string]int64{}} }
-
-func (m *recMeter) Meter(string, ...metric.MeterOption) metric.Meter { return recMeterMeter{m: m} }
-
-func (m *recMeter) get(key string) int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.sums[key]
-}
-
-type recMeterMeter struct {
-	mnoop.Meter
-	m *recMeter
-}
-
-func (mm recMeterMeter) Int64Counter(name string, _ ...metric.Int64CounterOption) (metric.Int64Counter, error) {
-	return recCounter{m: mm.m, name: name}, nil
-}
-
-type recCounter struct {
-	mnoop.Int64Counter
-	m    *recMeter
-	name string
-}
-
-func (c recCounter) Add(_ context.Context, n int64, opts ...metric.AddOption) {
-	cfg := metric.NewAddConfig(opts)
-	set := cfg.Attributes()
-	name, _ := set.Value("selfheal.name")
-	key := c.name + "{" + name.AsString() + "}"
-	if r, ok := set.Value("selfheal.reason"); ok {
-		key = c.name + "{" + r.AsString() + "}"
-	}
-	c.m.mu.Lock()
-	c.m.sums[key] += n
-	c.m.mu.Unlock()
-}
-
-// recSpan is a recording span that keeps the names of its events.
-type recSpan struct {
-	tnoop.Span
-	mu     sync.Mutex
-	events []string
-}
-
-func (s *recSpan) IsRecording() bool { return true }
-
-func (s *recSpan) AddEvent(name string, opts ...trace.EventOption) {
-	cfg := trace.NewEventConfig(opts...)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, a := range cfg.Attributes() {
-		if a.Key == attribute.Key("selfheal.name") {
-			name += "{" + a.Value.AsString() + "}"
-		}
-	}
-	s.events = append(s.events, name)
-}
-
-func (s *recSpan) names() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.events...)
+// policyAttrs returns the attributes of the heal policy kind named name.
+func policyAttrs(kind, name string) []attribute.KeyValue {
+	return []attribute.KeyValue{attribute.String("selfheal.policy", kind), attribute.String("selfheal.name", name)}
 }
 
 func TestTelemetry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mp := newRecMeter()
-		span := &recSpan{}
-		ctx := trace.ContextWithSpan(context.Background(), span)
+		mp := oteltest.NewMeterProvider()
+		ctx, span := oteltest.ContextWithSpan(context.Background())
 
 		bh, err := heal.NewBulkhead(heal.BulkheadConfig{Name: "db", MaxConcurrent: 1, MeterProvider: mp})
 		require.NoError(t, err)
@@ -138,15 +66,19 @@ func TestTelemetry(t *testing.T) {
 		close(release)
 		wg.Wait()
 
-		for _, key := range []string{
-			"selfheal.heal.bulkhead.rejections{db}",
-			"selfheal.heal.ratelimit.rejections{api}",
-			"selfheal.heal.timeout.timeouts{slow}",
-			"selfheal.heal.fallback.fallbacks{cache}",
-			"selfheal.heal.hedge.hedges{replicas}",
-			"selfheal.heal.limit.rejections{search}",
+		for _, c := range []struct{ metric, kind, name string }{
+			{"selfheal.heal.bulkhead.rejections", "bulkhead", "db"},
+			{"selfheal.heal.ratelimit.rejections", "ratelimit", "api"},
+			{"selfheal.heal.timeout.timeouts", "timeout", "slow"},
+			{"selfheal.heal.fallback.fallbacks", "fallback", "cache"},
+			{"selfheal.heal.hedge.hedges", "hedge", "replicas"},
+			{"selfheal.heal.limit.rejections", "limit", "search"},
 		} {
-			assert.EqualValues(t, 1, mp.get(key), key)
+			assert.EqualValues(t, 1, mp.Int64Sum(c.metric, policyAttrs(c.kind, c.name)...), c.metric)
+		}
+		var events []string
+		for _, e := range span.Events() {
+			events = append(events, e.Name+"{"+oteltest.Key(attribute.NewSet(e.Attributes...), "selfheal.name")+"}")
 		}
 		assert.Equal(t, []string{
 			"selfheal.bulkhead.rejected{db}",
@@ -155,12 +87,12 @@ func TestTelemetry(t *testing.T) {
 			"selfheal.fallback.used{cache}",
 			"selfheal.hedge.started{replicas}",
 			"selfheal.limit.rejected{search}",
-		}, span.names())
+		}, events)
 	})
 }
 
 func TestMiddlewareTelemetry(t *testing.T) {
-	mp := newRecMeter()
+	mp := oteltest.NewMeterProvider()
 	m, err := heal.NewMiddleware(heal.MiddlewareConfig{Rate: 0.001, Burst: 1, MeterProvider: mp})
 	require.NoError(t, err)
 	_, srv := newServerWith(t, m)
@@ -168,5 +100,6 @@ func TestMiddlewareTelemetry(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode)
 	resp, _ = get(t, srv.Client(), srv.URL)
 	assert.Equal(t, 429, resp.StatusCode)
-	assert.EqualValues(t, 1, mp.get("selfheal.heal.server.shed{rate}"))
+	assert.EqualValues(t, 1, mp.Int64Sum("selfheal.heal.server.shed",
+		attribute.String("selfheal.policy", "server"), attribute.String("selfheal.reason", "rate")))
 }
