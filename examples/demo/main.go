@@ -12,10 +12,19 @@
 // heal and the clients' success rate, and exits 1 if any step missed its deadline.
 //
 //	go run ./examples/demo [-interval 250ms] [-rps 40] [-events events.jsonl] [-steps crash,hang]
+//
+// With -driver docker it plays on Docker Swarm instead, at the engine that
+// SELFHEAL_DOCKER_HOST names (bash .ci/docker/engine.sh start, then
+// eval "$(bash .ci/docker/engine.sh env)"): Swarm restarts a crashed task; the agent
+// replaces a task that is unhealthy by its health document; the service is scaled to
+// 12 and back to 3; a new version rolls out 3 at a time with a delay and a bad one is
+// rolled back by Swarm; the only node is drained (its tasks go pending) and
+// activated again. A real node failure cannot be shown on one engine.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/selfheal-go/selfheal/examples/agent/driver/docker"
 	"github.com/selfheal-go/selfheal/examples/demo/play"
 )
 
@@ -41,10 +51,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	events := fs.String("events", "", "also write every agent event as JSON lines to this file")
 	only := fs.String("steps", "", "comma-separated substrings of the step names to play (default all)")
 	rps := fs.Int("rps", 40, "load generator requests per second through the front door")
+	drv := fs.String("driver", "local", "local (processes on virtual nodes) or docker (Docker Swarm at $SELFHEAL_DOCKER_HOST)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	stdout = play.SyncWriter(stdout)
+	switch *drv {
+	case "local":
+	case "docker":
+		iv := *interval
+		if !set(fs, "interval") {
+			iv = 500 * time.Millisecond
+		}
+		return runDocker(ctx, iv, *events, *only, *rps, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "demo: -driver %q: want local or docker\n", *drv)
+		return 2
+	}
 
 	dir, err := os.MkdirTemp("", "selfheal-demo-")
 	if err != nil {
@@ -77,9 +100,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "front door http://%s/api/hello, instance logs in %s\n\n", fleet.Door, dir)
 
+	return playSteps(ctx, fleet, play.Steps, *only, start, stdout)
+}
+
+// playSteps plays steps on fleet, closes it, prints the table and returns the
+// exit code.
+func playSteps(ctx context.Context, fleet *play.Fleet, steps []play.Step, only string, start time.Time, stdout io.Writer) int {
 	var results []play.Result
-	for _, st := range play.Steps {
-		if *only != "" && !matches(st.Name, *only) {
+	for _, st := range steps {
+		if only != "" && !matches(st.Name, only) {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -117,6 +146,68 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func set(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
+// runDocker plays the demo on Docker Swarm, at the engine SELFHEAL_DOCKER_HOST
+// names (bash .ci/docker/engine.sh start brings a private one up).
+func runDocker(ctx context.Context, interval time.Duration, events, only string, rps int, stdout, stderr io.Writer) int {
+	host := os.Getenv("SELFHEAL_DOCKER_HOST")
+	start := time.Now()
+	fmt.Fprintf(stdout, "selfheal demo on Docker Swarm (%s): building the demo service's image %s\n", orDefault(host, "DOCKER_HOST or the default socket"), play.DockerImage)
+	d, err := play.NewDocker(ctx, host)
+	if errors.Is(err, docker.ErrEngineUnavailable) || errors.Is(err, docker.ErrNotManager) {
+		fmt.Fprintf(stderr, `demo: no Docker engine in swarm mode answers at %s:
+  %v
+Start the project's private engine and point the demo at it, then run the demo again:
+  bash .ci/docker/engine.sh start
+  eval "$(bash .ci/docker/engine.sh env)"
+`, orDefault(host, "the default address"), err)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "selfheal-demo-")
+	if err != nil {
+		d.Close()
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	opt := play.DockerOptions{Driver: d, Dir: dir, Interval: interval, Timeline: stdout, LoadRPS: rps}
+	if events != "" {
+		f, err := os.Create(events)
+		if err != nil {
+			d.Close()
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer f.Close()
+		opt.EventLog = f
+	}
+	fmt.Fprintf(stdout, "starting the agent (docker driver): service web, 3 replicas as Swarm tasks (host networking, a port per slot), probes and HEALTHCHECK every %s, %d req/s through the front door\n", interval, rps)
+	fmt.Fprintln(stdout, "one engine is one node: a real node failure cannot be shown here (the local driver's virtual nodes show it); the node step drains the node and activates it again")
+	fleet, err := play.StartDocker(ctx, opt)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "front door http://%s/api/hello\n\n", fleet.Door)
+	return playSteps(ctx, fleet, play.DockerSteps, only, start, stdout)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func matches(name, only string) bool {

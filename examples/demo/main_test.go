@@ -26,4 +26,15 @@ func TestFlags(t *testing.T) {
 	assert.Equal(t, 2, run(context.Background(), []string{"-nope"}, io.Discard, io.Discard))
 	assert.True(t, matches("crash -> restart", "hang,crash"))
 	assert.False(t, matches("crash -> restart", "hang"))
+	assert.Equal(t, 2, run(context.Background(), []string{"-driver", "nope"}, io.Discard, io.Discard))
+}
+
+// Without an engine, -driver docker says how to start one and exits non-zero.
+func TestDockerWithoutAnEngine(t *testing.T) {
+	t.Setenv("SELFHEAL_DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"-driver", "docker"}, io.Discard, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "bash .ci/docker/engine.sh start")
+	assert.Contains(t, stderr.String(), `eval "$(bash .ci/docker/engine.sh env)"`)
 }

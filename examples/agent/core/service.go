@@ -208,7 +208,7 @@ func (a *Agent) tick(ctx context.Context, s *svc) {
 			m.reported = true
 			m.incident = a.newIncident(s.name, "unhealthy", now)
 			a.emit(eventlog.Event{Kind: eventlog.Observed, What: "unhealthy", Service: s.name, Instance: m.inst.ID, Node: m.inst.Node,
-				Incident: m.incident, Why: fmt.Sprintf("liveness failed %d times in a row since %s: %s", s.cfg.Health.FailureThreshold,
+				Incident: m.incident, Why: fmt.Sprintf("failed %d probes in a row since %s: %s", s.cfg.Health.FailureThreshold,
 					m.tr.FailingSince().Format("15:04:05.000"), m.tr.LastError()),
 				DetectMs: ms(now.Sub(m.tr.FailingSince()))})
 		}

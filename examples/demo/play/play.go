@@ -17,6 +17,7 @@ import (
 	"github.com/selfheal-go/selfheal/examples/agent/config"
 	"github.com/selfheal-go/selfheal/examples/agent/core"
 	"github.com/selfheal-go/selfheal/examples/agent/driver"
+	"github.com/selfheal-go/selfheal/examples/agent/driver/docker"
 	"github.com/selfheal-go/selfheal/examples/agent/driver/local"
 	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
 )
@@ -71,7 +72,7 @@ type Options struct {
 // Fleet is a running demo: agent, driver, instances, load.
 type Fleet struct {
 	Agent  *core.Agent
-	Driver *local.Driver
+	Driver *local.Driver // the local driver; nil on Docker (see StartDocker)
 	Events *eventlog.Log
 	Load   *Load
 	Door   string // the front door's address
@@ -86,6 +87,14 @@ type Fleet struct {
 	events []eventlog.Event
 	unsub  func()
 	evDone chan struct{}
+
+	// docker: the Swarm driver, the service's name and its event watcher.
+	docker    *docker.Driver
+	service   string
+	dopt      DockerOptions
+	dbase     int
+	watchStop context.CancelFunc
+	watchDone chan struct{}
 }
 
 // Start starts the agent and waits until the replicas are ready and the front
@@ -150,7 +159,7 @@ services:
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	f := &Fleet{Agent: a, Driver: drv, Events: ev, opt: opt, t0: time.Now(), done: make(chan error, 1),
-		tr: tr, client: &http.Client{Transport: tr, Timeout: 2 * time.Second}, evDone: make(chan struct{})}
+		tr: tr, client: &http.Client{Transport: tr, Timeout: 2 * time.Second}, evDone: make(chan struct{}), service: "web"}
 	c, unsub := ev.Subscribe(4096)
 	f.unsub = unsub
 	go f.collect(c)
@@ -188,6 +197,8 @@ func (f *Fleet) collect(c <-chan eventlog.Event) {
 
 func printable(e eventlog.Event) bool {
 	switch e.What {
+	case "docker:" + docker.EventInstanceStarted, "docker:" + docker.EventInstanceHealthy:
+		return false // routine on Swarm; in the event log, not on the timeline
 	case "stop", "start", "retire":
 		return e.Kind != eventlog.Acted || e.Incident != "" && e.What != "start"
 	}
@@ -229,6 +240,9 @@ func (f *Fleet) Close() error {
 	err := <-f.done
 	if errors.Is(err, context.Canceled) {
 		err = nil
+	}
+	if f.docker != nil {
+		return errors.Join(err, f.closeDocker())
 	}
 	f.unsub()
 	<-f.evDone
@@ -323,4 +337,12 @@ func WaitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
 // NodeState sets a virtual node's state.
 func (f *Fleet) NodeState(ctx context.Context, node string, st driver.NodeState) error {
 	return f.Agent.SetNodeState(ctx, node, st, "demo")
+}
+
+// updateNote describes the fleet's rolling update policy for the timeline.
+func (f *Fleet) updateNote() string {
+	if f.docker != nil {
+		return fmt.Sprintf("%d at a time, %s delay, by Swarm", f.dopt.Parallelism, f.dopt.UpdateDelay)
+	}
+	return "3 at a time, 2s delay"
 }

@@ -262,9 +262,9 @@ func ScaleTo12(ctx context.Context, f *Fleet) Result { return ScaleTo(ctx, f, 12
 // ScaleTo scales the service by hand.
 func ScaleTo(ctx context.Context, f *Fleet, n int) Result {
 	r := Result{Step: fmt.Sprintf("scale to %d", n), Deadline: 15 * time.Second}
-	f.Printf(">> scale web to %d", n)
+	f.Printf(">> scale %s to %d", f.service, n)
 	t0 := time.Now()
-	if err := f.Agent.Scale("web", n); err != nil {
+	if err := f.Agent.Scale(f.service, n); err != nil {
 		r.Note = err.Error()
 		return r
 	}
@@ -294,9 +294,9 @@ func BadVersion(ctx context.Context, f *Fleet) Result {
 func rollout(ctx context.Context, f *Fleet, name, version string, deadline time.Duration, bad bool) Result {
 	r := Result{Step: name, Deadline: deadline}
 	before := f.Agent.Status(ctx, 0).Services[0]
-	f.Printf(">> update web %s -> %s (%d replicas, 3 at a time, 2s delay)", before.Version, version, before.Desired)
+	f.Printf(">> update %s %s -> %s (%d replicas, %s)", f.service, before.Version, version, before.Desired, f.updateNote())
 	t0 := time.Now()
-	if err := f.Agent.Update("web", version); err != nil {
+	if err := f.Agent.Update(f.service, version); err != nil {
 		r.Note = err.Error()
 		return r
 	}
@@ -338,7 +338,7 @@ func MemoryLeak(ctx context.Context, f *Fleet) Result {
 	r := Result{Step: "memory leak -> replace", Deadline: 10 * time.Second}
 	if st := f.Agent.Status(ctx, 0).Services[0]; st.Desired != f.opt.Replicas {
 		f.Printf(">> (scale back to %d first)", f.opt.Replicas)
-		_ = f.Agent.Scale("web", f.opt.Replicas)
+		_ = f.Agent.Scale(f.service, f.opt.Replicas)
 		WaitFor(ctx, 15*time.Second, func() bool {
 			s := f.Agent.Status(ctx, 0).Services[0]
 			return s.Running == f.opt.Replicas && s.Ready == f.opt.Replicas
