@@ -1,5 +1,3 @@
-//go:build manual
-
 package docker_test
 
 import (
