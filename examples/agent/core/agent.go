@@ -441,10 +441,23 @@ func (a *Agent) Update(service, version string) error {
 	s.rollout = newRollout(inc, s.prev, version, false, &s.cfg.Update)
 	if a.orch != nil {
 		spec := a.serviceSpec(s)
+		r := s.rollout
 		a.spawn(func(ctx context.Context) {
+			// The orchestrator reports the last update's state until it starts this
+			// one: remember that update, so that its "completed" does not end ours.
+			prev, _ := a.orch.Rollout(ctx, service)
 			if err := a.orch.Apply(ctx, spec); err != nil {
 				a.emit(eventlog.Event{Kind: eventlog.Failed, What: "rollout", Service: service, Why: err.Error()})
+				a.mu.Lock()
+				if s.rollout == r { // not applied: the service keeps its version
+					s.rollout, s.version = nil, r.from
+				}
+				a.mu.Unlock()
+				return
 			}
+			a.mu.Lock()
+			r.applied, r.prevStart = true, prev.StartedAt
+			a.mu.Unlock()
 		})
 	}
 	return nil

@@ -63,7 +63,7 @@ func (a *Agent) planOrchestrated(s *svc, now time.Time, nstate map[string]driver
 			})
 		}
 	}
-	if s.rollout != nil && !s.rollout.polling {
+	if s.rollout != nil && s.rollout.applied && !s.rollout.polling {
 		r := s.rollout
 		r.polling = true
 		a.spawn(func(ctx context.Context) {
@@ -71,8 +71,8 @@ func (a *Agent) planOrchestrated(s *svc, now time.Time, nstate map[string]driver
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			r.polling = false
-			if err != nil || s.rollout != r {
-				return
+			if err != nil || s.rollout != r || st.State == driver.RolloutNone || st.StartedAt.Equal(r.prevStart) {
+				return // not started yet: still the previous update's state
 			}
 			if st.State != r.lastState {
 				r.lastState = st.State

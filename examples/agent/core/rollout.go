@@ -29,6 +29,10 @@ type rollout struct {
 
 	polling   bool // an Orchestrator's status is being read
 	lastState driver.RolloutState
+	// applied: the orchestrator accepted the new spec; prevStart is the start of
+	// the update it reported before, whose (stale) state must not end this one.
+	applied   bool
+	prevStart time.Time
 }
 
 func newRollout(inc, from, to string, rollback bool, pol *config.Update) *rollout {

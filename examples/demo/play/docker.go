@@ -381,10 +381,11 @@ func DockerRollout(ctx context.Context, f *Fleet, version string, bad bool) Resu
 	if bad {
 		want, final = before.Version, string(driver.RolloutRollbackCompleted)
 	}
-	_, okFinal := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
-		return e.Kind == eventlog.Healed && e.What == final
+	left := func() time.Duration { return max(0, r.Deadline-time.Since(t0)) }
+	_, okFinal := f.Await(ctx, t0, left(), func(e eventlog.Event) bool {
+		return okObs && e.Kind == eventlog.Healed && e.What == final
 	})
-	healed, okHealed := awaitHealed(ctx, 20*time.Second, func() bool {
+	healed, okHealed := awaitHealed(ctx, left(), func() bool {
 		return okFinal && f.ReadyCount(want) == before.Desired
 	})
 	f.finish(&r, t0, obs, healed, okObs, okHealed)
