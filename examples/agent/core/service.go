@@ -331,6 +331,18 @@ func (a *Agent) plan(s *svc, now time.Time, nodes []driver.Node, nstate map[stri
 		if nodeDown {
 			what = "node-down"
 		}
+		if m.reported && m.incident != "" && m.replacedBy != "" {
+			// Already being replaced for an open incident (its probes failed before
+			// its exit was reported, as when its node dies): the exit is part of that
+			// incident, and the replacement under way heals it. A second incident
+			// and a second restart would leave one incident that nothing heals.
+			a.emit(eventlog.Event{Kind: eventlog.Observed, What: what, Service: s.name, Instance: id, Node: m.inst.Node, Incident: m.incident,
+				Why: "exited: " + m.inst.ExitReason + "; already being replaced"})
+			if !dry {
+				a.forget(s, m)
+			}
+			continue
+		}
 		inc := a.newIncident(s.name, what, now)
 		detect := time.Duration(0)
 		if !m.inst.ExitedAt.IsZero() {
@@ -464,7 +476,7 @@ func (a *Agent) plan(s *svc, now time.Time, nodes []driver.Node, nstate map[stri
 		switch {
 		case m.tr.Ready():
 			m.replaces = ""
-			if old != nil && !old.stopping {
+			if old != nil && !old.stopping && !old.gone {
 				a.emit(eventlog.Event{Kind: eventlog.Acted, What: "retire", Service: s.name, Instance: old.inst.ID, Node: old.inst.Node,
 					Incident: m.incident, Why: "replaced by " + id + " (ready)"})
 				a.stop(s, old, "replaced by "+id)
