@@ -276,16 +276,9 @@ func (f *Fleet) desired(ctx context.Context) int { return f.Agent.Status(ctx, 0)
 // reports it. Healed: as many ready instances as desired, the crashed one gone.
 func DockerCrash(ctx context.Context, f *Fleet) Result {
 	r := Result{Step: "crash -> swarm restarts", Deadline: 20 * time.Second}
-	id, addr, ok := f.pick(ctx)
-	if !ok {
-		r.Note = "no ready instance"
-		return r
-	}
 	want := f.desired(ctx)
-	f.Printf(">> crash %s", id)
-	t0 := time.Now()
-	if err := f.Fault(ctx, addr, "crash"); err != nil {
-		r.Note = err.Error()
+	id, t0, ok := f.inject(ctx, &r, "crash", ">> crash %s")
+	if !ok {
 		return r
 	}
 	obs, okObs := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
@@ -301,16 +294,9 @@ func DockerCrash(ctx context.Context, f *Fleet) Result {
 // Swarm starts a replacement in its slot.
 func DockerUnhealthy(ctx context.Context, f *Fleet) Result {
 	r := Result{Step: "unhealthy doc -> replace", Deadline: 20 * time.Second}
-	id, addr, ok := f.pick(ctx)
-	if !ok {
-		r.Note = "no ready instance"
-		return r
-	}
 	want := f.desired(ctx)
-	f.Printf(">> %s serves a malformed health document (Swarm's HEALTHCHECK still passes)", id)
-	t0 := time.Now()
-	if err := f.Fault(ctx, addr, "garble"); err != nil {
-		r.Note = err.Error()
+	id, t0, ok := f.inject(ctx, &r, "garble", ">> %s serves a malformed health document (Swarm's HEALTHCHECK still passes)")
+	if !ok {
 		return r
 	}
 	obs, okObs := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {

@@ -105,27 +105,44 @@ func (f *Fleet) pick(ctx context.Context) (string, string, bool) {
 	return "", "", false
 }
 
+// inject picks a ready instance, announces what is done to it (announce has one %s
+// verb for the instance) and injects the fault. It returns the instance and the time
+// of the fault; when no instance is ready or the fault fails it sets r.Note and
+// returns false.
+func (f *Fleet) inject(ctx context.Context, r *Result, fault, announce string, args ...any) (string, time.Time, bool) {
+	id, addr, ok := f.pick(ctx)
+	if !ok {
+		r.Note = "no ready instance"
+		return "", time.Time{}, false
+	}
+	f.Printf(announce, append([]any{id}, args...)...)
+	t0 := time.Now()
+	if err := f.Fault(ctx, addr, fault); err != nil {
+		r.Note = err.Error()
+		return "", time.Time{}, false
+	}
+	return id, t0, true
+}
+
+// healedIncident waits until the agent reports the incident of obs healed.
+func (f *Fleet) healedIncident(ctx context.Context, t0 time.Time, deadline time.Duration, obs eventlog.Event, okObs bool) (eventlog.Event, bool) {
+	return f.Await(ctx, t0, deadline, func(e eventlog.Event) bool {
+		return okObs && e.Kind == eventlog.Healed && e.Incident == obs.Incident
+	})
+}
+
 // Crash crashes one replica; the agent restarts it. Goal: replaced within 2 probe
 // intervals plus its start time.
 func Crash(ctx context.Context, f *Fleet) Result {
 	r := Result{Step: "crash -> restart", Deadline: 5 * time.Second}
-	id, addr, ok := f.pick(ctx)
+	id, t0, ok := f.inject(ctx, &r, "crash", ">> crash %s")
 	if !ok {
-		r.Note = "no ready instance"
-		return r
-	}
-	f.Printf(">> crash %s", id)
-	t0 := time.Now()
-	if err := f.Fault(ctx, addr, "crash"); err != nil {
-		r.Note = err.Error()
 		return r
 	}
 	obs, okObs := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
 		return e.Kind == eventlog.Observed && e.What == "crash" && e.Instance == id
 	})
-	healed, okHealed := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
-		return okObs && e.Kind == eventlog.Healed && e.Incident == obs.Incident
-	})
+	healed, okHealed := f.healedIncident(ctx, t0, r.Deadline, obs, okObs)
 	if okHealed {
 		if st, ok := f.Await(ctx, t0, 0, func(e eventlog.Event) bool {
 			return e.Kind == eventlog.Acted && e.What == "start" && e.Incident == obs.Incident
@@ -143,23 +160,14 @@ func Crash(ctx context.Context, f *Fleet) Result {
 // Hang makes one replica hang; the agent replaces it.
 func Hang(ctx context.Context, f *Fleet) Result {
 	r := Result{Step: "hang -> replace", Deadline: 8 * time.Second}
-	id, addr, ok := f.pick(ctx)
+	id, t0, ok := f.inject(ctx, &r, "hang", ">> hang %s")
 	if !ok {
-		r.Note = "no ready instance"
-		return r
-	}
-	f.Printf(">> hang %s", id)
-	t0 := time.Now()
-	if err := f.Fault(ctx, addr, "hang"); err != nil {
-		r.Note = err.Error()
 		return r
 	}
 	obs, okObs := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
 		return e.Kind == eventlog.Observed && e.What == "unhealthy" && e.Instance == id
 	})
-	healed, okHealed := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
-		return okObs && e.Kind == eventlog.Healed && e.Incident == obs.Incident
-	})
+	healed, okHealed := f.healedIncident(ctx, t0, r.Deadline, obs, okObs)
 	f.finish(&r, t0, obs, healed, okObs, okHealed)
 	return r
 }
@@ -225,9 +233,7 @@ func LatencyScaleOut(ctx context.Context, f *Fleet) Result {
 	obs, okObs := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
 		return e.Kind == eventlog.Decided && (e.What == "scale-out" || e.What == "scale-out-early")
 	})
-	healed, okHealed := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
-		return okObs && e.Kind == eventlog.Healed && e.Incident == obs.Incident
-	})
+	healed, okHealed := f.healedIncident(ctx, t0, r.Deadline, obs, okObs)
 	f.finish(&r, t0, obs, healed, okObs, okHealed)
 	return r
 }
@@ -271,9 +277,7 @@ func ScaleTo(ctx context.Context, f *Fleet, n int) Result {
 	obs, okObs := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
 		return e.Kind == eventlog.Decided && e.What == "scale"
 	})
-	healed, okHealed := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
-		return okObs && e.Kind == eventlog.Healed && e.Incident == obs.Incident
-	})
+	healed, okHealed := f.healedIncident(ctx, t0, r.Deadline, obs, okObs)
 	f.finish(&r, t0, obs, healed, okObs, okHealed)
 	if r.Pass && f.ReadyCount("") != n {
 		r.Pass, r.Note = false, fmt.Sprintf("%d ready, want %d", f.ReadyCount(""), n)
@@ -344,23 +348,14 @@ func MemoryLeak(ctx context.Context, f *Fleet) Result {
 			return s.Running == f.opt.Replicas && s.Ready == f.opt.Replicas
 		})
 	}
-	id, addr, ok := f.pick(ctx)
+	id, t0, ok := f.inject(ctx, &r, "leak?mbps=25", ">> %s leaks 25 MB/s (heap limit %d MiB)", f.opt.HeapLimit>>20)
 	if !ok {
-		r.Note = "no ready instance"
-		return r
-	}
-	f.Printf(">> %s leaks 25 MB/s (heap limit %d MiB)", id, f.opt.HeapLimit>>20)
-	t0 := time.Now()
-	if err := f.Fault(ctx, addr, "leak?mbps=25"); err != nil {
-		r.Note = err.Error()
 		return r
 	}
 	obs, okObs := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
 		return e.Kind == eventlog.Observed && e.What == "heap-trend" && e.Instance == id
 	})
-	healed, okHealed := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
-		return okObs && e.Kind == eventlog.Healed && e.Incident == obs.Incident
-	})
+	healed, okHealed := f.healedIncident(ctx, t0, r.Deadline, obs, okObs)
 	f.finish(&r, t0, obs, healed, okObs, okHealed)
 	crashed := slices.ContainsFunc(f.EventsSince(t0), func(e eventlog.Event) bool {
 		return e.What == "crash" && e.Instance == id
@@ -390,9 +385,7 @@ func CreepingLatency(ctx context.Context, f *Fleet) Result {
 			return e.Kind == eventlog.Decided && (e.What == "scale-out-early" || e.What == "scale-out")
 		})
 	}
-	healed, okHealed := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
-		return okObs && e.Kind == eventlog.Healed && e.Incident == obs.Incident
-	})
+	healed, okHealed := f.healedIncident(ctx, t0, r.Deadline, obs, okObs)
 	for _, in := range f.Instances(ctx) {
 		_ = f.Fault(ctx, in.Addr, "reset")
 	}
