@@ -1,6 +1,7 @@
 // Package frontdoor is the agent's small readiness-aware reverse proxy: it sends
 // each request to the ready instance with the fewest requests in flight, and
-// retries an idempotent request on another instance when one drops the connection,
+// retries an idempotent request (as [heal.DefaultIdempotent] decides: the same rule as
+// the library's client transport) on another instance when one drops the connection,
 // times out before answering, or answers 502, 503 or 504, so that clients keep being
 // served while the fleet heals.
 //

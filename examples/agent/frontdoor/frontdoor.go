@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/selfheal-go/selfheal/heal"
 )
 
 // Backend is one instance the front door may send a request to.
@@ -110,14 +112,6 @@ func (f *FrontDoor) Stats() Stats {
 		Failures: f.stats.failures.Load(), NoBackend: f.stats.nobackend.Load()}
 }
 
-func idempotent(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return r.Header.Get("Idempotency-Key") != ""
-}
-
 func (f *FrontDoor) counter(addr string) *atomic.Int64 {
 	if c, ok := f.inflight.Load(addr); ok {
 		return c.(*atomic.Int64)
@@ -160,7 +154,7 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.stats.requests.Add(1)
 	attempts := 1
 	var body []byte
-	if idempotent(r) {
+	if heal.DefaultIdempotent(r) {
 		attempts = f.cfg.Attempts
 		if r.Body != nil && r.Body != http.NoBody {
 			b, err := io.ReadAll(io.LimitReader(r.Body, f.cfg.MaxBody+1))
