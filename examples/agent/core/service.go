@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -241,6 +242,10 @@ func (a *Agent) probe(ctx context.Context, c *config.Service, id, addr string) p
 		if err != nil {
 			return 0, err
 		}
+		// Read the (short) body before closing it, so that the connection goes back
+		// to the pool for the next probe instead of being closed; bounded, so that an
+		// instance cannot make the agent read forever.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
