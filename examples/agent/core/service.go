@@ -336,19 +336,21 @@ func (a *Agent) plan(s *svc, now time.Time, nodes []driver.Node, nstate map[stri
 		if nodeDown {
 			what = "node-down"
 		}
-		if m.reported && m.incident != "" && m.replacedBy != "" {
-			// Already being replaced for an open incident (its probes failed before
-			// its exit was reported, as when its node dies): the exit is part of that
-			// incident, and the replacement under way heals it. A second incident
-			// and a second restart would leave one incident that nothing heals.
-			a.emit(eventlog.Event{Kind: eventlog.Observed, What: what, Service: s.name, Instance: id, Node: m.inst.Node, Incident: m.incident,
+		// An instance whose probes failed before its exit was reported (as when its
+		// node dies) has an incident open already: the exit is part of it. A second
+		// incident would be one that nothing heals.
+		inc := m.incident
+		if !m.reported || inc == "" {
+			inc = a.newIncident(s.name, what, now)
+		} else if m.replacedBy != "" {
+			// The replacement under way heals the open incident; no restart besides.
+			a.emit(eventlog.Event{Kind: eventlog.Observed, What: what, Service: s.name, Instance: id, Node: m.inst.Node, Incident: inc,
 				Why: "exited: " + m.inst.ExitReason + "; already being replaced"})
 			if !dry {
 				a.forget(s, m)
 			}
 			continue
 		}
-		inc := a.newIncident(s.name, what, now)
 		detect := time.Duration(0)
 		if !m.inst.ExitedAt.IsZero() {
 			detect = now.Sub(m.inst.ExitedAt)
