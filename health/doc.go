@@ -63,7 +63,10 @@
 // Interval (after [Check.InitialDelay], plus a random [Check.Jitter] per period,
 // measured from the end of the previous run) and probes only ever read the cached
 // result. Until its first run ends a periodic check reports fail ("has not run
-// yet"): the service is not ready before its checks have run once. Periodic checks
+// yet"): the service is not ready (and not started) before its checks have run
+// once. A liveness probe alone passes such a check, as Kubernetes counts a liveness
+// probe as passing until its first run: a liveness check with an InitialDelay must
+// not have every slow starter restarted. Periodic checks
 // suit expensive checks and many probers: the dependency sees one check per
 // Interval per instance, however often the instance is probed.
 //
@@ -157,5 +160,7 @@
 // Through the OpenTelemetry API and [Config.MeterProvider] (nil means the global
 // provider): the gauge "selfheal.health.check.status" (0 pass, 1 warn, 2 fail, per
 // check) and the histogram "selfheal.health.check.duration" (seconds, per check and
-// status). [Config.Logger] logs status changes.
+// status). The gauge's callback holds the registry weakly and is unregistered once
+// the registry is garbage, so a provider that outlives registries (a test suite's, a
+// plugin host's) does not keep them alive. [Config.Logger] logs status changes.
 package health

@@ -205,7 +205,7 @@ func (h *probeHandler) serve(w http.ResponseWriter, req *http.Request, only stri
 	es, rs := r.collect(req.Context(), h.kind, skip, buf[:0])
 	st := StatusPass
 	for _, res := range rs {
-		st = worse(st, res.status)
+		st = worse(st, res.statusFor(h.kind))
 	}
 	draining := h.kind == Readiness && only == "" && r.draining.Load()
 	code := http.StatusOK
@@ -235,7 +235,7 @@ func (h *probeHandler) serve(w http.ResponseWriter, req *http.Request, only stri
 	var b []byte
 	for i, e := range es {
 		res := rs[i]
-		if res.status == StatusFail {
+		if res.statusFor(h.kind) == StatusFail {
 			b = append(b, "[-]"...)
 			b = append(b, e.c.Name...)
 			b = append(b, " failed"...)

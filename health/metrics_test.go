@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -48,4 +50,30 @@ func TestLoggerRecordsStatusChanges(t *testing.T) {
 	require.NoError(t, reg.Register(health.Check{Name: "db", Func: failWith("refused")}))
 	reg.Status(context.Background(), 0)
 	assert.Equal(t, "level=WARN msg=\"health: check status changed\" check=db from=pass to=fail output=refused\n", buf.String())
+}
+
+// The status gauge's callback holds its registry weakly: a registry that is garbage
+// is not kept alive by a meter provider that outlives it, and its callback is
+// unregistered.
+func TestGaugeCallbackDoesNotKeepRegistriesAlive(t *testing.T) {
+	m := oteltest.NewMeterProvider()
+	func() {
+		reg, err := health.New(health.Config{MeterProvider: m})
+		require.NoError(t, err)
+		require.NoError(t, reg.Register(health.Check{Name: "gone", Func: pass}))
+		reg.Status(context.Background(), 0)
+		assert.Equal(t, map[string]int64{"gone": 0}, m.Observe(t).Int64By("selfheal.health.check.status", "check"))
+	}()
+	regs := m.Registrations()
+	require.Len(t, regs, 1)
+	// Cleanups run on a runtime goroutine after a collection: poll, boundedly.
+	deadline := time.Now().Add(10 * time.Second)
+	for !regs[0].Unregistered() && time.Now().Before(deadline) {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	assert.True(t, regs[0].Unregistered(), "callback unregistered")
+	obs, err := regs[0].Collect(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, obs.Len(), "a collected registry observes nothing")
 }

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -115,20 +117,29 @@ func New(cfg Config) (*Registry, error) {
 	if err != nil {
 		otel.Handle(err)
 	}
-	if _, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		for _, e := range r.set.Load().list {
-			o.ObserveInt64(gauge, int64(e.cur.Load().status.severity()), e.gaugeOpt)
+	// The callback holds r weakly and is unregistered once r is garbage, so that a
+	// meter provider that outlives registries does not keep them alive.
+	wr := weak.Make(r)
+	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if r := wr.Value(); r != nil {
+			for _, e := range r.set.Load().list {
+				o.ObserveInt64(gauge, int64(e.cur.Load().status.severity()), e.gaugeOpt)
+			}
 		}
 		return nil
-	}, gauge); err != nil {
+	}, gauge)
+	if err != nil {
 		otel.Handle(err)
+	} else if reg != nil {
+		runtime.AddCleanup(r, func(reg metric.Registration) { _ = reg.Unregister() }, reg)
 	}
 	return r, nil
 }
 
 // Register adds a check. A periodic check starts running at once if [Registry.Run]
-// is running, and reports fail ("has not run yet") until its first run ends; an
-// on-demand check runs at the next probe.
+// is running, and reports fail ("has not run yet") until its first run ends (except
+// to a liveness probe alone, which passes it meanwhile); an on-demand check runs at
+// the next probe.
 //
 // Errors: a *[ConfigError] (matching [ErrInvalidConfig]) naming the invalid field,
 // or [ErrDuplicate] when the name is taken.
@@ -300,7 +311,7 @@ func (r *Registry) Status(ctx context.Context, kinds Kind) Status {
 	_, rs := r.collect(ctx, kinds, nil, buf[:0])
 	st := StatusPass
 	for _, res := range rs {
-		st = worse(st, res.status)
+		st = worse(st, res.statusFor(kinds))
 	}
 	if kinds&Readiness != 0 && r.draining.Load() {
 		st = StatusFail
@@ -452,6 +463,18 @@ type result struct {
 	expires time.Time // when an on-demand result goes stale
 	dur     time.Duration
 	pending bool // no run has finished yet
+}
+
+// statusFor returns the status a probe of kinds sees. A check that has not run yet
+// fails readiness and startup, but not a liveness probe alone: restarting a process
+// because its checks have not run yet (a periodic liveness check with an
+// InitialDelay, say) would kill every slow starter, and Kubernetes too counts a
+// liveness probe as passing until its first run.
+func (res *result) statusFor(kinds Kind) Status {
+	if res.pending && kinds == Liveness {
+		return StatusPass
+	}
+	return res.status
 }
 
 // fresh reports whether an on-demand result can be served at now.

@@ -526,3 +526,47 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, []string{"base"}, reg.Names())
 }
+
+// A periodic check that has not run yet fails readiness and startup but not liveness:
+// a liveness probe that failed during a check's InitialDelay would have the
+// orchestrator restart every slow starter.
+func TestPendingCheckPassesLivenessOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := newRegistry(t, health.Check{
+			Name: "loop", Kinds: health.AllKinds, Interval: time.Minute, InitialDelay: 30 * time.Second,
+			Func: failWith("stuck"),
+		})
+		h := reg.Handler(health.HandlerConfig{Authorize: health.BearerToken("s3cret")})
+		bg := context.Background()
+		assert.Equal(t, health.StatusPass, reg.Status(bg, health.Liveness))
+		assert.Equal(t, health.StatusFail, reg.Status(bg, health.Readiness))
+		assert.Equal(t, health.StatusFail, reg.Status(bg, health.Startup))
+		assert.Equal(t, health.StatusFail, reg.Status(bg, health.Liveness|health.Readiness))
+		for _, tt := range []struct {
+			target string
+			code   int
+			body   string
+		}{
+			{"/livez?verbose", 200, "[+]loop ok\nlivez check passed"},
+			{"/livez/loop", 200, "ok"},
+			{"/readyz?verbose", 503, "[-]loop failed: health: check has not run yet\nreadyz check failed"},
+			{"/startupz", 503, "[-]loop failed: health: check has not run yet\nstartupz check failed"},
+		} {
+			code, body, _ := get(t, h, tt.target, true)
+			assert.Equal(t, tt.code, code, tt.target)
+			assert.Equal(t, tt.body, body, tt.target)
+		}
+
+		// Once the check has run and failed, liveness fails too.
+		ctx, cancel := context.WithCancel(bg)
+		done := make(chan error)
+		go func() { done <- reg.Run(ctx) }()
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, health.StatusFail, reg.Status(bg, health.Liveness))
+		code, _, _ := get(t, h, "/livez", false)
+		assert.Equal(t, 503, code)
+		cancel()
+		<-done
+	})
+}
