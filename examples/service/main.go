@@ -96,11 +96,16 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.probe, "probe", "", "probe mode: GET this URL ($VARS expanded from the environment), exit 0 on 200 within 2s, else 1")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", 64, "requests served at once before shedding")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "request timeout")
-	fs.DurationVar(&o.drain, "drain", 300*time.Millisecond, "on SIGTERM, how long readiness fails before the listener closes")
+	drain, err := time.ParseDuration(env("DRAIN", "300ms"))
+	if err != nil {
+		fmt.Fprintf(stderr, "service: env DRAIN: %v\n", err)
+		return o, err
+	}
+	fs.DurationVar(&o.drain, "drain", drain, "on SIGTERM, how long readiness fails before the listener closes (env DRAIN); make it longer than the probe interval of whatever routes traffic here")
 	fs.DurationVar(&o.window, "window", 3*time.Second, "latency recorder window")
 	lim, _ := strconv.ParseUint(env("HEAP_LIMIT", "0"), 10, 64)
 	fs.Uint64Var(&o.heapLimit, "heap-limit", lim, "exit like an OOM kill when the heap passes this many bytes (env HEAP_LIMIT); 0 means no limit")
-	err := fs.Parse(args)
+	err = fs.Parse(args)
 	if o.id == "" {
 		h, _ := os.Hostname()
 		o.id = h + o.addr[strings.LastIndexByte(o.addr, ':'):]

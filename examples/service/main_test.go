@@ -150,3 +150,21 @@ func TestProbeModeExpandsEnvironment(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// Swarm passes settings through the environment: DRAIN sets the drain, the flag
+// still wins, and a malformed value is an error, not a silent default.
+func TestDrainFromEnvironment(t *testing.T) {
+	t.Setenv("DRAIN", "1250ms")
+	o, err := parse(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 1250*time.Millisecond, o.drain)
+	o, err = parse([]string{"-drain", "2s"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 2*time.Second, o.drain)
+	t.Setenv("DRAIN", "soon")
+	var stderr strings.Builder
+	_, err = parse(nil, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, stderr.String(), "env DRAIN")
+	assert.Equal(t, 2, run(nil, io.Discard))
+}

@@ -31,7 +31,7 @@ const ServicePackage = "github.com/selfheal-go/selfheal/examples/service"
 // service's image on it (FROM scratch, nothing pulled). An engine that does not
 // answer is an error matching docker.ErrEngineUnavailable.
 func NewDocker(ctx context.Context, host string) (*docker.Driver, error) {
-	d, err := docker.New(docker.Config{Host: host, StopGrace: 2 * time.Second, HealthStartPeriod: 3 * time.Second})
+	d, err := docker.New(docker.Config{Host: host, StopGrace: dockerStopGrace, HealthStartPeriod: 3 * time.Second})
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +47,20 @@ func NewDocker(ctx context.Context, host string) (*docker.Driver, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// dockerStopGrace is the time Swarm gives a task between SIGTERM and SIGKILL: enough
+// for the service's drain (see dockerDrain) and its graceful shutdown.
+const dockerStopGrace = 5 * time.Second
+
+// dockerDrain is how long a task that Swarm stops (scaling in, updating) keeps
+// serving with its readiness failing before its listener closes. Swarm, not the
+// agent, picks the tasks it stops, so the agent cannot take them out of the front
+// door first as the local driver does: the front door only learns at the agent's
+// next probe. A drain of two probe intervals and a margin lets it learn before the
+// listener closes, so no request meets a closed port.
+func dockerDrain(interval time.Duration) time.Duration {
+	return min(2*interval+250*time.Millisecond, dockerStopGrace-time.Second)
 }
 
 // DockerOptions configures a Fleet on Docker Swarm. Zero fields mean the defaults in
@@ -110,16 +124,16 @@ services:
   - name: %s
     version: v1
     image: %s
-    env: [FAULT_TOKEN=%s]
+    env: [FAULT_TOKEN=%s, DRAIN=%s]
     replicas: %d
     minReplicas: 1
     maxReplicas: %d
     basePort: %d
     frontDoor: 127.0.0.1:0
-    stopGrace: 2s
+    stopGrace: %s
     health: {interval: %s, timeout: %s, failureThreshold: 2, startupGrace: 5s}
     update: {parallelism: %d, delay: %s, monitor: 2s, failureAction: rollback}
-`, o.Service, DockerImage, Token, o.Replicas, o.MaxReplicas, base, iv, iv*4/5, o.Parallelism, o.UpdateDelay)
+`, o.Service, DockerImage, Token, dockerDrain(iv), o.Replicas, o.MaxReplicas, base, dockerStopGrace, iv, iv*4/5, o.Parallelism, o.UpdateDelay)
 	path := filepath.Join(o.Dir, "fleet.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, err
