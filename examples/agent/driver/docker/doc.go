@@ -30,7 +30,10 @@
 //
 // Tasks also get SLOT, INSTANCE_ID (the task id), NODE, SERVICE, VERSION and
 // BASE_PORT. Rolling updates stop an old task before starting its successor
-// (stop-first), since both would bind the same port.
+// (stop-first), since both would bind the same port; so that a batch never stops
+// every task at once, Swarm gets an update and rollback parallelism of at most
+// replicas-1 (the asked-for value stays in the labels selfheal.update-parallelism
+// and selfheal.rollback-parallelism, and Scale recomputes the cap).
 //
 // Docker runs a health check command without a shell and Swarm does not template it,
 // so the service's probe mode must expand $PORT itself: DefaultProbeCommand is

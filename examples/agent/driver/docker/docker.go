@@ -64,6 +64,11 @@ const (
 	// port; the PORT environment variable of each task is looked up in these labels
 	// by a Swarm template, since templates cannot add.
 	LabelPortPrefix = "selfheal.port."
+	// LabelUpdateParallelism and LabelRollbackParallelism keep the parallelism the
+	// spec asked for; Swarm's UpdateConfig and RollbackConfig get it capped at
+	// replicas-1 (see fill).
+	LabelUpdateParallelism   = "selfheal.update-parallelism"
+	LabelRollbackParallelism = "selfheal.rollback-parallelism"
 )
 
 // Config configures a Driver. The zero value talks to the engine named by the

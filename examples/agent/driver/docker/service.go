@@ -76,7 +76,11 @@ func (d *Driver) Scale(ctx context.Context, service string, replicas int) error 
 		}
 		n := uint64(replicas)
 		s.Mode.Replicated.Replicas = &n
-		return setPortLabels(s, replicas)
+		if err := setPortLabels(s, replicas); err != nil {
+			return err
+		}
+		capParallelism(s, replicas)
+		return nil
 	})
 }
 
@@ -366,7 +370,34 @@ func (d *Driver) fill(s *swarm.ServiceSpec, spec driver.ServiceSpec, create bool
 	if s.RollbackConfig.FailureAction == swarm.UpdateFailureActionRollback {
 		s.RollbackConfig.FailureAction = swarm.UpdateFailureActionPause
 	}
+	s.Labels[LabelUpdateParallelism] = strconv.FormatUint(s.UpdateConfig.Parallelism, 10)
+	s.Labels[LabelRollbackParallelism] = strconv.FormatUint(s.RollbackConfig.Parallelism, 10)
+	capParallelism(s, replicas)
 	return nil
+}
+
+// capParallelism keeps an update or a rollback from stopping every task at once.
+// Updates are stop-first (host networking, one port per slot: the old task must free
+// its port), so a batch as large as the service would take it down whole: with 3
+// replicas and parallelism 3 no task would serve until the new ones are healthy. The
+// parallelism the spec asked for stays in the labels, and Swarm gets at most
+// replicas-1 (at least 1); Scale recomputes it, so a service scaled back up gets its
+// full parallelism again.
+func capParallelism(s *swarm.ServiceSpec, replicas int) {
+	limit := uint64(max(1, replicas-1))
+	for _, c := range []struct {
+		cfg   *swarm.UpdateConfig
+		label string
+	}{{s.UpdateConfig, LabelUpdateParallelism}, {s.RollbackConfig, LabelRollbackParallelism}} {
+		if c.cfg == nil {
+			continue
+		}
+		want, err := strconv.ParseUint(s.Labels[c.label], 10, 64)
+		if err != nil || want == 0 {
+			want = max(c.cfg.Parallelism, 1)
+		}
+		c.cfg.Parallelism = min(want, limit)
+	}
 }
 
 // setPortLabels makes sure slots 1..replicas have port labels. Labels of higher slots
@@ -431,6 +462,14 @@ func orDefault(d, def time.Duration) time.Duration {
 func deepCopySpec(s swarm.ServiceSpec) swarm.ServiceSpec {
 	c := s
 	c.Labels = cloneMap(s.Labels)
+	if s.UpdateConfig != nil {
+		u := *s.UpdateConfig
+		c.UpdateConfig = &u
+	}
+	if s.RollbackConfig != nil {
+		r := *s.RollbackConfig
+		c.RollbackConfig = &r
+	}
 	if s.Mode.Replicated != nil {
 		r := *s.Mode.Replicated
 		if r.Replicas != nil {

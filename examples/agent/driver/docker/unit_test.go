@@ -134,6 +134,7 @@ func TestFillBuildsTheSwarmSpec(t *testing.T) {
 	assert.Equal(t, map[string]string{
 		LabelManaged: "true", LabelVersion: "v2", LabelBasePort: "18080",
 		"selfheal.port.1": "18080", "selfheal.port.2": "18081", "selfheal.port.3": "18082",
+		LabelUpdateParallelism: "3", LabelRollbackParallelism: "3",
 	}, s.Labels)
 	assert.Equal(t, uint64(3), *s.Mode.Replicated.Replicas)
 	c := s.TaskTemplate.ContainerSpec
@@ -145,14 +146,29 @@ func TestFillBuildsTheSwarmSpec(t *testing.T) {
 	assert.Equal(t, swarm.RestartPolicyConditionAny, s.TaskTemplate.RestartPolicy.Condition)
 	assert.Equal(t, time.Second, *s.TaskTemplate.RestartPolicy.Delay)
 	assert.Equal(t, []swarm.NetworkAttachmentConfig{{Target: "host"}}, s.TaskTemplate.Networks)
-	assert.Equal(t, &swarm.UpdateConfig{Parallelism: 3, Delay: 10 * time.Second, Monitor: 5 * time.Second,
+	// Stop-first with 3 replicas: a batch of 3 would stop them all, so Swarm gets 2.
+	assert.Equal(t, &swarm.UpdateConfig{Parallelism: 2, Delay: 10 * time.Second, Monitor: 5 * time.Second,
 		FailureAction: "rollback", Order: "stop-first"}, s.UpdateConfig)
+	assert.Equal(t, uint64(2), s.RollbackConfig.Parallelism)
 	assert.Equal(t, "pause", s.RollbackConfig.FailureAction, "a rollback cannot roll back")
 
 	// Filling the same spec again changes nothing: Apply then writes nothing.
 	again := deepCopySpec(s)
 	require.NoError(t, d.fill(&again, spec, false))
 	assert.Equal(t, s, again)
+
+	// The cap follows the replica count; the asked-for parallelism is kept.
+	for _, tc := range []struct{ replicas, want int }{{12, 3}, {4, 3}, {3, 2}, {2, 1}, {1, 1}, {0, 1}} {
+		c := deepCopySpec(s)
+		capParallelism(&c, tc.replicas)
+		assert.Equal(t, uint64(tc.want), c.UpdateConfig.Parallelism, "replicas %d", tc.replicas)
+		assert.Equal(t, uint64(tc.want), c.RollbackConfig.Parallelism, "replicas %d", tc.replicas)
+	}
+	big := spec
+	big.Replicas = 12
+	var s12 swarm.ServiceSpec
+	require.NoError(t, d.fill(&s12, big, true))
+	assert.Equal(t, uint64(3), s12.UpdateConfig.Parallelism)
 
 	// Scaling keeps the labels of higher slots, which Swarm may still use.
 	require.NoError(t, setPortLabels(&s, 1))
