@@ -74,9 +74,9 @@ type engine struct {
 // names the field when cfg cannot be honoured, or an error from the meter provider
 // when the instruments cannot be created.
 //
-// The breaker registers a callback for the selfheal.breaker.state gauge with the
-// meter; the callback holds the breaker weakly and is unregistered once the breaker
-// is garbage.
+// The breaker registers a callback for the selfheal.breaker.state gauge and the
+// selfheal.breaker.calls counter with the meter; the callback holds the breaker
+// weakly and is unregistered once the breaker is garbage.
 func New(name string, cfg Config) (*Breaker, error) {
 	if name == "" {
 		return nil, invalid("empty breaker name")
@@ -96,7 +96,7 @@ func New(name string, cfg Config) (*Breaker, error) {
 			b.observe(o)
 		}
 		return nil
-	}, inst.state)
+	}, inst.state, inst.calls)
 	if err != nil {
 		return nil, err
 	}
@@ -108,9 +108,9 @@ func newBreaker(name string, s settings, inst *instruments, cfg *Config) *Breake
 	b := &Breaker{
 		name:          name,
 		s:             s,
-		tel:           newBreakerTelemetry(inst, name, cfg.Logger),
 		onStateChange: cfg.OnStateChange,
 	}
+	newBreakerTelemetry(&b.tel, inst, name, cfg.Logger)
 	b.eng.Store(b.newEngine(modeNormal))
 	return b
 }
@@ -177,7 +177,7 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 	out := outRejected
 	defer func() {
 		if out == outPending {
-			b.tel.count(ctx, outFailure)
+			b.tel.count(outFailure)
 			b.flush()
 		}
 	}()
@@ -209,7 +209,7 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 		}
 		return b.reject(ctx, oe)
 	}
-	b.tel.count(ctx, out)
+	b.tel.count(out)
 	if b.pending.Load() {
 		b.flush()
 	}
@@ -278,17 +278,17 @@ func (b *Breaker) direct(ctx context.Context, fn func(context.Context) error) er
 	out := outPending
 	defer func() {
 		if out == outPending {
-			b.tel.count(ctx, outFailure)
+			b.tel.count(outFailure)
 		}
 	}()
 	err := fn(ctx)
 	out, _ = b.classify(ctx, err, false)
-	b.tel.count(ctx, out)
+	b.tel.count(out)
 	return err
 }
 
 func (b *Breaker) reject(ctx context.Context, oe *OpenError) error {
-	b.tel.count(ctx, outRejected)
+	b.tel.count(outRejected)
 	rejectedEvent(ctx, oe)
 	return oe
 }
@@ -471,7 +471,8 @@ func (b *Breaker) State() Snapshot {
 	return snap
 }
 
-// observe reports the state to the gauge.
+// observe reports the state to the gauge and the call counts to the counter.
 func (b *Breaker) observe(o metric.Observer) {
 	o.ObserveInt64(b.tel.inst.state, int64(b.State().State), b.tel.nameSet)
+	b.tel.observeCalls(o)
 }

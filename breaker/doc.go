@@ -83,7 +83,11 @@
 // breaker reports:
 //
 //   - selfheal.breaker.calls, a counter of calls by breaker.name and breaker.outcome
-//     (success, failure, excluded, rejected);
+//     (success, failure, excluded, rejected); it is an observable counter: the
+//     breaker counts in atomics and the meter reads them when it collects, so a call
+//     costs an atomic add whether or not an SDK is installed (a synchronous SDK
+//     counter would cost more than the breaker itself). A breaker that a [Group]
+//     evicts stops reporting;
 //   - selfheal.breaker.state, a gauge: 0 closed, 1 half-open, 2 open;
 //   - selfheal.breaker.transitions, a counter by breaker.from and breaker.to;
 //   - a breaker.rejected event on the caller's span when a call is rejected, if the

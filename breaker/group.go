@@ -117,7 +117,7 @@ func NewGroup(name string, cfg GroupConfig) (*Group, error) {
 			}
 		}
 		return nil
-	}, inst.state)
+	}, inst.state, inst.calls)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package breaker
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -38,8 +39,14 @@ const (
 var outcomeNames = [numOutcomes]string{"success", "failure", "excluded", "rejected"}
 
 // instruments are shared by the breakers of a Group.
+//
+// Calls are counted in each breaker's own atomics and reported by an observable
+// counter when the meter collects, not with a synchronous counter per call: with an
+// OpenTelemetry SDK installed, a synchronous Add costs more than the breaker itself
+// (about 170 ns a call measured here, against 120 ns for gobreaker's Execute), while
+// an atomic add costs a few nanoseconds with or without an SDK.
 type instruments struct {
-	calls       metric.Int64Counter
+	calls       metric.Int64ObservableCounter
 	transitions metric.Int64Counter
 	state       metric.Int64ObservableGauge
 	meter       metric.Meter
@@ -47,7 +54,7 @@ type instruments struct {
 
 func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	m := telemetry.Meter(mp, "breaker")
-	calls, err := m.Int64Counter(metricCalls,
+	calls, err := m.Int64ObservableCounter(metricCalls,
 		metric.WithDescription("Calls through circuit breakers, by outcome: success, failure, excluded (neither: the caller's own cancellation) or rejected."),
 		metric.WithUnit("{call}"))
 	if err != nil {
@@ -68,27 +75,36 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	return &instruments{calls: calls, transitions: transitions, state: state, meter: m}, nil
 }
 
-// breakerTelemetry is a breaker's view of the instruments, with its attribute sets
-// built once so that recording allocates nothing.
+// breakerTelemetry is a breaker's view of the instruments and its call counts, with
+// its attribute sets built once so that recording allocates nothing.
 type breakerTelemetry struct {
 	inst    *instruments
 	name    attribute.KeyValue
 	nameSet metric.MeasurementOption
-	outcome [numOutcomes][]metric.AddOption
+	outcome [numOutcomes]metric.ObserveOption
 	logger  *slog.Logger
+	calls   [numOutcomes]atomic.Int64
 }
 
-func newBreakerTelemetry(inst *instruments, name string, logger *slog.Logger) breakerTelemetry {
-	t := breakerTelemetry{inst: inst, name: attrName.String(name), logger: logger}
+func newBreakerTelemetry(t *breakerTelemetry, inst *instruments, name string, logger *slog.Logger) {
+	t.inst, t.name, t.logger = inst, attrName.String(name), logger
 	t.nameSet = metric.WithAttributeSet(attribute.NewSet(t.name))
 	for i, o := range outcomeNames {
-		t.outcome[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(t.name, attrOutcome.String(o)))}
+		t.outcome[i] = metric.WithAttributeSet(attribute.NewSet(t.name, attrOutcome.String(o)))
 	}
-	return t
 }
 
-func (t *breakerTelemetry) count(ctx context.Context, outcome int) {
-	t.inst.calls.Add(ctx, 1, t.outcome[outcome]...)
+func (t *breakerTelemetry) count(outcome int) {
+	t.calls[outcome].Add(1)
+}
+
+// observeCalls reports the call counts (those not zero) to the calls counter.
+func (t *breakerTelemetry) observeCalls(o metric.Observer) {
+	for i := range t.calls {
+		if n := t.calls[i].Load(); n > 0 {
+			o.ObserveInt64(t.inst.calls, n, t.outcome[i])
+		}
+	}
 }
 
 // transition records and logs a state change (not on a hot path).
