@@ -56,7 +56,10 @@
 //
 // Through the OpenTelemetry API ([Config.MeterProvider], nil meaning the global one): the
 // counter "selfheal.retry.attempts" with attribute "outcome" (success, retry, permanent,
-// exhausted, canceled, panic) and "retry.policy" when [Config.Name] is set; a span event
+// exhausted, canceled, panic) and "retry.policy" when [Config.Name] is set. It is an
+// observable counter: a policy counts in atomics and the meter reads them when it
+// collects (a synchronous SDK counter would cost more than a call whose first attempt
+// succeeds); the callback holds the policy weakly. A span event
 // "retry" with "retry.attempt", "retry.delay_ms" and "retry.error" on the span in ctx
 // when it is recording. With [Config.Logger], a Debug record before each retry.
 package retry

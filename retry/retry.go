@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -143,8 +146,12 @@ type Policy struct {
 	onRetry        func(context.Context, int, error, time.Duration)
 	logger         *slog.Logger
 
-	attempts metric.Int64Counter
-	outcomes [numOutcomes][]metric.AddOption
+	// Attempts are counted in atomics and reported by an observable counter when
+	// the meter collects: a synchronous SDK counter would cost more than a whole
+	// call whose first attempt succeeds.
+	attempts metric.Int64ObservableCounter
+	outcomes [numOutcomes]metric.ObserveOption
+	counts   [numOutcomes]atomic.Int64
 }
 
 // New returns a Policy configured by cfg, or an error naming the first invalid field.
@@ -176,7 +183,7 @@ func New(cfg Config) (*Policy, error) {
 
 	meter := telemetry.Meter(cfg.MeterProvider, "retry")
 	var err error
-	p.attempts, err = meter.Int64Counter("selfheal.retry.attempts",
+	p.attempts, err = meter.Int64ObservableCounter("selfheal.retry.attempts",
 		metric.WithDescription("Attempts made by retry policies, by outcome."),
 		metric.WithUnit("{attempt}"))
 	if err != nil {
@@ -187,9 +194,32 @@ func New(cfg Config) (*Policy, error) {
 		if cfg.Name != "" {
 			attrs = append(attrs, attribute.String("retry.policy", cfg.Name))
 		}
-		p.outcomes[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
+		p.outcomes[i] = metric.WithAttributeSet(attribute.NewSet(attrs...))
+	}
+	// The callback holds p weakly and is unregistered once p is garbage.
+	wp := weak.Make(p)
+	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if p := wp.Value(); p != nil {
+			p.observe(o)
+		}
+		return nil
+	}, p.attempts)
+	if err != nil {
+		return nil, fmt.Errorf("retry: registering the attempts callback: %w", err)
+	}
+	if reg != nil {
+		runtime.AddCleanup(p, func(reg metric.Registration) { _ = reg.Unregister() }, reg)
 	}
 	return p, nil
+}
+
+// observe reports the attempt counts that are not zero.
+func (p *Policy) observe(o metric.Observer) {
+	for i := range p.counts {
+		if n := p.counts[i].Load(); n > 0 {
+			o.ObserveInt64(p.attempts, n, p.outcomes[i])
+		}
+	}
 }
 
 func orDefault[T int | time.Duration | float64](v, def T) T {
@@ -270,7 +300,7 @@ func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
 	done := false
 	defer func() {
 		if !done {
-			p.record(ctx, oPanic)
+			p.record(oPanic)
 		}
 	}()
 	var err error
@@ -281,7 +311,7 @@ func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
 	}
 	if err == nil {
 		done = true
-		p.record(ctx, oSuccess)
+		p.record(oSuccess)
 		return nil
 	}
 	err = p.retry(ctx, fn, err, start)
@@ -315,8 +345,8 @@ func Do(ctx context.Context, fn func(context.Context) error) error {
 	return defaultPolicy().Do(ctx, fn)
 }
 
-func (p *Policy) record(ctx context.Context, o outcome) {
-	p.attempts.Add(ctx, 1, p.outcomes[o]...)
+func (p *Policy) record(o outcome) {
+	p.counts[o].Add(1)
 }
 
 // timedAttempt runs attempt n of fn under AttemptTimeout.
@@ -347,11 +377,11 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, err 
 	for n := 1; ; n++ {
 		// Attempt n failed with err.
 		if !p.isRetryable(err) {
-			p.record(ctx, oPermanent)
+			p.record(oPermanent)
 			return err
 		}
 		if cerr := ctx.Err(); cerr != nil {
-			p.record(ctx, oCanceled)
+			p.record(oCanceled)
 			return fmt.Errorf("retry: %w after attempt %d: %w", cerr, n, err)
 		}
 		if n >= p.maxAttempts {
@@ -390,7 +420,7 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, err 
 			return p.exhausted(ctx, n, ReasonBudget, err)
 		}
 
-		p.record(ctx, oRetry)
+		p.record(oRetry)
 		p.notify(ctx, n, err, delay)
 
 		if delay > 0 {
@@ -413,7 +443,7 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, err 
 			err = fn(ctx)
 		}
 		if err == nil {
-			p.record(ctx, oSuccess)
+			p.record(oSuccess)
 			return nil
 		}
 	}
@@ -438,7 +468,7 @@ func (p *Policy) serverDelay(err error) time.Duration {
 }
 
 func (p *Policy) exhausted(ctx context.Context, n int, r Reason, err error) error {
-	p.record(ctx, oExhausted)
+	p.record(oExhausted)
 	return &ExhaustedError{Attempts: n, Reason: r, Err: err}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -15,12 +16,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	mnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	tnoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 
+	"github.com/selfheal-go/selfheal/internal/oteltest"
 	"github.com/selfheal-go/selfheal/retry"
 )
 
@@ -257,12 +257,12 @@ func TestCanceledContextStopsRetries(t *testing.T) {
 }
 
 func TestPanicPropagates(t *testing.T) {
-	c := newCounter()
-	p := mustNew(t, retry.Config{MeterProvider: c.provider()})
+	m := oteltest.NewMeterProvider()
+	p := mustNew(t, retry.Config{MeterProvider: m})
 	assert.PanicsWithValue(t, "boom", func() {
 		_ = p.Do(context.Background(), func(context.Context) error { panic("boom") })
 	})
-	assert.Equal(t, map[string]int64{"panic": 1}, c.snapshot())
+	assert.Equal(t, map[string]int64{"panic": 1}, m.Observe(t).Int64By("selfheal.retry.attempts", "outcome"))
 }
 
 func TestOnRetryHook(t *testing.T) {
@@ -327,61 +327,9 @@ func TestLogger(t *testing.T) {
 
 // counter is an OpenTelemetry Int64Counter that counts by outcome, with the meter
 // provider that hands it out: enough of the metric API for these tests, no SDK.
-type counter struct {
-	mnoop.Int64Counter
-	mu     sync.Mutex
-	counts map[string]int64
-	names  []string
-	policy string
-}
-
-func newCounter() *counter { return &counter{counts: map[string]int64{}} }
-
-func (c *counter) Add(_ context.Context, n int64, opts ...metric.AddOption) {
-	cfg := metric.NewAddConfig(opts)
-	attrs := cfg.Attributes()
-	o, _ := attrs.Value("outcome")
-	pol, _ := attrs.Value("retry.policy")
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.counts[o.AsString()] += n
-	c.policy = pol.AsString()
-}
-
-func (c *counter) snapshot() map[string]int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := map[string]int64{}
-	for k, v := range c.counts {
-		m[k] = v
-	}
-	return m
-}
-
-func (c *counter) provider() metric.MeterProvider { return meterProvider{c: c} }
-
-type meterProvider struct {
-	mnoop.MeterProvider
-	c *counter
-}
-
-func (p meterProvider) Meter(string, ...metric.MeterOption) metric.Meter { return meter{c: p.c} }
-
-type meter struct {
-	mnoop.Meter
-	c *counter
-}
-
-func (m meter) Int64Counter(name string, _ ...metric.Int64CounterOption) (metric.Int64Counter, error) {
-	m.c.mu.Lock()
-	m.c.names = append(m.c.names, name)
-	m.c.mu.Unlock()
-	return m.c, nil
-}
-
 func TestAttemptsCounter(t *testing.T) {
-	c := newCounter()
-	p := mustNew(t, fast(retry.Config{Name: "db", MaxAttempts: 3, MeterProvider: c.provider()}))
+	m := oteltest.NewMeterProvider()
+	p := mustNew(t, fast(retry.Config{Name: "db", MaxAttempts: 3, MeterProvider: m}))
 	ctx := context.Background()
 
 	fn, _ := failing(1, errFlaky)
@@ -391,9 +339,29 @@ func TestAttemptsCounter(t *testing.T) {
 	fn, _ = failing(100, retry.Permanent(errFlaky))
 	require.Error(t, p.Do(ctx, fn)) // permanent
 
-	assert.Equal(t, []string{"selfheal.retry.attempts"}, c.names)
-	assert.Equal(t, "db", c.policy)
-	assert.Equal(t, map[string]int64{"success": 1, "retry": 3, "exhausted": 1, "permanent": 1}, c.snapshot())
+	assert.Equal(t, []string{"selfheal.retry.attempts"}, m.InstrumentNames())
+	assert.Equal(t, map[string]int64{"db success": 1, "db retry": 3, "db exhausted": 1, "db permanent": 1},
+		m.Observe(t).Int64By("selfheal.retry.attempts", "retry.policy", "outcome"),
+		"counts that are zero are not reported")
+}
+
+// The attempts callback holds its policy weakly: a policy that is garbage is not kept
+// alive by the meter provider, and its callback is unregistered.
+func TestAttemptsCallbackDoesNotKeepPoliciesAlive(t *testing.T) {
+	m := oteltest.NewMeterProvider()
+	func() {
+		p := mustNew(t, retry.Config{MeterProvider: m})
+		require.NoError(t, p.Do(context.Background(), func(context.Context) error { return nil }))
+		assert.Equal(t, map[string]int64{"success": 1}, m.Observe(t).Int64By("selfheal.retry.attempts", "outcome"))
+	}()
+	regs := m.Registrations()
+	require.Len(t, regs, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for !regs[0].Unregistered() && time.Now().Before(deadline) {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	assert.True(t, regs[0].Unregistered(), "callback unregistered")
 }
 
 // span is a recording span that keeps its events.
