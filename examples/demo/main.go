@@ -1,25 +1,3 @@
-// Command demo plays selfheal's classic self-healing demo on this machine: it
-// builds the demo service, starts the agent with the local driver (3 replicas over
-// 2 virtual nodes) and a load generator through the agent's front door, then:
-// a replica crashes and is restarted; a replica hangs and is replaced; a node fails
-// and its replicas are rescheduled; latency is injected and the service scales out,
-// then back in when relieved; latency creeps up and the service scales out early, on
-// the trend, before it crosses its target; the service is scaled to 12; a new version rolls out
-// 3 at a time with a delay; a bad version is rolled back; a replica that leaks
-// memory is replaced before it dies.
-//
-// It prints the timeline as it goes, then per step the time to detect, the time to
-// heal and the clients' success rate, and exits 1 if any step missed its deadline.
-//
-//	go run ./examples/demo [-interval 250ms] [-rps 40] [-events events.jsonl] [-steps crash,hang]
-//
-// With -driver docker it plays on Docker Swarm instead, at the engine that
-// SELFHEAL_DOCKER_HOST names (bash .ci/docker/engine.sh start, then
-// eval "$(bash .ci/docker/engine.sh env)"): Swarm restarts a crashed task; the agent
-// replaces a task that is unhealthy by its health document; the service is scaled to
-// 12 and back to 3; a new version rolls out 3 at a time with a delay and a bad one is
-// rolled back by Swarm; the only node is drained (its tasks go pending) and
-// activated again. A real node failure cannot be shown on one engine.
 package main
 
 import (
