@@ -2,14 +2,14 @@ package breaker
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
 // Breaker is a circuit breaker: it watches the outcomes of the calls it runs and, when
@@ -90,17 +90,9 @@ func New(name string, cfg Config) (*Breaker, error) {
 		return nil, err
 	}
 	b := newBreaker(name, s, inst, &cfg)
-	wb := weak.Make(b)
-	reg, err := inst.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		if b := wb.Value(); b != nil {
-			b.observe(o)
-		}
-		return nil
-	}, inst.state, inst.calls)
-	if err != nil {
+	if err := telemetry.RegisterWeak(inst.meter, b, (*Breaker).observe, inst.state, inst.calls); err != nil {
 		return nil, err
 	}
-	runtime.AddCleanup(b, func(reg metric.Registration) { _ = reg.Unregister() }, reg)
 	return b, nil
 }
 

@@ -3,14 +3,14 @@ package breaker
 import (
 	"cmp"
 	"context"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
 // GroupConfig configures a [Group]. The zero value is valid: every key gets a breaker
@@ -109,19 +109,14 @@ func NewGroup(name string, cfg GroupConfig) (*Group, error) {
 		epochFrom: time.Now(),
 	}
 	g.snapshot.Store(&map[string]*entry{})
-	wg := weak.Make(g)
-	reg, err := inst.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		if g := wg.Value(); g != nil {
-			for _, b := range g.breakers() {
-				b.observe(o)
-			}
+	observe := func(g *Group, o metric.Observer) {
+		for _, b := range g.breakers() {
+			b.observe(o)
 		}
-		return nil
-	}, inst.state, inst.calls)
-	if err != nil {
+	}
+	if err := telemetry.RegisterWeak(inst.meter, g, observe, inst.state, inst.calls); err != nil {
 		return nil, err
 	}
-	runtime.AddCleanup(g, func(reg metric.Registration) { _ = reg.Unregister() }, reg)
 	return g, nil
 }
 

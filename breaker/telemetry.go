@@ -100,11 +100,7 @@ func (t *breakerTelemetry) count(outcome int) {
 
 // observeCalls reports the call counts (those not zero) to the calls counter.
 func (t *breakerTelemetry) observeCalls(o metric.Observer) {
-	for i := range t.calls {
-		if n := t.calls[i].Load(); n > 0 {
-			o.ObserveInt64(t.inst.calls, n, t.outcome[i])
-		}
-	}
+	telemetry.ObserveCounts(o, t.inst.calls, t.calls[:], t.outcome[:])
 }
 
 // transition records and logs a state change (not on a hot path).

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -125,22 +124,7 @@ func TestGaugeCallbackDoesNotKeepBreakersAlive(t *testing.T) {
 	}()
 	regs := rec.Registrations()
 	require.Len(t, regs, 2)
-	// Cleanups run on a runtime goroutine after a collection: poll, boundedly.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		runtime.GC()
-		n := 0
-		for _, r := range regs {
-			if r.Unregistered() {
-				n++
-			}
-		}
-		if n == 2 || time.Now().After(deadline) {
-			assert.Equal(t, 2, n, "both callbacks unregistered")
-			break
-		}
-		runtime.Gosched()
-	}
+	assert.Equal(t, 2, oteltest.AwaitUnregistered(10*time.Second, regs...), "both callbacks unregistered")
 	assert.Empty(t, gauge(t, rec))
 	for _, r := range regs {
 		// As an SDK may run a callback while it is being unregistered.

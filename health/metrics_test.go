@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"runtime"
 	"testing"
 	"time"
 
@@ -66,13 +65,7 @@ func TestGaugeCallbackDoesNotKeepRegistriesAlive(t *testing.T) {
 	}()
 	regs := m.Registrations()
 	require.Len(t, regs, 1)
-	// Cleanups run on a runtime goroutine after a collection: poll, boundedly.
-	deadline := time.Now().Add(10 * time.Second)
-	for !regs[0].Unregistered() && time.Now().Before(deadline) {
-		runtime.GC()
-		runtime.Gosched()
-	}
-	assert.True(t, regs[0].Unregistered(), "callback unregistered")
+	assert.Equal(t, 1, oteltest.AwaitUnregistered(10*time.Second, regs...), "callback unregistered")
 	obs, err := regs[0].Collect(context.Background())
 	require.NoError(t, err)
 	assert.Zero(t, obs.Len(), "a collected registry observes nothing")

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -117,21 +115,13 @@ func New(cfg Config) (*Registry, error) {
 	if err != nil {
 		otel.Handle(err)
 	}
-	// The callback holds r weakly and is unregistered once r is garbage, so that a
-	// meter provider that outlives registries does not keep them alive.
-	wr := weak.Make(r)
-	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		if r := wr.Value(); r != nil {
-			for _, e := range r.set.Load().list {
-				o.ObserveInt64(gauge, int64(e.cur.Load().status.severity()), e.gaugeOpt)
-			}
+	observe := func(r *Registry, o metric.Observer) {
+		for _, e := range r.set.Load().list {
+			o.ObserveInt64(gauge, int64(e.cur.Load().status.severity()), e.gaugeOpt)
 		}
-		return nil
-	}, gauge)
-	if err != nil {
+	}
+	if err := telemetry.RegisterWeak(meter, r, observe, gauge); err != nil {
 		otel.Handle(err)
-	} else if reg != nil {
-		runtime.AddCleanup(r, func(reg metric.Registration) { _ = reg.Unregister() }, reg)
 	}
 	return r, nil
 }

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -197,29 +195,15 @@ func New(cfg Config) (*Policy, error) {
 		p.outcomes[i] = metric.WithAttributeSet(attribute.NewSet(attrs...))
 	}
 	// The callback holds p weakly and is unregistered once p is garbage.
-	wp := weak.Make(p)
-	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		if p := wp.Value(); p != nil {
-			p.observe(o)
-		}
-		return nil
-	}, p.attempts)
-	if err != nil {
+	if err := telemetry.RegisterWeak(meter, p, (*Policy).observe, p.attempts); err != nil {
 		return nil, fmt.Errorf("retry: registering the attempts callback: %w", err)
-	}
-	if reg != nil {
-		runtime.AddCleanup(p, func(reg metric.Registration) { _ = reg.Unregister() }, reg)
 	}
 	return p, nil
 }
 
 // observe reports the attempt counts that are not zero.
 func (p *Policy) observe(o metric.Observer) {
-	for i := range p.counts {
-		if n := p.counts[i].Load(); n > 0 {
-			o.ObserveInt64(p.attempts, n, p.outcomes[i])
-		}
-	}
+	telemetry.ObserveCounts(o, p.attempts, p.counts[:], p.outcomes[:])
 }
 
 func orDefault[T int | time.Duration | float64](v, def T) T {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -356,12 +355,7 @@ func TestAttemptsCallbackDoesNotKeepPoliciesAlive(t *testing.T) {
 	}()
 	regs := m.Registrations()
 	require.Len(t, regs, 1)
-	deadline := time.Now().Add(10 * time.Second)
-	for !regs[0].Unregistered() && time.Now().Before(deadline) {
-		runtime.GC()
-		runtime.Gosched()
-	}
-	assert.True(t, regs[0].Unregistered(), "callback unregistered")
+	assert.Equal(t, 1, oteltest.AwaitUnregistered(10*time.Second, regs...), "callback unregistered")
 }
 
 // span is a recording span that keeps its events.

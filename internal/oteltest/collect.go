@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -38,6 +40,27 @@ func (r *Registration) Unregistered() bool {
 	r.p.mu.Lock()
 	defer r.p.mu.Unlock()
 	return r.unregistered
+}
+
+// AwaitUnregistered collects garbage until every registration in regs is
+// unregistered or timeout passes (cleanups, which unregister the callbacks of
+// collected owners, run on a runtime goroutine after a collection), and reports how
+// many were unregistered.
+func AwaitUnregistered(timeout time.Duration, regs ...*Registration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		runtime.GC()
+		n := 0
+		for _, r := range regs {
+			if r.Unregistered() {
+				n++
+			}
+		}
+		if n == len(regs) || time.Now().After(deadline) {
+			return n
+		}
+		runtime.Gosched()
+	}
 }
 
 // Collect runs the callback, even when it is unregistered (as an SDK may when a
