@@ -362,11 +362,8 @@ func DockerRollout(ctx context.Context, f *Fleet, version string, bad bool) Resu
 		name = "bad version -> rollback"
 	}
 	r := Result{Step: name, Deadline: 90 * time.Second}
-	before := f.Agent.Status(ctx, 0).Services[0]
-	f.Printf(">> update %s %s -> %s (%d replicas, %s)", f.service, before.Version, version, before.Desired, f.updateNote())
-	t0 := time.Now()
-	if err := f.Agent.Update(f.service, version); err != nil {
-		r.Note = err.Error()
+	before, t0, ok := f.startUpdate(ctx, &r, version)
+	if !ok {
 		return r
 	}
 	obs, okObs := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
@@ -389,10 +386,7 @@ func DockerRollout(ctx context.Context, f *Fleet, version string, bad bool) Resu
 		return okFinal && f.ReadyCount(want) == before.Desired
 	})
 	f.finish(&r, t0, obs, healed, okObs, okHealed)
-	if r.Pass {
-		r.Goal = ">= 99.9% clients served"
-		r.GoalMet = r.SuccessRate() >= 0.999
-	}
+	servedGoal(&r)
 	return r
 }
 

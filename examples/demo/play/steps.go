@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/selfheal-go/selfheal/examples/agent/core"
 	"github.com/selfheal-go/selfheal/examples/agent/driver"
 	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
 )
@@ -295,13 +296,32 @@ func BadVersion(ctx context.Context, f *Fleet) Result {
 	return rollout(ctx, f, "bad version -> rollback", "v3-broken", 30*time.Second, true)
 }
 
-func rollout(ctx context.Context, f *Fleet, name, version string, deadline time.Duration, bad bool) Result {
-	r := Result{Step: name, Deadline: deadline}
+// startUpdate announces and starts the update of the fleet's service to version. It
+// returns the service as it was before and the start time, or false with r.Note set
+// when the agent refused the update.
+func (f *Fleet) startUpdate(ctx context.Context, r *Result, version string) (core.ServiceStatus, time.Time, bool) {
 	before := f.Agent.Status(ctx, 0).Services[0]
 	f.Printf(">> update %s %s -> %s (%d replicas, %s)", f.service, before.Version, version, before.Desired, f.updateNote())
 	t0 := time.Now()
 	if err := f.Agent.Update(f.service, version); err != nil {
 		r.Note = err.Error()
+		return before, t0, false
+	}
+	return before, t0, true
+}
+
+// servedGoal sets the goal of a step that healed: clients served through it.
+func servedGoal(r *Result) {
+	if r.Pass {
+		r.Goal = ">= 99.9% clients served"
+		r.GoalMet = r.SuccessRate() >= 0.999
+	}
+}
+
+func rollout(ctx context.Context, f *Fleet, name, version string, deadline time.Duration, bad bool) Result {
+	r := Result{Step: name, Deadline: deadline}
+	before, t0, ok := f.startUpdate(ctx, &r, version)
+	if !ok {
 		return r
 	}
 	obs, okObs := f.Await(ctx, t0, r.Deadline, func(e eventlog.Event) bool {
@@ -326,14 +346,7 @@ func rollout(ctx context.Context, f *Fleet, name, version string, deadline time.
 		})
 	}
 	f.finish(&r, t0, obs, healed, okObs, okHealed)
-	if bad && r.Pass {
-		r.Goal = ">= 99.9% clients served"
-		r.GoalMet = r.SuccessRate() >= 0.999
-	}
-	if !bad && r.Pass {
-		r.Goal = ">= 99.9% clients served"
-		r.GoalMet = r.SuccessRate() >= 0.999
-	}
+	servedGoal(&r)
 	return r
 }
 
