@@ -61,14 +61,9 @@ type aimd struct {
 // burst of drops from one overload does not collapse the limit). It is simple and
 // robust, but reacts only to drops, not to rising latency; see [NewGradient].
 func NewAIMD(cfg AIMDConfig) (LimitAlgorithm, error) {
-	if cfg.MinLimit <= 0 {
-		cfg.MinLimit = 20
-	}
-	if cfg.MaxLimit <= 0 {
-		cfg.MaxLimit = max(200, cfg.MinLimit)
-	}
-	if cfg.InitialLimit <= 0 {
-		cfg.InitialLimit = 20
+	lo, hi, init, err := limitBounds("AIMDConfig", cfg.MinLimit, cfg.MaxLimit, cfg.InitialLimit)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.BackoffRatio == 0 {
 		cfg.BackoffRatio = 0.9
@@ -76,15 +71,29 @@ func NewAIMD(cfg AIMDConfig) (LimitAlgorithm, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	switch {
-	case cfg.MaxLimit < cfg.MinLimit:
-		return nil, fmt.Errorf("heal: AIMDConfig.MaxLimit %d is below MinLimit %d", cfg.MaxLimit, cfg.MinLimit)
-	case cfg.BackoffRatio <= 0 || cfg.BackoffRatio >= 1:
+	if cfg.BackoffRatio <= 0 || cfg.BackoffRatio >= 1 {
 		return nil, fmt.Errorf("heal: AIMDConfig.BackoffRatio %v is not in (0, 1)", cfg.BackoffRatio)
 	}
-	init := min(max(cfg.InitialLimit, cfg.MinLimit), cfg.MaxLimit)
-	return &aimd{limit: float64(init), min: float64(cfg.MinLimit), max: float64(cfg.MaxLimit),
-		backoff: cfg.BackoffRatio, timeout: cfg.Timeout}, nil
+	return &aimd{limit: init, min: lo, max: hi, backoff: cfg.BackoffRatio, timeout: cfg.Timeout}, nil
+}
+
+// limitBounds applies the defaults the limit algorithms share (MinLimit 20, MaxLimit
+// max(200, MinLimit), InitialLimit 20) and returns the bounds and the initial limit
+// clamped into them, or an error naming cfgName's MaxLimit when it is below MinLimit.
+func limitBounds(cfgName string, minLimit, maxLimit, initial int) (lo, hi, init float64, err error) {
+	if minLimit <= 0 {
+		minLimit = 20
+	}
+	if maxLimit <= 0 {
+		maxLimit = max(200, minLimit)
+	}
+	if initial <= 0 {
+		initial = 20
+	}
+	if maxLimit < minLimit {
+		return 0, 0, 0, fmt.Errorf("heal: %s.MaxLimit %d is below MinLimit %d", cfgName, maxLimit, minLimit)
+	}
+	return float64(minLimit), float64(maxLimit), float64(min(max(initial, minLimit), maxLimit)), nil
 }
 
 func (a *aimd) Limit() int { return int(a.limit) }
@@ -146,14 +155,9 @@ type gradient struct {
 // latency holds. A dropped call counts as the steepest gradient. Unlike [NewAIMD] it
 // backs off as soon as calls start to queue, before anything is dropped.
 func NewGradient(cfg GradientConfig) (LimitAlgorithm, error) {
-	if cfg.MinLimit <= 0 {
-		cfg.MinLimit = 20
-	}
-	if cfg.MaxLimit <= 0 {
-		cfg.MaxLimit = max(200, cfg.MinLimit)
-	}
-	if cfg.InitialLimit <= 0 {
-		cfg.InitialLimit = 20
+	lo, hi, init, err := limitBounds("GradientConfig", cfg.MinLimit, cfg.MaxLimit, cfg.InitialLimit)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Smoothing == 0 {
 		cfg.Smoothing = 0.2
@@ -168,15 +172,12 @@ func NewGradient(cfg GradientConfig) (LimitAlgorithm, error) {
 		cfg.QueueSize = 4
 	}
 	switch {
-	case cfg.MaxLimit < cfg.MinLimit:
-		return nil, fmt.Errorf("heal: GradientConfig.MaxLimit %d is below MinLimit %d", cfg.MaxLimit, cfg.MinLimit)
 	case cfg.Smoothing < 0 || cfg.Smoothing > 1:
 		return nil, fmt.Errorf("heal: GradientConfig.Smoothing %v is not in (0, 1]", cfg.Smoothing)
 	case cfg.Tolerance < 1:
 		return nil, fmt.Errorf("heal: GradientConfig.Tolerance %v is below 1", cfg.Tolerance)
 	}
-	init := min(max(cfg.InitialLimit, cfg.MinLimit), cfg.MaxLimit)
-	return &gradient{limit: float64(init), min: float64(cfg.MinLimit), max: float64(cfg.MaxLimit),
+	return &gradient{limit: init, min: lo, max: hi,
 		smoothing: cfg.Smoothing, tolerance: cfg.Tolerance, queue: float64(cfg.QueueSize),
 		window: cfg.Window, curMin: math.Inf(1), prevMin: math.Inf(1)}, nil
 }
