@@ -239,14 +239,7 @@ func TestHookMayCallStatus(t *testing.T) {
 			},
 		})
 		require.NoError(t, err)
-		runs := 0
-		_, err = s.Add(supervise.ServiceFunc("w", func(ctx context.Context) error {
-			runs++
-			if runs == 1 {
-				return errBoom
-			}
-			return blocker(ctx)
-		}))
+		_, err = s.Add(supervise.ServiceFunc("w", failsOnce(errBoom)))
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()

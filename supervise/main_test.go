@@ -65,3 +65,15 @@ func blocker(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
 }
+
+// failsOnce is a service that returns err on its first run and is a blocker after.
+func failsOnce(err error) func(context.Context) error {
+	runs := 0
+	return func(ctx context.Context) error {
+		runs++
+		if runs == 1 {
+			return err
+		}
+		return blocker(ctx)
+	}
+}

@@ -78,14 +78,7 @@ func TestLogger(t *testing.T) {
 		}))
 		s, err := supervise.New("root", supervise.Config{Logger: logger, Backoff: supervise.NoBackoff})
 		require.NoError(t, err)
-		runs := 0
-		_, err = s.Add(supervise.ServiceFunc("w", func(ctx context.Context) error {
-			runs++
-			if runs == 1 {
-				return errBoom
-			}
-			return blocker(ctx)
-		}))
+		_, err = s.Add(supervise.ServiceFunc("w", failsOnce(errBoom)))
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
