@@ -53,6 +53,41 @@
 //
 // The heal package documentation gives the reasons for that order.
 //
+// # API conventions
+//
+// Every package follows the same conventions, so that what is learnt in one holds in
+// all of them:
+//
+//   - Construction. Everything a user configures is built by New (the package's main
+//     type) or NewX (type X) from a Config (XConfig) struct passed by value:
+//     breaker.New(breaker.Config{Name: "payments"}). The name is always the Config's
+//     Name field. A zero Config is valid, and every field documents its default.
+//     Constructors start no goroutines.
+//   - Invalid configuration. A constructor that can fail returns an error that matches
+//     the package's ErrInvalidConfig with errors.Is and unwraps, with errors.As, to the
+//     package's *ConfigError, which names the field and the reason. A constructor that
+//     cannot fail returns no error.
+//   - Zero and off. Zero (or nil) always means the documented default. A limit or
+//     optional feature that can be turned off is turned off with the package's Off
+//     constant (-1, the same value everywhere; see [Off]), and its field says so; other
+//     negative values are invalid. An optional stage of a composite (the heal Pipeline)
+//     is a pointer to its Config: nil leaves the stage out.
+//   - Point-in-time reads. A method named Snapshot returns a copy of the current state
+//     (counts, state, in-flight calls, restarts). It is cheap, safe for concurrent use,
+//     and has no side effects: state changes only on calls and timers, never because
+//     something looked.
+//   - Classification. Every policy that judges a call takes a [Classifier], a
+//     func(result any, err error) [Outcome], in a field named Classify, and classifies
+//     each call as [Success], [Failure] or [Ignored], on its error and on its result.
+//   - Results on error. The generic helpers (breaker.Call, retry.Call, heal.Call)
+//     return, with the error, the value that the last run of fn (or the fallback)
+//     returned; the zero value when fn never ran (a rejection).
+//   - Engines stay inside. No type of gobreaker, cenkalti/backoff or x/time/rate appears
+//     in an exported signature; moving to a new major version of an engine is not a
+//     new major version of selfheal.
+//   - The exported API is kept in api/ as a golden file that CI checks; every change to
+//     it is a reviewed diff.
+//
 // # Telemetry
 //
 // Every package reports metrics and spans through the OpenTelemetry API, with
