@@ -193,13 +193,14 @@ func BulkheadCheck(bulkheads ...*Bulkhead) health.Check {
 // SupervisorCheck returns the check supervisor:state: one entry per supervisor and
 // per child of each tree, componentId its path ("root/worker"), observedValue its
 // state ("running", "backing-off", "stopped", "failed"), output its last error. A
-// child backing off or failed, and a supervisor that gave up, warn: the tree heals
-// itself, and readiness only reports it.
+// child backing off or failed, a child with an abandoned copy still running (output
+// says so), and a supervisor that gave up, warn: the tree heals itself, and readiness
+// only reports it.
 func SupervisorCheck(sups ...*supervise.Supervisor) health.Check {
 	return observeCheck(CheckSupervisor, func() []health.Observation {
 		var obs []health.Observation
 		for _, sup := range sups {
-			t := sup.Status()
+			t := sup.Snapshot()
 			root := health.Observation{ComponentID: t.Path, ObservedValue: string(t.State), Status: health.StatusPass}
 			if t.State == supervise.StateFailed {
 				root.Status, root.Output = health.StatusWarn, "supervisor gave up"
@@ -209,6 +210,10 @@ func SupervisorCheck(sups ...*supervise.Supervisor) health.Check {
 				o := health.Observation{ComponentID: c.Path, ObservedValue: string(c.State), Status: health.StatusPass, Output: c.LastError}
 				if c.State == supervise.StateBackingOff || c.State == supervise.StateFailed {
 					o.Status = health.StatusWarn
+				}
+				if c.Abandoned {
+					o.Status = health.StatusWarn
+					o.Output = "an abandoned copy is still running; " + c.LastError
 				}
 				obs = append(obs, o)
 			}

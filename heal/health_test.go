@@ -119,16 +119,16 @@ func TestRegisterHealthBreakersBulkheads(t *testing.T) {
 
 func TestRegisterHealthSupervisor(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sup, err := supervise.New("root", supervise.Config{})
+		sup, err := supervise.New(supervise.Config{Name: "root"})
 		require.NoError(t, err)
-		_, err = sup.Add(supervise.ServiceFunc("worker", func(ctx context.Context) error {
+		_, err = sup.Add(supervise.Func(func(ctx context.Context) error {
 			<-ctx.Done()
 			return nil
-		}))
+		}), supervise.ChildConfig{Name: "worker"})
 		require.NoError(t, err)
-		_, err = sup.Add(supervise.ServiceFunc("flaky", func(ctx context.Context) error {
+		_, err = sup.Add(supervise.Func(func(ctx context.Context) error {
 			return errors.New("connection refused")
-		}))
+		}), supervise.ChildConfig{Name: "flaky"})
 		require.NoError(t, err)
 		reg, err := health.New(health.Config{})
 		require.NoError(t, err)

@@ -16,14 +16,14 @@ import (
 func BenchmarkRestart(b *testing.B) {
 	for _, mode := range []string{"error", "panic"} {
 		b.Run(mode, func(b *testing.B) {
-			s, err := supervise.New("bench", supervise.Config{Backoff: supervise.NoBackoff, MaxRestarts: 1000, Period: time.Microsecond})
+			s, err := supervise.New(supervise.Config{Name: "bench", Backoff: supervise.NoBackoff, MaxRestarts: 1000, Period: time.Microsecond})
 			if err != nil {
 				b.Fatal(err)
 			}
 			started := make(chan struct{}, 1024)
 			quit := make(chan struct{})
 			errFail := errors.New("fail")
-			_, err = s.Add(supervise.ServiceFunc("flaky", func(ctx context.Context) error {
+			_, err = s.Add(supervise.Func(func(ctx context.Context) error {
 				select {
 				case started <- struct{}{}:
 				case <-quit:
@@ -34,7 +34,7 @@ func BenchmarkRestart(b *testing.B) {
 					panic(errFail)
 				}
 				return errFail
-			}))
+			}), supervise.ChildConfig{Name: "flaky"})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -54,21 +54,21 @@ func BenchmarkRestart(b *testing.B) {
 // BenchmarkStatus measures a snapshot of a tree of 64 children in 8 nested
 // supervisors, read concurrently, as a health endpoint would.
 func BenchmarkStatus(b *testing.B) {
-	root, err := supervise.New("root", supervise.Config{})
+	root, err := supervise.New(supervise.Config{Name: "root"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := range 8 {
-		sub, err := supervise.New(fmt.Sprintf("sub-%d", i), supervise.Config{})
+		sub, err := supervise.New(supervise.Config{Name: fmt.Sprintf("sub-%d", i)})
 		if err != nil {
 			b.Fatal(err)
 		}
 		for j := range 8 {
-			if _, err := sub.Add(supervise.ServiceFunc(fmt.Sprintf("w-%d", j), blocker)); err != nil {
+			if _, err := sub.Add(supervise.Func(blocker), supervise.ChildConfig{Name: fmt.Sprintf("w-%d", j)}); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if _, err := root.Add(sub); err != nil {
+		if _, err := root.Add(sub, supervise.ChildConfig{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,7 +76,7 @@ func BenchmarkStatus(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if len(root.Status().Children) != 8 {
+			if len(root.Snapshot().Children) != 8 {
 				b.Error("wrong status")
 			}
 		}

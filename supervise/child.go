@@ -6,20 +6,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/metric"
 )
 
 // child is one supervised service. Its fields below the line are guarded by
 // the supervisor's mu.
 type child struct {
-	id       ChildID
-	name     string
-	svc      Service
-	sub      *Supervisor // svc, if it is a supervisor
-	restart  RestartType
-	shutdown time.Duration // 0: the supervisor's default
-	backoff  backoff.BackOff
+	id          ChildID
+	name        string
+	svc         Service
+	sub         *Supervisor // svc, if it is a supervisor
+	restart     RestartType
+	shutdown    time.Duration // 0: the supervisor's default
+	significant bool
 
 	state     ChildState
 	run       *runner // the goroutine running the child, nil if none
@@ -28,7 +27,11 @@ type child struct {
 	restarts  int
 	lastErr   error
 	startedAt time.Time
-	quick     int // ends since the last stable run
+	quick     int     // ends since the last stable run
+	held      bool    // stopped by StopChild: not restarted until RestartChild or the next Serve
+	zombie    *runner // an abandoned copy of the child that has not returned yet
+	waitFree  bool    // to start as soon as zombie returns
+	finished  bool    // ended on its own and not restarted (for AutoShutdown)
 	opts      [numCauses][]metric.AddOption
 	path      string // cached by pathUnder
 	pathBase  string
@@ -60,7 +63,10 @@ type runner struct {
 	done     chan struct{}
 	goid     atomic.Uint64
 	launched *launchSignal // for a nested supervisor: fired once it launched its children
-	stopping bool          // guarded by the supervisor's mu
+	// Guarded by the supervisor's mu:
+	stopping  bool // the supervisor cancelled it
+	abandoned bool // it did not return within its shutdown timeout
+	exited    bool // its goroutine has ended (done is closed just after)
 }
 
 // maxPanicFrames bounds the stack recorded for a panic.
@@ -126,12 +132,36 @@ func (s *Supervisor) runChild(c *child, r *runner, act action, delay time.Durati
 	s.loop(c, r, &inServe)
 }
 
-// exitRunner records that r's goroutine is ending.
+// exitRunner records that r's goroutine is ending. If r had been abandoned,
+// its child may run again: if it was waiting for that, it starts now.
 func (s *Supervisor) exitRunner(r *runner) {
+	c := r.c
+	var start *runner
 	s.mu.Lock()
+	r.exited = true
 	delete(s.live, r)
+	if r.abandoned {
+		s.abandoned.Add(-1)
+		if c.zombie == r {
+			c.zombie = nil
+			if c.waitFree {
+				c.waitFree = false
+				if s.serving && !s.stopping && !c.removed {
+					start = s.startLocked(c)
+				} else if c.state == StateBackingOff {
+					s.setState(c, StateStopped)
+				}
+			}
+		}
+	}
 	s.mu.Unlock()
 	close(r.done)
+	if r.abandoned && r.sess.observed() {
+		r.sess.emit(Event{Kind: EventReturned, Time: time.Now(), Supervisor: r.sess.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
+	}
+	if start != nil {
+		s.launch(c, start)
+	}
 }
 
 // loop runs c until its runner is to exit.
@@ -234,10 +264,14 @@ func (s *Supervisor) ended(c *child, r *runner, err error, z cause) (action, tim
 	restart := c.restart == Permanent || (c.restart == Transient && failed)
 	if !restart {
 		c.run = nil
+		c.finished = true
 		if failed {
 			s.setState(c, StateFailed)
 		} else {
 			s.setState(c, StateStopped)
+		}
+		if c.significant {
+			s.significantEndedLocked(c)
 		}
 		n := c.restarts
 		s.mu.Unlock()
@@ -254,14 +288,13 @@ func (s *Supervisor) ended(c *child, r *runner, err error, z cause) (action, tim
 	ranFor := now.Sub(c.startedAt)
 	if ranFor >= s.cfg.BackoffReset {
 		c.quick = 0
-		c.backoff.Reset()
 	}
 	c.quick++
 	var delay time.Duration
 	if c.quick > 1 {
-		delay = c.backoff.NextBackOff()
+		delay = s.cfg.Backoff(c.quick - 1)
 	}
-	if stop := delay == backoff.Stop; stop || !s.allowRestartLocked(now) {
+	if stop := delay < 0; stop || !s.allowRestartLocked(now) {
 		c.run = nil
 		s.setState(c, StateFailed)
 		s.giveUpLocked(c, err, stop)

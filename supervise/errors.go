@@ -12,16 +12,27 @@ import (
 
 var (
 	// ErrGaveUp matches the *EscalationError a supervisor's Serve returns when
-	// its restart intensity was exceeded (or a child's backoff policy returned
-	// backoff.Stop) and it stopped all its children.
+	// its restart intensity was exceeded, a child's Backoff returned a
+	// negative delay, or a child could not be stopped for a group restart, and
+	// it stopped all its children.
 	ErrGaveUp = errors.New("supervise: gave up")
 
 	// ErrStopTimeout matches the *StopTimeoutError reported for a child that
 	// did not return within its shutdown timeout and was abandoned.
 	ErrStopTimeout = errors.New("supervise: child did not stop in time")
 
-	// ErrNotFound is returned by Remove for an unknown or already removed child.
-	ErrNotFound = errors.New("supervise: no such child")
+	// ErrUnknownChild is returned by Remove, StopChild and RestartChild for a
+	// child ID that is not one of the supervisor's children: removed, never
+	// returned by its Add, or an ID of another supervisor (IDs belong to the
+	// supervisor that returned them).
+	ErrUnknownChild = errors.New("supervise: unknown child")
+
+	// ErrRunning is returned by RestartChild for a child that is running, is
+	// about to restart, or whose abandoned copy has not returned yet.
+	ErrRunning = errors.New("supervise: child is running")
+
+	// ErrInvalidConfig matches every *ConfigError returned by New and Add.
+	ErrInvalidConfig = errors.New("supervise: invalid configuration")
 
 	// ErrDuplicateName is returned by Add when a child of that name exists.
 	ErrDuplicateName = errors.New("supervise: duplicate child name")
@@ -40,6 +51,23 @@ var (
 	ErrNotCreated = errors.New("supervise: Supervisor not created by New")
 )
 
+// ConfigError reports an invalid field of a [Config] (from [New]) or of a
+// [ChildConfig] (from [Supervisor.Add]). It matches [ErrInvalidConfig].
+type ConfigError struct {
+	Field  string // e.g. "Config.MaxRestarts"
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return "supervise: invalid configuration: " + e.Field + ": " + e.Reason
+}
+
+// Is reports whether target is [ErrInvalidConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns [ErrInvalidConfig].
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
 // EscalationError is returned by [Supervisor.Serve] when the supervisor gave
 // up. It matches [ErrGaveUp] with errors.Is and unwraps to the failure that
 // made it give up.
@@ -48,14 +76,20 @@ type EscalationError struct {
 	Child      string        // the child whose failure exceeded the intensity
 	Restarts   int           // restarts allowed (Config.MaxRestarts) ...
 	Period     time.Duration // ... within this period
-	Err        error         // the child's last failure (nil if it returned nil)
-	// BackoffStop is true if the child's backoff policy returned backoff.Stop,
+	// Err is the child's last failure (nil if it returned nil), or, if the
+	// child could not be stopped for a group restart, its *StopTimeoutError.
+	Err error
+	// BackoffStop is true if the child's Backoff returned a negative delay,
 	// rather than the intensity being exceeded.
 	BackoffStop bool
 }
 
 func (e *EscalationError) Error() string {
 	var b strings.Builder
+	if _, ok := e.Err.(*StopTimeoutError); ok {
+		fmt.Fprintf(&b, "supervise: %s gave up: child %q could not be stopped: %v", e.Supervisor, e.Child, e.Err)
+		return b.String()
+	}
 	if e.BackoffStop {
 		fmt.Fprintf(&b, "supervise: %s gave up when the backoff of child %q said stop; it ", e.Supervisor, e.Child)
 	} else {

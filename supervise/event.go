@@ -27,14 +27,24 @@ const (
 	EventRestarting
 	// EventAbandoned: a child did not return within its shutdown timeout (Delay)
 	// and was abandoned. Err is a *StopTimeoutError; Stack its goroutine's stack.
+	// The child is not started again until its abandoned copy returns
+	// (EventReturned).
 	EventAbandoned
-	// EventGaveUp: the supervisor exceeded its restart intensity and is stopping
-	// all its children; its Serve will return Err, an *EscalationError.
+	// EventGaveUp: the supervisor exceeded its restart intensity, or could not
+	// stop a child for a group restart, and is stopping all its children; its
+	// Serve will return Err, an *EscalationError.
 	EventGaveUp
+	// EventReturned: the abandoned copy of a child returned at last. If the
+	// child was waiting for it to start again, EventStarted follows.
+	EventReturned
+	// EventAutoShutdown: a significant child ended (Child), and the
+	// supervisor's AutoShutdown makes it stop all its children; its Serve will
+	// return nil.
+	EventAutoShutdown
 )
 
-// String returns "started", "stopped", "failed", "restarting", "abandoned" or
-// "gave-up".
+// String returns "started", "stopped", "failed", "restarting", "abandoned",
+// "gave-up", "returned" or "auto-shutdown".
 func (k EventKind) String() string {
 	switch k {
 	case EventStarted:
@@ -49,6 +59,10 @@ func (k EventKind) String() string {
 		return "abandoned"
 	case EventGaveUp:
 		return "gave-up"
+	case EventReturned:
+		return "returned"
+	case EventAutoShutdown:
+		return "auto-shutdown"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -90,7 +104,7 @@ func (e Event) log(l *slog.Logger) {
 	switch e.Kind {
 	case EventFailed, EventAbandoned, EventGaveUp:
 		level = slog.LevelError
-	case EventRestarting:
+	case EventRestarting, EventReturned:
 		level = slog.LevelWarn
 	}
 	if !l.Enabled(context.Background(), level) {

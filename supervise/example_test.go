@@ -9,15 +9,15 @@ import (
 	"github.com/selfheal-go/selfheal/supervise"
 )
 
-// A worker that fails twice is restarted, and Status shows it.
+// A worker that fails twice is restarted, and Snapshot shows it.
 func Example() {
-	sup, err := supervise.New("root", supervise.Config{Backoff: supervise.NoBackoff})
+	sup, err := supervise.New(supervise.Config{Name: "root", Backoff: supervise.NoBackoff})
 	if err != nil {
 		panic(err)
 	}
 	runs := 0
 	ready := make(chan struct{})
-	_, err = sup.Add(supervise.ServiceFunc("worker", func(ctx context.Context) error {
+	_, err = sup.Add(supervise.Func(func(ctx context.Context) error {
 		runs++
 		if runs < 3 {
 			return fmt.Errorf("flaky run %d", runs)
@@ -25,7 +25,7 @@ func Example() {
 		close(ready)
 		<-ctx.Done()
 		return nil
-	}))
+	}), supervise.ChildConfig{Name: "worker"})
 	if err != nil {
 		panic(err)
 	}
@@ -35,7 +35,7 @@ func Example() {
 	go func() { done <- sup.Serve(ctx) }()
 	<-ready
 
-	c := sup.Status().Children[0]
+	c := sup.Snapshot().Children[0]
 	fmt.Println(c.Path, c.State, c.Restarts, c.LastError)
 	cancel()
 	fmt.Println("serve:", <-done)
@@ -47,14 +47,14 @@ func Example() {
 // A supervisor that exceeds its restart intensity gives up: it stops its
 // children and returns an *EscalationError to its caller (or parent).
 func ExampleEscalationError() {
-	sup, _ := supervise.New("root", supervise.Config{MaxRestarts: 2, Backoff: supervise.NoBackoff})
-	_, _ = sup.Add(supervise.ServiceFunc("db", func(ctx context.Context) error {
+	sup, _ := supervise.New(supervise.Config{Name: "root", MaxRestarts: 2, Backoff: supervise.NoBackoff})
+	_, _ = sup.Add(supervise.Func(func(ctx context.Context) error {
 		return errors.New("connection refused")
-	}))
+	}), supervise.ChildConfig{Name: "db"})
 	err := sup.Serve(context.Background())
 
 	fmt.Println(err)
-	fmt.Println(errors.Is(err, supervise.ErrGaveUp), sup.Status().State)
+	fmt.Println(errors.Is(err, supervise.ErrGaveUp), sup.Snapshot().State)
 	// Output:
 	// supervise: root gave up after more than 2 restarts within 30s; last, child "db" failed: connection refused
 	// true failed
@@ -64,7 +64,7 @@ func ExampleEscalationError() {
 // one child arrive in order.
 func ExampleConfig_hook() {
 	stopped := make(chan struct{})
-	sup, _ := supervise.New("root", supervise.Config{
+	sup, _ := supervise.New(supervise.Config{Name: "root",
 		Backoff: supervise.NoBackoff,
 		Hook: func(e supervise.Event) {
 			fmt.Println(e)
@@ -74,13 +74,13 @@ func ExampleConfig_hook() {
 		},
 	})
 	runs := 0
-	_, _ = sup.Add(supervise.ServiceFunc("migrate", func(ctx context.Context) error {
+	_, _ = sup.Add(supervise.Func(func(ctx context.Context) error {
 		runs++
 		if runs == 1 {
 			return errors.New("database not ready")
 		}
 		return nil // done: a Transient child is not restarted
-	}), supervise.WithRestart(supervise.Transient))
+	}), supervise.ChildConfig{Name: "migrate", Restart: supervise.Transient})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -97,30 +97,28 @@ func ExampleConfig_hook() {
 }
 
 // Supervisors nest: here a one-for-all group of a connection pool and its
-// cache under the root, next to an HTTP server. Status walks the tree.
-func ExampleSupervisor_Status() {
+// cache under the root, next to an HTTP server. Snapshot walks the tree.
+func ExampleSupervisor_Snapshot() {
 	var started sync.WaitGroup
-	leaf := func(name string) supervise.Service {
-		started.Add(1)
-		return supervise.ServiceFunc(name, func(ctx context.Context) error {
-			started.Done()
-			<-ctx.Done()
-			return nil
-		})
-	}
-	root, _ := supervise.New("root", supervise.Config{})
-	db, _ := supervise.New("db", supervise.Config{Strategy: supervise.OneForAll})
-	_, _ = db.Add(leaf("pool"))
-	_, _ = db.Add(leaf("cache"))
-	_, _ = root.Add(db)
-	_, _ = root.Add(leaf("http"))
+	leaf := supervise.Func(func(ctx context.Context) error {
+		started.Done()
+		<-ctx.Done()
+		return nil
+	})
+	root, _ := supervise.New(supervise.Config{Name: "root"})
+	db, _ := supervise.New(supervise.Config{Name: "db", Strategy: supervise.OneForAll})
+	started.Add(3)
+	_, _ = db.Add(leaf, supervise.ChildConfig{Name: "pool"})
+	_, _ = db.Add(leaf, supervise.ChildConfig{Name: "cache"})
+	_, _ = root.Add(db, supervise.ChildConfig{}) // named "db", after the supervisor
+	_, _ = root.Add(leaf, supervise.ChildConfig{Name: "http"})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- root.Serve(ctx) }()
 	started.Wait()
 
-	for _, c := range root.Status().All() {
+	for _, c := range root.Snapshot().All() {
 		fmt.Println(c.Path, c.State, c.Restart)
 	}
 	cancel()
@@ -136,25 +134,25 @@ func ExampleSupervisor_Status() {
 // Children can be added and removed while the supervisor runs; Remove waits
 // for the child to return.
 func ExampleSupervisor_Remove() {
-	sup, _ := supervise.New("root", supervise.Config{})
+	sup, _ := supervise.New(supervise.Config{Name: "root"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- sup.Serve(ctx) }()
 
 	started := make(chan struct{})
-	id, _ := sup.Add(supervise.ServiceFunc("job", func(ctx context.Context) error {
+	id, _ := sup.Add(supervise.Func(func(ctx context.Context) error {
 		close(started)
 		<-ctx.Done()
 		fmt.Println("job: cleaning up")
 		return nil
-	}), supervise.WithRestart(supervise.Transient))
+	}), supervise.ChildConfig{Name: "job", Restart: supervise.Transient})
 	<-started
-	fmt.Println(len(sup.Status().Children), "child")
+	fmt.Println(len(sup.Snapshot().Children), "child")
 
 	if err := sup.Remove(context.Background(), id); err != nil {
 		fmt.Println(err)
 	}
-	fmt.Println(len(sup.Status().Children), "children")
+	fmt.Println(len(sup.Snapshot().Children), "children")
 	cancel()
 	fmt.Println(<-done)
 	// Output:

@@ -29,7 +29,7 @@ func newInstances() *instances {
 // service runs until cancelled, except that its run number n ends with
 // errBoom once kicks[n] is closed.
 func (in *instances) service(name string, kicks map[int]chan struct{}) supervise.Service {
-	return supervise.ServiceFunc(name, func(ctx context.Context) error {
+	return named(name, func(ctx context.Context) error {
 		in.mu.Lock()
 		in.runs[name]++
 		run := in.runs[name]
@@ -59,7 +59,7 @@ func (in *instances) service(name string, kicks map[int]chan struct{}) supervise
 // group is restarted, and no child ever runs twice at once.
 func TestOneForAllSimultaneousFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := supervise.New("root", supervise.Config{Strategy: supervise.OneForAll})
+		s, err := supervise.New(supervise.Config{Name: "root", Strategy: supervise.OneForAll})
 		require.NoError(t, err)
 		in := newInstances()
 		kick := make(chan struct{})
@@ -68,7 +68,7 @@ func TestOneForAllSimultaneousFailures(t *testing.T) {
 			name  string
 			kicks map[int]chan struct{}
 		}{{"a", fail}, {"b", nil}, {"c", fail}} {
-			_, err := s.Add(in.service(c.name, c.kicks))
+			_, err := s.Add(in.service(c.name, c.kicks), supervise.ChildConfig{})
 			require.NoError(t, err)
 		}
 		stop := serve(s)
@@ -81,7 +81,7 @@ func TestOneForAllSimultaneousFailures(t *testing.T) {
 		assert.Equal(t, map[string]int{"a": 1, "b": 1, "c": 1}, in.live)
 		assert.GreaterOrEqual(t, in.runs["b"], 2)
 		in.mu.Unlock()
-		for _, c := range s.Status().Children {
+		for _, c := range s.Snapshot().Children {
 			assert.Equal(t, supervise.StateRunning, c.State, c.Name)
 		}
 		require.NoError(t, stop())
@@ -93,15 +93,15 @@ func TestOneForAllSimultaneousFailures(t *testing.T) {
 func TestRestForOneBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		s, err := supervise.New("root", supervise.Config{Strategy: supervise.RestForOne, Backoff: constantBackoff(5 * time.Second), Hook: rec.hook})
+		s, err := supervise.New(supervise.Config{Name: "root", Strategy: supervise.RestForOne, Backoff: constantBackoff(5 * time.Second), Hook: rec.hook})
 		require.NoError(t, err)
 		in := newInstances()
 		kick1, kick2 := make(chan struct{}), make(chan struct{})
-		_, err = s.Add(in.service("a", nil))
+		_, err = s.Add(in.service("a", nil), supervise.ChildConfig{})
 		require.NoError(t, err)
-		_, err = s.Add(in.service("b", map[int]chan struct{}{1: kick1, 2: kick2}))
+		_, err = s.Add(in.service("b", map[int]chan struct{}{1: kick1, 2: kick2}), supervise.ChildConfig{})
 		require.NoError(t, err)
-		_, err = s.Add(in.service("c", nil))
+		_, err = s.Add(in.service("c", nil), supervise.ChildConfig{})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
@@ -110,8 +110,8 @@ func TestRestForOneBackoff(t *testing.T) {
 		begin := time.Now()
 		close(kick2)
 		synctest.Wait()
-		assert.Equal(t, supervise.StateBackingOff, s.Status().Children[1].State)
-		assert.Equal(t, supervise.StateBackingOff, s.Status().Children[2].State)
+		assert.Equal(t, supervise.StateBackingOff, s.Snapshot().Children[1].State)
+		assert.Equal(t, supervise.StateBackingOff, s.Snapshot().Children[2].State)
 		time.Sleep(time.Minute)
 		synctest.Wait()
 

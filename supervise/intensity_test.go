@@ -7,15 +7,14 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/selfheal-go/selfheal/supervise"
 )
 
-func constantBackoff(d time.Duration) func() backoff.BackOff {
-	return func() backoff.BackOff { return backoff.NewConstantBackOff(d) }
+func constantBackoff(d time.Duration) supervise.Backoff {
+	return supervise.ConstantBackoff(d)
 }
 
 var errBoom = errors.New("boom")
@@ -25,14 +24,14 @@ var errBoom = errors.New("boom")
 func TestIntensityGivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		s, err := supervise.New("root", supervise.Config{
+		s, err := supervise.New(supervise.Config{Name: "root",
 			MaxRestarts: 3, Period: 10 * time.Second, Backoff: constantBackoff(time.Second), Hook: rec.hook,
 		})
 		require.NoError(t, err)
 		runs := 0
-		_, err = s.Add(supervise.ServiceFunc("crasher", func(context.Context) error { runs++; return errBoom }))
+		_, err = s.Add(supervise.Func(func(context.Context) error { runs++; return errBoom }), supervise.ChildConfig{Name: "crasher"})
 		require.NoError(t, err)
-		_, err = s.Add(supervise.ServiceFunc("bystander", blocker))
+		_, err = s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "bystander"})
 		require.NoError(t, err)
 
 		begin := time.Now()
@@ -46,7 +45,7 @@ func TestIntensityGivesUp(t *testing.T) {
 		require.ErrorAs(t, err, &esc)
 		assert.Equal(t, &supervise.EscalationError{Supervisor: "root", Child: "crasher", Restarts: 3, Period: 10 * time.Second, Err: errBoom}, esc)
 
-		st := s.Status()
+		st := s.Snapshot()
 		assert.Equal(t, supervise.StateFailed, st.State)
 		assert.Equal(t, supervise.StateFailed, st.Children[0].State)
 		assert.Equal(t, 3, st.Children[0].Restarts)
@@ -70,16 +69,16 @@ func TestIntensityWindow(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				// Fails every 6s: restarts at 6s, 12s, 18s, ...; 2 allowed.
-				s, err := supervise.New("root", supervise.Config{MaxRestarts: 2, Period: tt.period, Backoff: supervise.NoBackoff})
+				s, err := supervise.New(supervise.Config{Name: "root", MaxRestarts: 2, Period: tt.period, Backoff: supervise.NoBackoff})
 				require.NoError(t, err)
-				_, err = s.Add(supervise.ServiceFunc("periodic", func(ctx context.Context) error {
+				_, err = s.Add(supervise.Func(func(ctx context.Context) error {
 					select {
 					case <-time.After(6 * time.Second):
 						return errBoom
 					case <-ctx.Done():
 						return nil
 					}
-				}))
+				}), supervise.ChildConfig{Name: "periodic"})
 				require.NoError(t, err)
 				ctx, cancel := context.WithTimeout(context.Background(), 57*time.Second)
 				defer cancel()
@@ -90,7 +89,7 @@ func TestIntensityWindow(t *testing.T) {
 					assert.Equal(t, 18*time.Second, time.Since(begin))
 				} else {
 					require.NoError(t, err)
-					assert.Equal(t, 9, s.Status().Children[0].Restarts)
+					assert.Equal(t, 9, s.Snapshot().Children[0].Restarts)
 				}
 			})
 		})
@@ -102,16 +101,16 @@ func TestIntensityWindow(t *testing.T) {
 func TestEscalationThroughNestedTrees(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		root, err := supervise.New("root", supervise.Config{MaxRestarts: 1, Backoff: supervise.NoBackoff, Hook: rec.hook})
+		root, err := supervise.New(supervise.Config{Name: "root", MaxRestarts: 1, Backoff: supervise.NoBackoff, Hook: rec.hook})
 		require.NoError(t, err)
-		sub, err := supervise.New("sub", supervise.Config{MaxRestarts: 1, Backoff: supervise.NoBackoff})
+		sub, err := supervise.New(supervise.Config{Name: "sub", MaxRestarts: 1, Backoff: supervise.NoBackoff})
 		require.NoError(t, err)
 		runs := 0
-		_, err = sub.Add(supervise.ServiceFunc("crasher", func(context.Context) error { runs++; return errBoom }))
+		_, err = sub.Add(supervise.Func(func(context.Context) error { runs++; return errBoom }), supervise.ChildConfig{Name: "crasher"})
 		require.NoError(t, err)
-		_, err = root.Add(sub)
+		_, err = root.Add(sub, supervise.ChildConfig{})
 		require.NoError(t, err)
-		_, err = root.Add(supervise.ServiceFunc("sibling", blocker))
+		_, err = root.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "sibling"})
 		require.NoError(t, err)
 
 		err = root.Serve(context.Background())
@@ -134,20 +133,20 @@ func TestEscalationThroughNestedTrees(t *testing.T) {
 			}
 		}
 		assert.Equal(t, []string{"root/sub", "root/sub", "root"}, gaveUp)
-		assert.Equal(t, supervise.StateFailed, root.Status().State)
+		assert.Equal(t, supervise.StateFailed, root.Snapshot().State)
 	})
 }
 
 // A child waiting out its backoff never delays the restart of a sibling.
 func TestBackoffDoesNotDelaySiblings(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := supervise.New("root", supervise.Config{Backoff: constantBackoff(time.Hour), MaxRestarts: 100})
+		s, err := supervise.New(supervise.Config{Name: "root", Backoff: constantBackoff(time.Hour), MaxRestarts: 100})
 		require.NoError(t, err)
-		_, err = s.Add(supervise.ServiceFunc("crashloop", func(context.Context) error { return errBoom }))
+		_, err = s.Add(supervise.Func(func(context.Context) error { return errBoom }), supervise.ChildConfig{Name: "crashloop"})
 		require.NoError(t, err)
 		kick := make(chan struct{})
 		var starts []time.Time
-		_, err = s.Add(supervise.ServiceFunc("healthy", func(ctx context.Context) error {
+		_, err = s.Add(supervise.Func(func(ctx context.Context) error {
 			starts = append(starts, time.Now())
 			if len(starts) == 1 {
 				select {
@@ -158,11 +157,11 @@ func TestBackoffDoesNotDelaySiblings(t *testing.T) {
 				}
 			}
 			return blocker(ctx)
-		}))
+		}), supervise.ChildConfig{Name: "healthy"})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
-		st := s.Status()
+		st := s.Snapshot()
 		require.Equal(t, supervise.StateBackingOff, st.Children[0].State)
 
 		kicked := time.Now()
@@ -170,7 +169,7 @@ func TestBackoffDoesNotDelaySiblings(t *testing.T) {
 		synctest.Wait()
 		require.Len(t, starts, 2)
 		assert.Equal(t, kicked, starts[1], "the healthy child was restarted at once")
-		assert.Equal(t, supervise.StateRunning, s.Status().Children[1].State)
+		assert.Equal(t, supervise.StateRunning, s.Snapshot().Children[1].State)
 		require.NoError(t, stop())
 	})
 }
@@ -180,12 +179,12 @@ func TestBackoffDoesNotDelaySiblings(t *testing.T) {
 func TestBackoffResetsAfterStableRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		s, err := supervise.New("root", supervise.Config{
+		s, err := supervise.New(supervise.Config{Name: "root",
 			Backoff: constantBackoff(time.Second), BackoffReset: 10 * time.Second, MaxRestarts: 100, Hook: rec.hook,
 		})
 		require.NoError(t, err)
 		runs := 0
-		_, err = s.Add(supervise.ServiceFunc("w", func(ctx context.Context) error {
+		_, err = s.Add(supervise.Func(func(ctx context.Context) error {
 			runs++
 			switch {
 			case runs == 4: // a stable run
@@ -194,7 +193,7 @@ func TestBackoffResetsAfterStableRun(t *testing.T) {
 				return blocker(ctx)
 			}
 			return errBoom
-		}))
+		}), supervise.ChildConfig{Name: "w"})
 		require.NoError(t, err)
 		stop := serve(s)
 		time.Sleep(time.Minute)
@@ -213,11 +212,11 @@ func TestBackoffResetsAfterStableRun(t *testing.T) {
 // A backoff policy that says stop makes the supervisor give up.
 func TestBackoffStopGivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := supervise.New("root", supervise.Config{
-			Backoff: func() backoff.BackOff { return &backoff.StopBackOff{} },
+		s, err := supervise.New(supervise.Config{Name: "root",
+			Backoff: func(int) time.Duration { return -1 },
 		})
 		require.NoError(t, err)
-		_, err = s.Add(supervise.ServiceFunc("w", func(context.Context) error { return errBoom }))
+		_, err = s.Add(supervise.Func(func(context.Context) error { return errBoom }), supervise.ChildConfig{Name: "w"})
 		require.NoError(t, err)
 		err = s.Serve(context.Background())
 		require.ErrorIs(t, err, supervise.ErrGaveUp)
@@ -230,16 +229,16 @@ func TestHookMayCallStatus(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var s *supervise.Supervisor
 		var states []supervise.ChildState
-		s, err := supervise.New("root", supervise.Config{
+		s, err := supervise.New(supervise.Config{Name: "root",
 			Backoff: supervise.NoBackoff,
 			Hook: func(e supervise.Event) {
 				if e.Child == "w" {
-					states = append(states, s.Status().Children[0].State)
+					states = append(states, s.Snapshot().Children[0].State)
 				}
 			},
 		})
 		require.NoError(t, err)
-		_, err = s.Add(supervise.ServiceFunc("w", failsOnce(errBoom)))
+		_, err = s.Add(supervise.Func(failsOnce(errBoom)), supervise.ChildConfig{Name: "w"})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()

@@ -77,3 +77,17 @@ func failsOnce(err error) func(context.Context) error {
 		return blocker(ctx)
 	}
 }
+
+// namedService is a service named by its String method.
+type namedService struct {
+	name string
+	fn   supervise.Func
+}
+
+func (n namedService) Serve(ctx context.Context) error { return n.fn(ctx) }
+func (n namedService) String() string                  { return n.name }
+
+// named returns a service that runs fn and is named name.
+func named(name string, fn func(context.Context) error) supervise.Service {
+	return namedService{name: name, fn: fn}
+}

@@ -27,9 +27,10 @@ var causeNames = [numCauses]string{"error", "panic", "exit", "sibling"}
 func (c cause) String() string { return causeNames[c] }
 
 type metrics struct {
-	meter    metric.Meter
-	restarts metric.Int64Counter
-	running  metric.Int64ObservableUpDownCounter
+	meter     metric.Meter
+	restarts  metric.Int64Counter
+	running   metric.Int64ObservableUpDownCounter
+	abandoned metric.Int64ObservableGauge
 }
 
 func newMetrics(mp metric.MeterProvider) *metrics {
@@ -47,17 +48,24 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	if err != nil {
 		m.running = noop.Int64ObservableUpDownCounter{}
 	}
+	m.abandoned, err = m.meter.Int64ObservableGauge("selfheal.supervise.children.abandoned",
+		metric.WithDescription("Abandoned child goroutines (that did not stop within their shutdown timeout) still running, by supervisor."),
+		metric.WithUnit("{goroutine}"))
+	if err != nil {
+		m.abandoned = noop.Int64ObservableGauge{}
+	}
 	return m
 }
 
-// register starts reporting s's running children until the returned function
-// is called.
+// register starts reporting s's running and abandoned children until the
+// returned function is called.
 func (m *metrics) register(s *Supervisor, path string) func() {
 	opt := metric.WithAttributeSet(attribute.NewSet(attribute.String("supervisor", path)))
 	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(m.running, s.running.Load(), opt)
+		o.ObserveInt64(m.abandoned, s.abandoned.Load(), opt)
 		return nil
-	}, m.running)
+	}, m.running, m.abandoned)
 	if err != nil || reg == nil {
 		return func() {}
 	}

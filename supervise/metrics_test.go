@@ -15,12 +15,12 @@ import (
 func TestMetrics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := oteltest.NewMeterProvider()
-		s, err := supervise.New("root", supervise.Config{MeterProvider: m, Backoff: supervise.NoBackoff})
+		s, err := supervise.New(supervise.Config{Name: "root", MeterProvider: m, Backoff: supervise.NoBackoff})
 		require.NoError(t, err)
-		assert.ElementsMatch(t, []string{"selfheal.supervise.restarts", "selfheal.supervise.children.running"}, m.InstrumentNames())
+		assert.ElementsMatch(t, []string{"selfheal.supervise.restarts", "selfheal.supervise.children.running", "selfheal.supervise.children.abandoned"}, m.InstrumentNames())
 
 		runs := 0
-		_, err = s.Add(supervise.ServiceFunc("w", func(ctx context.Context) error {
+		_, err = s.Add(supervise.Func(func(ctx context.Context) error {
 			runs++
 			switch runs {
 			case 1:
@@ -31,11 +31,11 @@ func TestMetrics(t *testing.T) {
 				return nil
 			}
 			return blocker(ctx)
-		}))
+		}), supervise.ChildConfig{Name: "w"})
 		require.NoError(t, err)
-		_, err = s.Add(supervise.ServiceFunc("idle", blocker))
+		_, err = s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "idle"})
 		require.NoError(t, err)
-		_, err = s.Add(supervise.ServiceFunc("once", func(context.Context) error { return nil }), supervise.WithRestart(supervise.Transient))
+		_, err = s.Add(supervise.Func(func(context.Context) error { return nil }), supervise.ChildConfig{Name: "once", Restart: supervise.Transient})
 		require.NoError(t, err)
 
 		stop := serve(s)
@@ -43,6 +43,7 @@ func TestMetrics(t *testing.T) {
 		assert.Equal(t, map[string]int64{"root w error": 1, "root w panic": 1, "root w exit": 1},
 			m.Int64SumBy("selfheal.supervise.restarts", "supervisor", "child", "cause"))
 		assert.Equal(t, map[string]int64{"root": 2}, m.Observe(t).Int64By("selfheal.supervise.children.running", "supervisor"))
+		assert.Equal(t, map[string]int64{"root": 0}, m.Observe(t).Int64By("selfheal.supervise.children.abandoned", "supervisor"))
 		require.NoError(t, stop())
 		assert.Empty(t, m.Observe(t).Int64By("selfheal.supervise.children.running", "supervisor"), "the callback is unregistered when Serve returns")
 		require.NotEmpty(t, m.Registrations())

@@ -71,7 +71,7 @@ func TestOTPSemantics(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/%s/%s", tt.strategy, tt.restart, tt.outcome), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				rec := &recorder{}
-				s, err := supervise.New("root", supervise.Config{Strategy: tt.strategy, Hook: rec.hook})
+				s, err := supervise.New(supervise.Config{Name: "root", Strategy: tt.strategy, Hook: rec.hook})
 				require.NoError(t, err)
 				runs := 0
 				kick := make(chan struct{})
@@ -89,11 +89,11 @@ func TestOTPSemantics(t *testing.T) {
 					}
 					return nil
 				}
-				_, err = s.Add(supervise.ServiceFunc("a", blocker))
+				_, err = s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "a"})
 				require.NoError(t, err)
-				_, err = s.Add(supervise.ServiceFunc("b", b), supervise.WithRestart(tt.restart))
+				_, err = s.Add(supervise.Func(b), supervise.ChildConfig{Name: "b", Restart: tt.restart})
 				require.NoError(t, err)
-				_, err = s.Add(supervise.ServiceFunc("c", blocker))
+				_, err = s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "c"})
 				require.NoError(t, err)
 
 				stop := serve(s)
@@ -101,7 +101,7 @@ func TestOTPSemantics(t *testing.T) {
 				close(kick)
 				synctest.Wait()
 				restarted := len(tt.want) != len(notRestarted)
-				st := s.Status()
+				st := s.Snapshot()
 				if restarted {
 					assert.Equal(t, 2, runs)
 					assert.Equal(t, supervise.StateRunning, st.Children[1].State)
@@ -154,12 +154,12 @@ func concat(parts ...[]string) []string {
 func TestGroupRestartSkipsTemporaryAndFinished(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		s, err := supervise.New("root", supervise.Config{Strategy: supervise.OneForAll, Hook: rec.hook})
+		s, err := supervise.New(supervise.Config{Name: "root", Strategy: supervise.OneForAll, Hook: rec.hook})
 		require.NoError(t, err)
 		var mu sync.Mutex
 		runs := map[string]int{}
 		count := func(name string, fn supervise.Func) supervise.Service {
-			return supervise.ServiceFunc(name, func(ctx context.Context) error {
+			return named(name, func(ctx context.Context) error {
 				mu.Lock()
 				runs[name]++
 				mu.Unlock()
@@ -167,11 +167,11 @@ func TestGroupRestartSkipsTemporaryAndFinished(t *testing.T) {
 			})
 		}
 		kick := make(chan struct{})
-		_, err = s.Add(count("done", func(context.Context) error { return nil }), supervise.WithRestart(supervise.Transient))
+		_, err = s.Add(count("done", func(context.Context) error { return nil }), supervise.ChildConfig{Restart: supervise.Transient})
 		require.NoError(t, err)
-		_, err = s.Add(count("temp", blocker), supervise.WithRestart(supervise.Temporary))
+		_, err = s.Add(count("temp", blocker), supervise.ChildConfig{Restart: supervise.Temporary})
 		require.NoError(t, err)
-		_, err = s.Add(count("perm", blocker))
+		_, err = s.Add(count("perm", blocker), supervise.ChildConfig{})
 		require.NoError(t, err)
 		failed := false
 		_, err = s.Add(count("flaky", func(ctx context.Context) error {
@@ -185,7 +185,7 @@ func TestGroupRestartSkipsTemporaryAndFinished(t *testing.T) {
 			case <-ctx.Done():
 				return nil
 			}
-		}))
+		}), supervise.ChildConfig{})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
@@ -194,7 +194,7 @@ func TestGroupRestartSkipsTemporaryAndFinished(t *testing.T) {
 		mu.Lock()
 		assert.Equal(t, map[string]int{"done": 1, "temp": 1, "perm": 2, "flaky": 2}, runs)
 		mu.Unlock()
-		st := s.Status()
+		st := s.Snapshot()
 		assert.Equal(t, supervise.StateStopped, st.Children[0].State)
 		assert.Equal(t, supervise.StateStopped, st.Children[1].State)
 		assert.Equal(t, supervise.StateRunning, st.Children[2].State)

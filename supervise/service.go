@@ -10,7 +10,8 @@ import "context"
 //
 //   - Serve must return promptly after ctx is cancelled. A service that does not
 //     return within its shutdown timeout is reported ([EventAbandoned]) and
-//     abandoned: the supervisor stops waiting for it, but cannot kill it.
+//     abandoned: the supervisor stops waiting for it, but cannot kill it, so it
+//     does not start that child again until the abandoned Serve has returned.
 //   - A nil return means the service finished its work. Whether it is then
 //     restarted depends on its [RestartType]: a [Permanent] service is, a [Transient]
 //     or [Temporary] one is not.
@@ -21,37 +22,22 @@ import "context"
 //   - Serve may be called again after it returned, on the same value, so a
 //     service must either reset its state at the start of Serve or be prepared
 //     to continue from where it stopped. Serve is never called concurrently with
-//     itself by one supervisor.
+//     itself by one supervisor, not even after a copy was abandoned.
 //
 // A *Supervisor is a Service, so supervisors nest into trees.
 type Service interface {
 	Serve(ctx context.Context) error
 }
 
-// Func adapts a plain function to a [Service]. Its name in events and status is
-// "child-N" unless [WithName] gives one; [ServiceFunc] attaches a name to the
-// function itself.
+// Func adapts a plain function to a [Service]: Func(fn).Serve(ctx) calls
+// fn(ctx). Name the child with [ChildConfig.Name]; without one it is
+// "child-N".
 type Func func(ctx context.Context) error
 
 // Serve calls f(ctx).
 func (f Func) Serve(ctx context.Context) error { return f(ctx) }
 
-// ServiceFunc returns a [Service] named name that runs fn. The name is used in
-// events and status unless [WithName] overrides it when the service is added.
-func ServiceFunc(name string, fn func(ctx context.Context) error) Service {
-	return &namedFunc{name: name, fn: fn}
-}
-
-type namedFunc struct {
-	name string
-	fn   func(ctx context.Context) error
-}
-
-func (n *namedFunc) Serve(ctx context.Context) error { return n.fn(ctx) }
-func (n *namedFunc) String() string                  { return n.name }
-
 var (
 	_ Service = Func(nil)
-	_ Service = (*namedFunc)(nil)
 	_ Service = (*Supervisor)(nil)
 )

@@ -19,25 +19,25 @@ import (
 
 func TestStatusOfNestedTree(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		root, err := supervise.New("root", supervise.Config{})
+		root, err := supervise.New(supervise.Config{Name: "root"})
 		require.NoError(t, err)
-		db, err := supervise.New("db", supervise.Config{Strategy: supervise.RestForOne})
+		db, err := supervise.New(supervise.Config{Name: "db", Strategy: supervise.RestForOne})
 		require.NoError(t, err)
-		_, err = db.Add(supervise.ServiceFunc("pool", blocker))
+		_, err = db.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "pool"})
 		require.NoError(t, err)
-		_, err = db.Add(supervise.ServiceFunc("migrator", func(context.Context) error { return nil }), supervise.WithRestart(supervise.Transient))
+		_, err = db.Add(supervise.Func(func(context.Context) error { return nil }), supervise.ChildConfig{Name: "migrator", Restart: supervise.Transient})
 		require.NoError(t, err)
-		_, err = root.Add(db)
+		_, err = root.Add(db, supervise.ChildConfig{})
 		require.NoError(t, err)
-		_, err = root.Add(supervise.ServiceFunc("http", blocker))
+		_, err = root.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "http"})
 		require.NoError(t, err)
 
-		assert.Equal(t, supervise.StateStopped, root.Status().State)
+		assert.Equal(t, supervise.StateStopped, root.Snapshot().State)
 		stop := serve(root)
 		synctest.Wait()
 		time.Sleep(time.Minute)
 
-		st := root.Status()
+		st := root.Snapshot()
 		assert.Equal(t, "root", st.Path)
 		assert.Equal(t, supervise.StateRunning, st.State)
 		type row struct {
@@ -55,10 +55,10 @@ func TestStatusOfNestedTree(t *testing.T) {
 			{"root/db/migrator", supervise.StateStopped, 0},
 			{"root/http", supervise.StateRunning, time.Minute},
 		}, rows)
-		assert.Equal(t, supervise.RestForOne, db.Status().Strategy)
-		assert.Equal(t, "root/db", db.Status().Path)
+		assert.Equal(t, supervise.RestForOne, db.Snapshot().Strategy)
+		assert.Equal(t, "root/db", db.Snapshot().Path)
 		require.NoError(t, stop())
-		for _, c := range root.Status().All() {
+		for _, c := range root.Snapshot().All() {
 			assert.Equal(t, supervise.StateStopped, c.State, c.Path)
 		}
 	})
@@ -76,9 +76,9 @@ func TestLogger(t *testing.T) {
 				return a
 			},
 		}))
-		s, err := supervise.New("root", supervise.Config{Logger: logger, Backoff: supervise.NoBackoff})
+		s, err := supervise.New(supervise.Config{Name: "root", Logger: logger, Backoff: supervise.NoBackoff})
 		require.NoError(t, err)
-		_, err = s.Add(supervise.ServiceFunc("w", failsOnce(errBoom)))
+		_, err = s.Add(supervise.Func(failsOnce(errBoom)), supervise.ChildConfig{Name: "w"})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
@@ -97,9 +97,9 @@ func TestLogger(t *testing.T) {
 // supervisor. The test runs itself in a child process to see that.
 func TestNoRecoverCrashes(t *testing.T) {
 	if os.Getenv("SUPERVISE_NORECOVER_CHILD") == "1" {
-		s, err := supervise.New("root", supervise.Config{NoRecover: true})
+		s, err := supervise.New(supervise.Config{Name: "root", NoRecover: true})
 		require.NoError(t, err)
-		_, err = s.Add(supervise.ServiceFunc("w", func(context.Context) error { panic("let it crash") }))
+		_, err = s.Add(supervise.Func(func(context.Context) error { panic("let it crash") }), supervise.ChildConfig{Name: "w"})
 		require.NoError(t, err)
 		_ = s.Serve(context.Background())
 		return

@@ -30,12 +30,12 @@ func stubborn(release <-chan struct{}) supervise.Func {
 func TestChildThatNeverStops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		s, err := supervise.New("root", supervise.Config{ShutdownTimeout: 3 * time.Second, Hook: rec.hook})
+		s, err := supervise.New(supervise.Config{Name: "root", ShutdownTimeout: 3 * time.Second, Hook: rec.hook})
 		require.NoError(t, err)
 		release := make(chan struct{})
-		_, err = s.Add(supervise.ServiceFunc("polite", blocker))
+		_, err = s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "polite"})
 		require.NoError(t, err)
-		_, err = s.Add(supervise.ServiceFunc("stubborn", stubborn(release)), supervise.WithShutdownTimeout(2*time.Second))
+		_, err = s.Add(supervise.Func(stubborn(release)), supervise.ChildConfig{Name: "stubborn", ShutdownTimeout: 2 * time.Second})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
@@ -50,7 +50,7 @@ func TestChildThatNeverStops(t *testing.T) {
 		assert.Equal(t, 2*time.Second, ste.Timeout)
 		assert.Contains(t, string(ste.Stack), "TestChildThatNeverStops", "the stack shows where the child is stuck")
 		assert.Equal(t, []string{"abandoned:stubborn", "stopped:polite"}, rec.trace(supervise.EventAbandoned, supervise.EventStopped))
-		assert.Equal(t, supervise.StateFailed, s.Status().Children[1].State)
+		assert.Equal(t, supervise.StateFailed, s.Snapshot().Children[1].State)
 
 		close(release) // let the abandoned goroutine end
 		synctest.Wait()
@@ -60,39 +60,39 @@ func TestChildThatNeverStops(t *testing.T) {
 // Remove stops one child, waits for it, and forgets it.
 func TestRemove(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := supervise.New("root", supervise.Config{})
+		s, err := supervise.New(supervise.Config{Name: "root"})
 		require.NoError(t, err)
 		release := make(chan struct{})
-		a, err := s.Add(supervise.ServiceFunc("a", blocker))
+		a, err := s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "a"})
 		require.NoError(t, err)
 		stopped := false
-		b, err := s.Add(supervise.ServiceFunc("b", func(ctx context.Context) error {
+		b, err := s.Add(supervise.Func(func(ctx context.Context) error {
 			<-ctx.Done()
 			stopped = true
 			return nil
-		}))
+		}), supervise.ChildConfig{Name: "b"})
 		require.NoError(t, err)
-		c, err := s.Add(supervise.ServiceFunc("c", stubborn(release)), supervise.WithShutdownTimeout(time.Second))
+		c, err := s.Add(supervise.Func(stubborn(release)), supervise.ChildConfig{Name: "c", ShutdownTimeout: time.Second})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
 
 		require.NoError(t, s.Remove(context.Background(), b))
 		assert.True(t, stopped, "Remove returns after the child returned")
-		assert.ErrorIs(t, s.Remove(context.Background(), b), supervise.ErrNotFound)
-		assert.ErrorIs(t, s.Remove(context.Background(), 999), supervise.ErrNotFound)
+		assert.ErrorIs(t, s.Remove(context.Background(), b), supervise.ErrUnknownChild)
+		assert.ErrorIs(t, s.Remove(context.Background(), supervise.ChildID{}), supervise.ErrUnknownChild)
 
 		err = s.Remove(context.Background(), c)
 		require.ErrorIs(t, err, supervise.ErrStopTimeout)
 
 		names := []string{}
-		for _, ch := range s.Status().Children {
+		for _, ch := range s.Snapshot().Children {
 			names = append(names, ch.Name)
 		}
 		assert.Equal(t, []string{"a"}, names)
 
 		// A name is free again once its child is removed.
-		_, err = s.Add(supervise.ServiceFunc("b", blocker))
+		_, err = s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "b"})
 		require.NoError(t, err)
 		require.NoError(t, s.Remove(context.Background(), a))
 		require.NoError(t, stop())
@@ -104,10 +104,10 @@ func TestRemove(t *testing.T) {
 // Remove gives up waiting when its context is done.
 func TestRemoveContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := supervise.New("root", supervise.Config{})
+		s, err := supervise.New(supervise.Config{Name: "root"})
 		require.NoError(t, err)
 		release := make(chan struct{})
-		id, err := s.Add(supervise.ServiceFunc("slow", stubborn(release)))
+		id, err := s.Add(supervise.Func(stubborn(release)), supervise.ChildConfig{Name: "slow"})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
@@ -123,17 +123,17 @@ func TestRemoveContext(t *testing.T) {
 // start at once; Add and Remove run concurrently with restarts.
 func TestDynamicChildrenUnderLoad(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := supervise.New("root", supervise.Config{Backoff: supervise.NoBackoff, MaxRestarts: 1000, Period: 10 * time.Millisecond})
+		s, err := supervise.New(supervise.Config{Name: "root", Backoff: supervise.NoBackoff, MaxRestarts: 1000, Period: 10 * time.Millisecond})
 		require.NoError(t, err)
 		for i := range 4 {
-			_, err := s.Add(supervise.ServiceFunc(fmt.Sprintf("load-%d", i), func(ctx context.Context) error {
+			_, err := s.Add(supervise.Func(func(ctx context.Context) error {
 				select {
 				case <-time.After(time.Millisecond):
 					return errBoom
 				case <-ctx.Done():
 					return nil
 				}
-			}))
+			}), supervise.ChildConfig{Name: fmt.Sprintf("load-%d", i)})
 			require.NoError(t, err)
 		}
 		stop := serve(s)
@@ -143,23 +143,23 @@ func TestDynamicChildrenUnderLoad(t *testing.T) {
 			wg.Go(func() {
 				for i := range 25 {
 					started := make(chan struct{})
-					id, err := s.Add(supervise.ServiceFunc(fmt.Sprintf("dyn-%d-%d", w, i), func(ctx context.Context) error {
+					id, err := s.Add(supervise.Func(func(ctx context.Context) error {
 						close(started)
 						<-ctx.Done()
 						return nil
-					}))
+					}), supervise.ChildConfig{Name: fmt.Sprintf("dyn-%d-%d", w, i)})
 					if !assert.NoError(t, err) {
 						return
 					}
 					<-started
 					time.Sleep(time.Millisecond) // the load children restart meanwhile
-					_ = s.Status()
+					_ = s.Snapshot()
 					assert.NoError(t, s.Remove(context.Background(), id))
 				}
 			})
 		}
 		wg.Wait()
-		st := s.Status()
+		st := s.Snapshot()
 		assert.Len(t, st.Children, 4)
 		for _, c := range st.Children {
 			assert.Positive(t, c.Restarts)
@@ -170,10 +170,10 @@ func TestDynamicChildrenUnderLoad(t *testing.T) {
 
 func TestServeTwice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := supervise.New("root", supervise.Config{})
+		s, err := supervise.New(supervise.Config{Name: "root"})
 		require.NoError(t, err)
 		runs := 0
-		_, err = s.Add(supervise.ServiceFunc("w", func(ctx context.Context) error { runs++; return blocker(ctx) }))
+		_, err = s.Add(supervise.Func(func(ctx context.Context) error { runs++; return blocker(ctx) }), supervise.ChildConfig{Name: "w"})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
@@ -192,10 +192,10 @@ func explode() { panic("kaboom") }
 func TestPanicIsRecoveredWithStack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		s, err := supervise.New("root", supervise.Config{Hook: rec.hook})
+		s, err := supervise.New(supervise.Config{Name: "root", Hook: rec.hook})
 		require.NoError(t, err)
 		runs := 0
-		_, err = s.Add(supervise.ServiceFunc("w", func(ctx context.Context) error {
+		_, err = s.Add(supervise.Func(func(ctx context.Context) error {
 			runs++
 			if runs == 1 {
 				explode()
@@ -204,7 +204,7 @@ func TestPanicIsRecoveredWithStack(t *testing.T) {
 				panic(fmt.Errorf("wrapped: %w", errBoom))
 			}
 			return blocker(ctx)
-		}))
+		}), supervise.ChildConfig{Name: "w"})
 		require.NoError(t, err)
 		stop := serve(s)
 		time.Sleep(time.Second)
@@ -225,28 +225,28 @@ func TestPanicIsRecoveredWithStack(t *testing.T) {
 		assert.Equal(t, failed[0].Stack, pe.Stack())
 		assert.True(t, bytes.HasPrefix(pe.Stack(), []byte("runtime.gopanic")), "%s", pe.Stack())
 		assert.ErrorIs(t, failed[1].Err, errBoom, "a panic with an error unwraps to it")
-		assert.Equal(t, "panic: wrapped: boom", s.Status().Children[0].LastError)
+		assert.Equal(t, "panic: wrapped: boom", s.Snapshot().Children[0].LastError)
 		require.NoError(t, stop())
 	})
 }
 
 func TestGoexitIsAFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := supervise.New("root", supervise.Config{})
+		s, err := supervise.New(supervise.Config{Name: "root"})
 		require.NoError(t, err)
 		runs := 0
-		_, err = s.Add(supervise.ServiceFunc("w", func(ctx context.Context) error {
+		_, err = s.Add(supervise.Func(func(ctx context.Context) error {
 			runs++
 			if runs == 1 {
 				runtime.Goexit()
 			}
 			return blocker(ctx)
-		}))
+		}), supervise.ChildConfig{Name: "w"})
 		require.NoError(t, err)
 		stop := serve(s)
 		synctest.Wait()
 		assert.Equal(t, 2, runs)
-		c := s.Status().Children[0]
+		c := s.Snapshot().Children[0]
 		assert.Equal(t, supervise.ErrGoexit.Error(), c.LastError)
 		assert.Equal(t, supervise.StateRunning, c.State)
 		require.NoError(t, stop())
@@ -254,70 +254,96 @@ func TestGoexitIsAFailure(t *testing.T) {
 }
 
 func TestInvalidConfiguration(t *testing.T) {
-	_, err := supervise.New("", supervise.Config{})
-	assert.ErrorContains(t, err, "name is empty")
-	_, err = supervise.New("a/b", supervise.Config{})
-	assert.ErrorContains(t, err, `"a/b" contains "/"`)
-	_, err = supervise.New("x", supervise.Config{Strategy: 7})
-	assert.ErrorContains(t, err, "Config.Strategy")
+	zeroCfg, err := supervise.New(supervise.Config{})
+	require.NoError(t, err, "the zero Config is valid")
+	assert.Equal(t, supervise.DefaultName, zeroCfg.Name())
 
-	s, err := supervise.New("root", supervise.Config{})
+	for _, tt := range []struct {
+		give  supervise.Config
+		field string
+	}{
+		{supervise.Config{Name: "a/b"}, "Config.Name"},
+		{supervise.Config{Strategy: 7}, "Config.Strategy"},
+		{supervise.Config{MaxRestarts: -3}, "Config.MaxRestarts"},
+		{supervise.Config{Period: -time.Second}, "Config.Period"},
+		{supervise.Config{BackoffReset: -time.Second}, "Config.BackoffReset"},
+		{supervise.Config{ShutdownTimeout: -time.Second}, "Config.ShutdownTimeout"},
+		{supervise.Config{StopTimeout: -2}, "Config.StopTimeout"},
+		{supervise.Config{AutoShutdown: 9}, "Config.AutoShutdown"},
+	} {
+		t.Run(tt.field, func(t *testing.T) {
+			_, err := supervise.New(tt.give)
+			require.ErrorIs(t, err, supervise.ErrInvalidConfig)
+			var ce *supervise.ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tt.field, ce.Field)
+			assert.Contains(t, err.Error(), "supervise: invalid configuration: "+tt.field+": ")
+		})
+	}
+	for _, ok := range []supervise.Config{{MaxRestarts: supervise.Off}, {MaxRestarts: supervise.NoRestarts}, {StopTimeout: supervise.Off}} {
+		_, err := supervise.New(ok)
+		assert.NoError(t, err)
+	}
+
+	s, err := supervise.New(supervise.Config{Name: "root"})
 	require.NoError(t, err)
 	tests := []struct {
 		name string
 		svc  supervise.Service
-		opts []supervise.ChildOption
+		cfg  supervise.ChildConfig
 		want string
 	}{
-		{"nil service", nil, nil, "service is nil"},
-		{"restart type", supervise.Func(blocker), []supervise.ChildOption{supervise.WithRestart(9)}, "WithRestart"},
-		{"name with slash", supervise.Func(blocker), []supervise.ChildOption{supervise.WithName("a/b")}, "WithName"},
-		{"itself", s, nil, "own descendant"},
+		{"nil service", nil, supervise.ChildConfig{}, "service is nil"},
+		{"restart type", supervise.Func(blocker), supervise.ChildConfig{Restart: 9}, "ChildConfig.Restart"},
+		{"name with slash", supervise.Func(blocker), supervise.ChildConfig{Name: "a/b"}, "ChildConfig.Name"},
+		{"negative timeout", supervise.Func(blocker), supervise.ChildConfig{ShutdownTimeout: -1}, "ChildConfig.ShutdownTimeout"},
+		{"significant without auto shutdown", supervise.Func(blocker), supervise.ChildConfig{Restart: supervise.Transient, Significant: true}, "AutoShutdown is Never"},
+		{"itself", s, supervise.ChildConfig{}, "own descendant"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.Add(tt.svc, tt.opts...)
+			_, err := s.Add(tt.svc, tt.cfg)
 			assert.ErrorContains(t, err, tt.want)
 		})
 	}
 
-	_, err = s.Add(supervise.Func(blocker), supervise.WithName("dup"))
+	_, err = s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "dup"})
 	require.NoError(t, err)
-	_, err = s.Add(supervise.ServiceFunc("dup", blocker))
+	_, err = s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "dup"})
 	assert.ErrorIs(t, err, supervise.ErrDuplicateName)
 
-	sub, err := supervise.New("sub", supervise.Config{})
+	sub, err := supervise.New(supervise.Config{Name: "sub"})
 	require.NoError(t, err)
-	_, err = s.Add(sub)
+	_, err = s.Add(sub, supervise.ChildConfig{})
 	require.NoError(t, err)
-	other, err := supervise.New("other", supervise.Config{})
+	other, err := supervise.New(supervise.Config{Name: "other"})
 	require.NoError(t, err)
-	_, err = other.Add(sub)
+	_, err = other.Add(sub, supervise.ChildConfig{})
 	assert.ErrorIs(t, err, supervise.ErrAlreadyServing)
-	_, err = sub.Add(s)
+	_, err = sub.Add(s, supervise.ChildConfig{})
 	assert.ErrorContains(t, err, "own descendant")
 
 	var zero supervise.Supervisor
 	assert.ErrorIs(t, zero.Serve(context.Background()), supervise.ErrNotCreated)
-	_, err = zero.Add(supervise.Func(blocker))
+	_, err = zero.Add(supervise.Func(blocker), supervise.ChildConfig{})
 	assert.ErrorIs(t, err, supervise.ErrNotCreated)
-	assert.ErrorIs(t, zero.Remove(context.Background(), 1), supervise.ErrNotCreated)
-	assert.Equal(t, supervise.TreeStatus{}, zero.Status())
+	assert.ErrorIs(t, zero.Remove(context.Background(), supervise.ChildID{}), supervise.ErrNotCreated)
+	assert.Equal(t, supervise.Snapshot{}, zero.Snapshot())
 	assert.True(t, errors.Is(err, supervise.ErrNotCreated))
 }
 
 // Unnamed children get a name from their String method, or "child-N".
 func TestChildNames(t *testing.T) {
-	s, err := supervise.New("root", supervise.Config{})
+	s, err := supervise.New(supervise.Config{Name: "root"})
 	require.NoError(t, err)
-	sub, err := supervise.New("sub", supervise.Config{})
+	sub, err := supervise.New(supervise.Config{Name: "sub"})
 	require.NoError(t, err)
-	for _, svc := range []supervise.Service{supervise.Func(blocker), sub, supervise.ServiceFunc("named", blocker)} {
-		_, err := s.Add(svc)
+	for _, svc := range []supervise.Service{supervise.Func(blocker), sub, named("named", blocker)} {
+		_, err := s.Add(svc, supervise.ChildConfig{})
 		require.NoError(t, err)
 	}
 	var names []string
-	for _, c := range s.Status().Children {
+	for _, c := range s.Snapshot().Children {
 		names = append(names, c.Path)
 	}
 	assert.Equal(t, []string{"root/child-1", "root/sub", "root/named"}, names)
@@ -329,19 +355,19 @@ func TestChildNames(t *testing.T) {
 func TestNestedStopAndMove(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		root, err := supervise.New("root", supervise.Config{Hook: rec.hook})
+		root, err := supervise.New(supervise.Config{Name: "root", Hook: rec.hook})
 		require.NoError(t, err)
-		sub, err := supervise.New("sub", supervise.Config{})
+		sub, err := supervise.New(supervise.Config{Name: "sub"})
 		require.NoError(t, err)
 		for _, n := range []string{"x", "y"} {
-			_, err := sub.Add(supervise.ServiceFunc(n, blocker))
+			_, err := sub.Add(supervise.Func(blocker), supervise.ChildConfig{Name: n})
 			require.NoError(t, err)
 		}
-		_, err = root.Add(supervise.ServiceFunc("before", blocker))
+		_, err = root.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "before"})
 		require.NoError(t, err)
-		id, err := root.Add(sub)
+		id, err := root.Add(sub, supervise.ChildConfig{})
 		require.NoError(t, err)
-		_, err = root.Add(supervise.ServiceFunc("after", blocker))
+		_, err = root.Add(supervise.Func(blocker), supervise.ChildConfig{Name: "after"})
 		require.NoError(t, err)
 		stop := serve(root)
 		synctest.Wait()
@@ -358,9 +384,9 @@ func TestNestedStopAndMove(t *testing.T) {
 		}())
 
 		require.NoError(t, root.Remove(context.Background(), id))
-		other, err := supervise.New("other", supervise.Config{})
+		other, err := supervise.New(supervise.Config{Name: "other"})
 		require.NoError(t, err)
-		_, err = other.Add(sub)
+		_, err = other.Add(sub, supervise.ChildConfig{})
 		require.NoError(t, err)
 		assert.Equal(t, "other/sub", sub.Path())
 	})

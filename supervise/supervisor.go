@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,9 +13,17 @@ import (
 	"time"
 )
 
-// ChildID identifies a child of one supervisor; [Supervisor.Add] returns it and
-// [Supervisor.Remove] takes it. IDs are never reused by a supervisor.
-type ChildID uint64
+// ChildID identifies a child of one supervisor: [Supervisor.Add] returns it,
+// and [Supervisor.Remove], [Supervisor.StopChild] and
+// [Supervisor.RestartChild] take it. An ID belongs to the supervisor that
+// returned it: any other supervisor answers [ErrUnknownChild]. IDs are never
+// reused; the zero ChildID is no child's.
+type ChildID struct {
+	sup uint64 // the supervisor's serial number
+	n   uint64 // the child's, within it
+}
+
+var supervisorSerial atomic.Uint64
 
 // Supervisor runs children ([Service] values), restarts them when they end
 // according to its [Strategy] and their [RestartType], and gives up when they
@@ -26,22 +35,25 @@ type ChildID uint64
 // to build a tree, or call [Supervisor.Serve] on the root. All methods are safe
 // for concurrent use.
 type Supervisor struct {
+	serial  uint64
 	name    string
 	cfg     Config
 	metrics *metrics
 	parent  atomic.Pointer[Supervisor]
 	wake    chan struct{} // cap 1: a runner asks the Serve loop to look at the queue
 
-	running atomic.Int64 // children in StateRunning, for the metric
+	running   atomic.Int64 // children in StateRunning, for the metric
+	abandoned atomic.Int64 // abandoned runners whose goroutine has not ended; changed under mu
 
 	mu         sync.Mutex
 	children   []*child // in start order
-	lastID     ChildID
+	lastID     uint64
 	serving    bool
 	stopping   bool
 	gaveUp     bool
 	base       context.Context // the children's parent context while serving; never cancelled
 	escalation *EscalationError
+	autoStop   string // the significant child whose end shuts the supervisor down
 	groupReqs  []groupReq
 	epoch      time.Time // when serving started
 	ring       []int64   // times (since epoch) of the restarts within Period, oldest first from ringStart
@@ -77,22 +89,17 @@ type groupReq struct {
 	delay time.Duration
 }
 
-// New returns a supervisor named name, configured by cfg (see [Config] for the
-// defaults of its zero fields). It starts nothing: children run while
-// [Supervisor.Serve] does. It returns an error if name is empty or contains
-// "/", or if cfg.Strategy is unknown.
-func New(name string, cfg Config) (*Supervisor, error) {
-	if name == "" {
-		return nil, errors.New("supervise: New: name is empty")
-	}
-	if strings.Contains(name, "/") {
-		return nil, fmt.Errorf("supervise: New: name %q contains \"/\"", name)
-	}
+// New returns a supervisor configured by cfg (see [Config] for the defaults of
+// its zero fields). It starts nothing: children run while [Supervisor.Serve]
+// does. An invalid field makes it return a *[ConfigError] ([ErrInvalidConfig]).
+func New(cfg Config) (*Supervisor, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
+	name := cfg.Name
 	return &Supervisor{
+		serial:  supervisorSerial.Add(1),
 		name:    name,
 		cfg:     cfg,
 		metrics: newMetrics(cfg.MeterProvider),
@@ -135,74 +142,68 @@ func (s *Supervisor) resolveLogger() *slog.Logger {
 	return nil
 }
 
-// Add adds svc as a child and returns its ID. If the supervisor is serving, the
-// child starts at once; otherwise it starts, in the order added, when Serve is
-// called. Options set its name ([WithName]), restart type ([WithRestart]) and
-// shutdown timeout ([WithShutdownTimeout]).
+// Add adds svc as a child configured by cfg (see [ChildConfig] for the
+// defaults of its zero fields) and returns its ID. If the supervisor is
+// serving, the child starts at once; otherwise it starts, in the order added,
+// when Serve is called.
 //
-// Add returns [ErrDuplicateName] if a child of that name exists,
-// [ErrAlreadyServing] if svc is a *Supervisor that already has a parent, and an
-// error naming the problem for a nil svc, an invalid name or restart type, or a
-// supervisor added to itself or its own descendant.
-func (s *Supervisor) Add(svc Service, opts ...ChildOption) (ChildID, error) {
+// Add returns a *[ConfigError] ([ErrInvalidConfig]) for an invalid field of
+// cfg, [ErrDuplicateName] if a child of that name exists, [ErrAlreadyServing]
+// if svc is a *Supervisor that already has a parent, and an error naming the
+// problem for a nil svc or a supervisor added to itself or its own descendant.
+func (s *Supervisor) Add(svc Service, cfg ChildConfig) (ChildID, error) {
 	if s == nil || s.wake == nil {
-		return 0, ErrNotCreated
+		return ChildID{}, ErrNotCreated
 	}
 	if svc == nil {
-		return 0, errors.New("supervise: Add: service is nil")
+		return ChildID{}, errors.New("supervise: Add: service is nil")
 	}
-	spec := childSpec{restart: Permanent}
-	for _, o := range opts {
-		o(&spec)
-	}
-	if spec.restart < Permanent || spec.restart > Temporary {
-		return 0, fmt.Errorf("supervise: Add: WithRestart: unknown restart type %d", int(spec.restart))
-	}
-	if spec.name != "" && strings.Contains(spec.name, "/") {
-		return 0, fmt.Errorf("supervise: Add: WithName: name %q contains \"/\"", spec.name)
+	if err := cfg.validate(s.cfg.AutoShutdown); err != nil {
+		return ChildID{}, err
 	}
 	sub, _ := svc.(*Supervisor)
 	if sub != nil {
 		if sub.wake == nil {
-			return 0, ErrNotCreated
+			return ChildID{}, ErrNotCreated
 		}
 		for t := s; t != nil; t = t.parent.Load() {
 			if t == sub {
-				return 0, fmt.Errorf("supervise: Add: supervisor %q cannot be its own descendant", sub.name)
+				return ChildID{}, fmt.Errorf("supervise: Add: supervisor %q cannot be its own descendant", sub.name)
 			}
 		}
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := s.lastID + 1
-	name := spec.name
+	n := s.lastID + 1
+	name := cfg.Name
 	if name == "" {
 		if st, ok := svc.(fmt.Stringer); ok {
 			name = st.String()
 		}
 		if name == "" || strings.Contains(name, "/") {
-			name = "child-" + strconv.FormatUint(uint64(id), 10)
+			name = "child-" + strconv.FormatUint(n, 10)
 		}
 	}
 	for _, c := range s.children {
 		if c.name == name {
-			return 0, fmt.Errorf("supervise: Add: %q: %w", name, ErrDuplicateName)
+			return ChildID{}, fmt.Errorf("supervise: Add: %q: %w", name, ErrDuplicateName)
 		}
 	}
 	if sub != nil && !sub.parent.CompareAndSwap(nil, s) {
-		return 0, fmt.Errorf("supervise: Add: supervisor %q already has a parent: %w", sub.name, ErrAlreadyServing)
+		return ChildID{}, fmt.Errorf("supervise: Add: supervisor %q already has a parent: %w", sub.name, ErrAlreadyServing)
 	}
-	s.lastID = id
+	s.lastID = n
+	id := ChildID{sup: s.serial, n: n}
 	c := &child{
-		id:       id,
-		name:     name,
-		svc:      svc,
-		sub:      sub,
-		restart:  spec.restart,
-		shutdown: spec.shutdown,
-		backoff:  s.cfg.Backoff(),
-		state:    StateStopped,
+		id:          id,
+		name:        name,
+		svc:         svc,
+		sub:         sub,
+		restart:     cfg.Restart,
+		shutdown:    cfg.ShutdownTimeout,
+		significant: cfg.Significant,
+		state:       StateStopped,
 	}
 	s.children = append(s.children, c)
 	if s.serving && !s.stopping {
@@ -218,34 +219,106 @@ func (s *Supervisor) Add(svc Service, opts ...ChildOption) (ChildID, error) {
 
 // Remove stops the child id (cancelling its context and waiting up to its
 // shutdown timeout, or until ctx is done) and forgets it. It returns nil once
-// the child has returned, [ErrNotFound] for an unknown child, a
-// *StopTimeoutError ([ErrStopTimeout]) if the child did not return in time (it
-// is then abandoned, and reported), or ctx's error. The child is removed in
-// every case but ErrNotFound.
+// the child has returned, [ErrUnknownChild] for an ID that is not one of this
+// supervisor's children, a *StopTimeoutError ([ErrStopTimeout]) if the child
+// did not return in time (it is then abandoned, and reported), or ctx's error.
+// The child is removed in every case but ErrUnknownChild; the supervisor keeps
+// no reference to it, except from an abandoned copy until that returns.
 func (s *Supervisor) Remove(ctx context.Context, id ChildID) error {
 	if s == nil || s.wake == nil {
 		return ErrNotCreated
 	}
 	s.mu.Lock()
-	var c *child
-	for i, x := range s.children {
-		if x.id == id {
-			c = x
-			s.children = append(s.children[:i:i], s.children[i+1:]...)
-			break
-		}
-	}
-	if c == nil {
+	c, i, err := s.lookupLocked("Remove", id)
+	if err != nil {
 		s.mu.Unlock()
-		return ErrNotFound
+		return err
 	}
+	// slices.Delete clears the vacated slot, so that a removed last child is
+	// not kept reachable by the backing array.
+	s.children = slices.Delete(s.children, i, i+1)
 	c.removed = true
 	c.pending = false
+	c.waitFree = false
 	s.mu.Unlock()
 	if c.sub != nil {
 		defer c.sub.parent.CompareAndSwap(s, nil)
 	}
-	return s.stopChild(ctx, c)
+	return s.stopChild(ctx, c, time.Time{})
+}
+
+// lookupLocked finds the child id. s.mu must be held.
+func (s *Supervisor) lookupLocked(op string, id ChildID) (*child, int, error) {
+	if id.sup != s.serial {
+		return nil, -1, fmt.Errorf("supervise: %s: the ID is not of a child of %q: %w", op, s.name, ErrUnknownChild)
+	}
+	for i, c := range s.children {
+		if c.id == id {
+			return c, i, nil
+		}
+	}
+	return nil, -1, fmt.Errorf("supervise: %s: %w", op, ErrUnknownChild)
+}
+
+// StopChild stops the child id without removing it, as OTP's terminate_child:
+// it cancels the child's context and waits up to its shutdown timeout, or
+// until ctx is done. The child stays listed, stopped, and is not restarted
+// (not even by a group restart) until [Supervisor.RestartChild] or the next
+// Serve. It returns nil once the child has returned (or if it was not
+// running), [ErrUnknownChild], a *StopTimeoutError ([ErrStopTimeout]) if the
+// child did not return in time (it is then abandoned, and reported), or ctx's
+// error.
+func (s *Supervisor) StopChild(ctx context.Context, id ChildID) error {
+	if s == nil || s.wake == nil {
+		return ErrNotCreated
+	}
+	s.mu.Lock()
+	c, _, err := s.lookupLocked("StopChild", id)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	c.held = true
+	c.pending = false
+	c.waitFree = false
+	s.mu.Unlock()
+	return s.stopChild(ctx, c, time.Time{})
+}
+
+// RestartChild starts again the child id that is not running (stopped by
+// StopChild, finished, or failed and not restarted), as OTP's restart_child.
+// The start does not count towards the restart intensity. If the supervisor
+// is not serving, the child starts with the next Serve, like all children. It
+// returns [ErrUnknownChild], or [ErrRunning] if the child is running, waits for
+// a restart, or has an abandoned copy that has not returned yet (a child never
+// runs twice at once).
+func (s *Supervisor) RestartChild(id ChildID) error {
+	if s == nil || s.wake == nil {
+		return ErrNotCreated
+	}
+	s.mu.Lock()
+	c, _, err := s.lookupLocked("RestartChild", id)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	switch {
+	case c.zombie != nil:
+		s.mu.Unlock()
+		return fmt.Errorf("supervise: RestartChild: %q: an abandoned copy has not returned: %w", c.name, ErrRunning)
+	case c.run != nil || c.pending:
+		s.mu.Unlock()
+		return fmt.Errorf("supervise: RestartChild: %q: %w", c.name, ErrRunning)
+	}
+	c.held = false
+	if !s.serving || s.stopping {
+		s.mu.Unlock()
+		return nil
+	}
+	r := s.startLocked(c)
+	s.mu.Unlock()
+	s.launch(c, r)
+	return nil
 }
 
 // Serve runs the supervisor: it starts the children in the order added, then
@@ -276,7 +349,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		return ErrAlreadyServing
 	}
 	s.serving, s.stopping, s.gaveUp = true, false, false
-	s.escalation, s.groupReqs = nil, nil
+	s.escalation, s.groupReqs, s.autoStop = nil, nil, ""
 	s.ringStart, s.ringLen = 0, 0
 	s.epoch = time.Now()
 	s.base = context.WithoutCancel(ctx)
@@ -290,13 +363,20 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	case <-s.wake:
 	default:
 	}
-	list := append([]*child(nil), s.children...)
-	runners := make([]*runner, len(list))
-	for i, c := range list {
-		c.pending = false
+	list := make([]*child, 0, len(s.children))
+	runners := make([]*runner, 0, len(s.children))
+	for _, c := range s.children {
+		c.pending, c.held = false, false
 		c.quick = 0 // a fresh start: no backoff carried over from the last Serve
-		c.backoff.Reset()
-		runners[i] = s.startLocked(c)
+		if c.zombie != nil {
+			// A child never runs twice at once: it starts when its
+			// abandoned copy returns.
+			c.waitFree = true
+			s.setState(c, StateBackingOff)
+			continue
+		}
+		list = append(list, c)
+		runners = append(runners, s.startLocked(c))
 	}
 	s.mu.Unlock()
 
@@ -321,19 +401,30 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			return s.shutdown(nil)
 		case <-s.wake:
 			s.mu.Lock()
-			esc, reqs := s.escalation, s.groupReqs
+			esc, reqs, auto := s.escalation, s.groupReqs, s.autoStop
 			s.groupReqs = nil
 			s.mu.Unlock()
+			if esc == nil && auto == "" {
+				for _, q := range reqs {
+					if at, ok := s.stopGroup(sess, q); ok && at.After(groupAt) {
+						groupAt = at
+					}
+				}
+				s.mu.Lock()
+				esc = s.escalation // a child that could not be stopped
+				s.mu.Unlock()
+			}
 			if esc != nil {
 				if sess.observed() {
 					sess.emit(Event{Kind: EventGaveUp, Time: time.Now(), Supervisor: sess.path, Err: esc})
 				}
 				return s.shutdown(esc)
 			}
-			for _, q := range reqs {
-				if at, ok := s.stopGroup(sess, q); ok && at.After(groupAt) {
-					groupAt = at
+			if auto != "" {
+				if sess.observed() {
+					sess.emit(Event{Kind: EventAutoShutdown, Time: time.Now(), Supervisor: sess.path, Child: auto})
 				}
+				return s.shutdown(nil)
 			}
 			if !groupAt.IsZero() {
 				d := time.Until(groupAt)
@@ -368,7 +459,7 @@ func (s *Supervisor) startLocked(c *child) *runner {
 	}
 	s.live[r] = struct{}{}
 	c.run = r
-	c.pending = false
+	c.pending, c.finished = false, false
 	c.startedAt = time.Now()
 	s.setState(c, StateRunning)
 	return r
@@ -425,6 +516,9 @@ func (s *Supervisor) setState(c *child, st ChildState) {
 // grows with the restarts actually seen, not with MaxRestarts. s.mu must be
 // held, and now read under it, so that the times are in order.
 func (s *Supervisor) allowRestartLocked(now time.Time) bool {
+	if s.cfg.MaxRestarts < 0 { // Off
+		return true
+	}
 	t := int64(now.Sub(s.epoch))
 	for s.ringLen > 0 && t-s.ring[s.ringStart] >= int64(s.cfg.Period) {
 		s.ringStart = (s.ringStart + 1) % len(s.ring)
@@ -459,6 +553,22 @@ func (s *Supervisor) giveUpLocked(c *child, err error, backoffStop bool) {
 		s.gaveUp = true
 	}
 	s.signal()
+}
+
+// significantEndedLocked shuts the supervisor down if the end of the
+// significant child c calls for it under AutoShutdown. s.mu must be held.
+func (s *Supervisor) significantEndedLocked(c *child) {
+	if s.cfg.AutoShutdown == AllSignificant {
+		for _, x := range s.children {
+			if x.significant && !x.finished {
+				return
+			}
+		}
+	}
+	if s.autoStop == "" && s.escalation == nil {
+		s.autoStop = c.name
+		s.signal()
+	}
 }
 
 func (s *Supervisor) signal() {
@@ -502,7 +612,14 @@ func (s *Supervisor) stopGroup(sess *session, q groupReq) (time.Time, bool) {
 		if !active {
 			continue
 		}
-		_ = s.stopChild(context.Background(), c) // an abandoned child is reported by stopChild
+		if err := s.stopChild(context.Background(), c, time.Time{}); err != nil {
+			// It was abandoned (and reported). Starting it again would run two
+			// copies of it at once, so give up instead.
+			s.mu.Lock()
+			s.giveUpLocked(c, err, false)
+			s.mu.Unlock()
+			return time.Time{}, false
+		}
 		s.mu.Lock()
 		if c.removed || s.stopping || c.restart == Temporary {
 			s.mu.Unlock()
@@ -526,14 +643,14 @@ func (s *Supervisor) stopGroup(sess *session, q groupReq) (time.Time, bool) {
 // restart.
 func (s *Supervisor) startPending() {
 	s.mu.Lock()
-	if s.stopping {
+	if s.stopping || s.escalation != nil || s.autoStop != "" {
 		s.mu.Unlock()
 		return
 	}
 	var cs []*child
 	var rs []*runner
 	for _, c := range s.children {
-		if c.pending && c.run == nil {
+		if c.pending && c.run == nil && c.zombie == nil {
 			cs = append(cs, c)
 			rs = append(rs, s.startLocked(c))
 		}
@@ -550,13 +667,22 @@ func (s *Supervisor) shutdown(esc *EscalationError) error {
 	s.stopping = true
 	list := append([]*child(nil), s.children...)
 	for _, c := range list {
-		c.pending = false
+		c.pending, c.waitFree = false, false
 	}
 	s.mu.Unlock()
 
+	var deadline time.Time
+	if s.cfg.StopTimeout > 0 {
+		deadline = time.Now().Add(s.cfg.StopTimeout)
+	}
 	var errs []error
 	for i := len(list) - 1; i >= 0; i-- {
-		if err := s.stopChild(context.Background(), list[i]); err != nil {
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			// Out of time: cancel the rest at once; each is then abandoned
+			// unless it has returned.
+			s.cancelAll(list[:i+1])
+		}
+		if err := s.stopChild(context.Background(), list[i], deadline); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -573,7 +699,7 @@ func (s *Supervisor) shutdown(esc *EscalationError) error {
 		if r == nil {
 			break
 		}
-		if err := s.stopRunner(context.Background(), r); err != nil {
+		if err := s.stopRunner(context.Background(), r, deadline); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -593,10 +719,26 @@ func (s *Supervisor) shutdown(esc *EscalationError) error {
 	return errors.Join(errs...)
 }
 
+// cancelAll cancels the runners of cs at once.
+func (s *Supervisor) cancelAll(cs []*child) {
+	s.mu.Lock()
+	var rs []*runner
+	for _, c := range cs {
+		if c.run != nil {
+			c.run.stopping = true
+			rs = append(rs, c.run)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range rs {
+		r.cancel()
+	}
+}
+
 // stopChild cancels c's runner and waits for it to return, up to c's shutdown
-// timeout or until ctx is done. A child that does not return in time is
-// reported and abandoned.
-func (s *Supervisor) stopChild(ctx context.Context, c *child) error {
+// timeout, the deadline (if not zero), or until ctx is done. A child that
+// does not return in time is reported and abandoned.
+func (s *Supervisor) stopChild(ctx context.Context, c *child, deadline time.Time) error {
 	s.mu.Lock()
 	r := c.run
 	if r == nil {
@@ -607,17 +749,22 @@ func (s *Supervisor) stopChild(ctx context.Context, c *child) error {
 		return nil
 	}
 	s.mu.Unlock()
-	return s.stopRunner(ctx, r)
+	return s.stopRunner(ctx, r, deadline)
 }
 
 // stopRunner cancels r and waits for its goroutine to end, up to its child's
-// shutdown timeout or until ctx is done, abandoning it after the timeout.
-func (s *Supervisor) stopRunner(ctx context.Context, r *runner) error {
+// shutdown timeout, the deadline (if not zero), or until ctx is done,
+// abandoning it after the timeout. An abandoned runner stays its child's
+// zombie until it returns, and the child does not start again before.
+func (s *Supervisor) stopRunner(ctx context.Context, r *runner, deadline time.Time) error {
 	c := r.c
 	s.mu.Lock()
 	r.stopping = true
 	timeout := s.timeoutLocked(c)
 	s.mu.Unlock()
+	if !deadline.IsZero() {
+		timeout = max(min(timeout, time.Until(deadline)), 0)
+	}
 
 	r.cancel()
 	select {
@@ -625,19 +772,28 @@ func (s *Supervisor) stopRunner(ctx context.Context, r *runner) error {
 		return nil
 	default:
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case <-r.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
 	stack := goroutineStack(r.goid.Load())
 	err := &StopTimeoutError{Supervisor: r.sess.path, Child: c.name, Timeout: timeout, Stack: stack}
 	s.mu.Lock()
+	if r.exited { // it returned just now
+		s.mu.Unlock()
+		return nil
+	}
+	r.abandoned = true
+	s.abandoned.Add(1)
 	delete(s.live, r)
+	c.zombie = r
 	if c.run == r {
 		c.run = nil
 		c.lastErr = err
@@ -661,7 +817,8 @@ func (s *Supervisor) timeoutLocked(c *child) time.Duration {
 	return s.cfg.ShutdownTimeout
 }
 
-// stopBound is the longest s takes to stop all its children.
+// stopBound is the longest s takes to stop all its children: the sum of
+// their timeouts, bounded by its StopTimeout.
 func (s *Supervisor) stopBound() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -669,38 +826,45 @@ func (s *Supervisor) stopBound() time.Duration {
 	for _, c := range s.children {
 		d += s.timeoutLocked(c)
 	}
+	if s.cfg.StopTimeout > 0 {
+		d = min(d, s.cfg.StopTimeout)
+	}
 	return d
 }
 
-// Status returns a snapshot of the supervisor and, recursively, its nested
-// supervisors. It never blocks on children and is safe to call from a Hook.
-func (s *Supervisor) Status() TreeStatus {
+// Snapshot returns the state of the supervisor and, recursively, its nested
+// supervisors. It has no side effects, never blocks on children and is safe
+// to call from a Hook.
+func (s *Supervisor) Snapshot() Snapshot {
 	if s == nil || s.wake == nil {
-		return TreeStatus{}
+		return Snapshot{}
 	}
 	path := s.Path()
 	now := time.Now()
 	s.mu.Lock()
-	t := TreeStatus{Name: s.name, Path: path, Strategy: s.cfg.Strategy, State: StateStopped}
+	t := Snapshot{Name: s.name, Path: path, Strategy: s.cfg.Strategy, State: StateStopped, Abandoned: int(s.abandoned.Load())}
 	switch {
 	case s.serving && !s.gaveUp:
 		t.State = StateRunning
 	case s.gaveUp:
 		t.State = StateFailed
 	}
-	t.Children = make([]ChildStatus, len(s.children))
+	t.Children = make([]ChildSnapshot, len(s.children))
 	type nested struct {
 		i   int
 		sub *Supervisor
 	}
 	var subs []nested
 	for i, c := range s.children {
-		cs := ChildStatus{
-			Name:     c.name,
-			Path:     c.pathUnder(path),
-			State:    c.state,
-			Restart:  c.restart,
-			Restarts: c.restarts,
+		cs := ChildSnapshot{
+			ID:          c.id,
+			Name:        c.name,
+			Path:        c.pathUnder(path),
+			State:       c.state,
+			Restart:     c.restart,
+			Significant: c.significant,
+			Restarts:    c.restarts,
+			Abandoned:   c.zombie != nil,
 		}
 		if c.lastErr != nil {
 			cs.LastError = c.lastErr.Error()
@@ -715,7 +879,7 @@ func (s *Supervisor) Status() TreeStatus {
 	}
 	s.mu.Unlock()
 	for _, n := range subs {
-		t.Children[n.i].Children = n.sub.Status().Children
+		t.Children[n.i].Children = n.sub.Snapshot().Children
 	}
 	return t
 }

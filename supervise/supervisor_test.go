@@ -16,21 +16,21 @@ import (
 func TestOneForOneRestartsAfterError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		s, err := supervise.New("root", supervise.Config{Hook: rec.hook})
+		s, err := supervise.New(supervise.Config{Name: "root", Hook: rec.hook})
 		require.NoError(t, err)
 		runs := 0
-		_, err = s.Add(supervise.ServiceFunc("worker", func(ctx context.Context) error {
+		_, err = s.Add(supervise.Func(func(ctx context.Context) error {
 			runs++
 			if runs <= 2 {
 				return errors.New("boom")
 			}
 			return blocker(ctx)
-		}))
+		}), supervise.ChildConfig{Name: "worker"})
 		require.NoError(t, err)
 		stop := serve(s)
 		time.Sleep(time.Second) // in the bubble: past the backoff
 		synctest.Wait()
-		st := s.Status()
+		st := s.Snapshot()
 		require.Len(t, st.Children, 1)
 		c := st.Children[0]
 		assert.Equal(t, "worker", c.Name)
@@ -41,8 +41,8 @@ func TestOneForOneRestartsAfterError(t *testing.T) {
 		assert.Equal(t, supervise.StateRunning, st.State)
 		require.NoError(t, stop())
 		assert.Equal(t, 3, runs)
-		assert.Equal(t, supervise.StateStopped, s.Status().Children[0].State)
-		assert.Equal(t, supervise.StateStopped, s.Status().State)
+		assert.Equal(t, supervise.StateStopped, s.Snapshot().Children[0].State)
+		assert.Equal(t, supervise.StateStopped, s.Snapshot().State)
 		// The second restart waited the default backoff (100ms ± 50%).
 		var delays []time.Duration
 		for _, e := range rec.all() {
@@ -59,10 +59,10 @@ func TestOneForOneRestartsAfterError(t *testing.T) {
 func TestStopOrderIsReverse(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		s, err := supervise.New("root", supervise.Config{Hook: rec.hook})
+		s, err := supervise.New(supervise.Config{Name: "root", Hook: rec.hook})
 		require.NoError(t, err)
 		for _, n := range []string{"a", "b", "c", "d"} {
-			_, err := s.Add(supervise.ServiceFunc(n, blocker))
+			_, err := s.Add(supervise.Func(blocker), supervise.ChildConfig{Name: n})
 			require.NoError(t, err)
 		}
 		stop := serve(s)

@@ -152,15 +152,15 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 	client := &http.Client{Transport: tr, Timeout: o.timeout}
 
 	heartbeat := health.NewHeartbeat(3 * time.Second)
-	root, err := supervise.New("root", supervise.Config{Logger: log})
+	root, err := supervise.New(supervise.Config{Name: "root", Logger: log})
 	if err != nil {
 		return err
 	}
-	workers, err := supervise.New("workers", supervise.Config{Logger: log})
+	workers, err := supervise.New(supervise.Config{Name: "workers", Logger: log})
 	if err != nil {
 		return err
 	}
-	if _, err := workers.Add(supervise.ServiceFunc("ticker", func(ctx context.Context) error {
+	if _, err := workers.Add(supervise.Func(func(ctx context.Context) error {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -174,10 +174,10 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 				panic("injected worker panic")
 			}
 		}
-	})); err != nil {
+	}), supervise.ChildConfig{Name: "ticker"}); err != nil {
 		return err
 	}
-	if _, err := workers.Add(supervise.ServiceFunc("leaker", func(ctx context.Context) error {
+	if _, err := workers.Add(supervise.Func(func(ctx context.Context) error {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -204,19 +204,19 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 				}
 			}
 		}
-	})); err != nil {
+	}), supervise.ChildConfig{Name: "leaker"}); err != nil {
 		return err
 	}
-	if _, err := root.Add(workers); err != nil {
+	if _, err := root.Add(workers, supervise.ChildConfig{}); err != nil {
 		return err
 	}
-	if _, err := root.Add(supervise.ServiceFunc("health", func(ctx context.Context) error {
+	if _, err := root.Add(supervise.Func(func(ctx context.Context) error {
 		err := reg.Run(ctx)
 		if errors.Is(err, context.Canceled) {
 			return nil
 		}
 		return err
-	})); err != nil {
+	}), supervise.ChildConfig{Name: "health"}); err != nil {
 		return err
 	}
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/thejerf/suture/v4"
 
 	"github.com/selfheal-go/selfheal/supervise"
@@ -108,7 +107,7 @@ func (r running) next(b *testing.B, started <-chan struct{}) {
 type runner func(b *testing.B, svcs []*flaky) running
 
 func runSupervise(b *testing.B, svcs []*flaky) running {
-	s, err := supervise.New("bench", supervise.Config{
+	s, err := supervise.New(supervise.Config{Name: "bench",
 		Backoff:     supervise.NoBackoff,
 		MaxRestarts: 1000,
 		Period:      time.Microsecond,
@@ -117,7 +116,7 @@ func runSupervise(b *testing.B, svcs []*flaky) running {
 		b.Fatal(err)
 	}
 	for i, f := range svcs {
-		if _, err := s.Add(f, supervise.WithName("flaky-"+strconv.Itoa(i))); err != nil {
+		if _, err := s.Add(f, supervise.ChildConfig{Name: "flaky-" + strconv.Itoa(i)}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -249,8 +248,8 @@ func BenchmarkSuperviseSiblingRestart(b *testing.B) {
 			var done <-chan error
 			switch name {
 			case "selfheal":
-				s, err := supervise.New("bench", supervise.Config{
-					Backoff:      func() backoff.BackOff { return backoff.NewConstantBackOff(100 * time.Millisecond) },
+				s, err := supervise.New(supervise.Config{Name: "bench",
+					Backoff:      supervise.ConstantBackoff(100 * time.Millisecond),
 					BackoffReset: 5 * time.Millisecond,
 					MaxRestarts:  1000,
 					Period:       time.Millisecond,
@@ -258,10 +257,10 @@ func BenchmarkSuperviseSiblingRestart(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := s.Add(crashLooper{}, supervise.WithName("crashloop")); err != nil {
+				if _, err := s.Add(crashLooper{}, supervise.ChildConfig{Name: "crashloop"}); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := s.Add(k, supervise.WithName("healthy")); err != nil {
+				if _, err := s.Add(k, supervise.ChildConfig{Name: "healthy"}); err != nil {
 					b.Fatal(err)
 				}
 				errc := make(chan error, 1)
