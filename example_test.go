@@ -19,7 +19,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	b, err := breaker.New("inventory", breaker.Config{})
+	b, err := breaker.New(breaker.Config{Name: "inventory"})
 	if err != nil {
 		panic(err)
 	}
@@ -33,6 +33,6 @@ func Example() {
 		}
 		return 42, nil
 	})
-	fmt.Println(stock, err, calls, b.State().State)
+	fmt.Println(stock, err, calls, b.Snapshot().State)
 	// Output: 42 <nil> 3 closed
 }

@@ -1,14 +1,17 @@
 package breaker
 
 import (
+	"cmp"
 	"context"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
@@ -17,27 +20,34 @@ import (
 // downstream gets room to recover and callers fail fast. See the package
 // documentation for the model and [Config] for the rules.
 //
-// Its state machine is github.com/sony/gobreaker/v2's; Breaker adds what gobreaker
-// lacks: contexts, classification that knows the caller's own cancellation, rate and
-// slow-call rules over count- or time-based windows, manual control, state hooks that
-// run outside its locks, errors that say which breaker rejected a call and until
-// when, and telemetry.
-//
-// A Breaker is safe for concurrent use. It starts no goroutines. Create it with [New];
-// the zero Breaker is not usable.
+// A Breaker is safe for concurrent use. It starts no goroutines: it changes state only
+// when a call (or a done function of [Breaker.Allow]) finds that a rule was met or a
+// wait has passed, and when ForceOpen, ForceClosed or Reset is called. Create it with
+// [New]; the zero Breaker is not usable.
 type Breaker struct {
 	name          string
 	s             settings
 	tel           breakerTelemetry
 	onStateChange func(name string, from, to State)
 
-	eng atomic.Pointer[engine]
+	// openErr is non-nil while the breaker is open (or forced open): the error of the
+	// open period, which the fast path of a rejection reads without the lock.
+	openErr atomic.Pointer[OpenError]
+	tooMany *OpenError // the error for a saturated half-open state
 
-	// Transitions wait in queue (guarded by pendMu) until a caller delivers them to
-	// the hooks, one deliverer at a time (deliverMu), outside the engine's locks.
-	pending   atomic.Bool
-	pendMu    sync.Mutex
+	mu    sync.Mutex // guards the fields below
+	state State
+	mode  mode
+	gen   uint64    // changes at every state change: outcomes of older permits are dropped
+	win   window    // counts of the closed state
+	half  Counts    // counts of the half-open state
+	until time.Time // open: end of the wait; half-open: end of MaxHalfOpenWait (zero: none)
+	opens int       // open periods in a row since the breaker last closed
+
+	// Transitions wait in queue (guarded by mu) until a caller delivers them to the
+	// hooks, one deliverer at a time (deliverMu), outside mu.
 	queue     []transition
+	pending   atomic.Bool
 	deliverMu sync.Mutex
 }
 
@@ -54,33 +64,14 @@ const (
 	modeForcedClosed
 )
 
-// engine is one life of a breaker: a gobreaker state machine and the window that
-// feeds the rate rules, or a forced state. Reset and the Force methods replace it.
-type engine struct {
-	b    *Breaker
-	mode mode
-	cb   *gobreaker.CircuitBreaker[struct{}] // nil when forced
-
-	state   atomic.Int32              // gobreaker's state, written under its lock
-	openErr atomic.Pointer[OpenError] // non-nil while open: the error for this open period
-	tooMany *OpenError                // the error for a saturated half-open state
-	trip    bool                      // a window rule tripped; guarded by gobreaker's lock
-	mu      sync.Mutex                // guards win, so that State can read it
-	win     *window                   // nil without window rules
-}
-
-// New returns a breaker named name (the name appears in errors, hooks, logs and
-// telemetry) configured by cfg. It returns an error matching [ErrInvalidConfig] that
-// names the field when cfg cannot be honoured, or an error from the meter provider
+// New returns a breaker configured by cfg. It returns a [*ConfigError] matching
+// [ErrInvalidConfig] when cfg cannot be honoured, or an error from the meter provider
 // when the instruments cannot be created.
 //
 // The breaker registers a callback for the selfheal.breaker.state gauge and the
 // selfheal.breaker.calls counter with the meter; the callback holds the breaker
 // weakly and is unregistered once the breaker is garbage.
-func New(name string, cfg Config) (*Breaker, error) {
-	if name == "" {
-		return nil, invalid("empty breaker name")
-	}
+func New(cfg Config) (*Breaker, error) {
 	s, err := cfg.normalize()
 	if err != nil {
 		return nil, err
@@ -89,7 +80,7 @@ func New(name string, cfg Config) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := newBreaker(name, s, inst, &cfg)
+	b := newBreaker(cmp.Or(cfg.Name, DefaultName), s, inst, &cfg)
 	if err := telemetry.RegisterWeak(inst.meter, b, (*Breaker).observe, inst.state, inst.calls); err != nil {
 		return nil, err
 	}
@@ -101,43 +92,12 @@ func newBreaker(name string, s settings, inst *instruments, cfg *Config) *Breake
 		name:          name,
 		s:             s,
 		onStateChange: cfg.OnStateChange,
+		tooMany:       &OpenError{Name: name, State: StateHalfOpen},
+		gen:           1,
 	}
+	b.win = newWindow(&b.s, time.Now())
 	newBreakerTelemetry(&b.tel, inst, name, cfg.Logger)
-	b.eng.Store(b.newEngine(modeNormal))
 	return b
-}
-
-func (b *Breaker) newEngine(m mode) *engine {
-	e := &engine{b: b, mode: m}
-	switch m {
-	case modeForcedOpen:
-		e.openErr.Store(&OpenError{Name: b.name, State: StateOpen, Forced: true})
-		return e
-	case modeForcedClosed:
-		return e
-	}
-	e.tooMany = &OpenError{Name: b.name, State: StateHalfOpen}
-	e.win = newWindow(&b.s, time.Now())
-	st := gobreaker.Settings{
-		Name:          b.name,
-		MaxRequests:   uint32(b.s.probes),
-		Timeout:       b.s.openDuration,
-		ReadyToTrip:   e.readyToTrip,
-		OnStateChange: e.stateChanged,
-		IsSuccessful:  e.successful,
-		IsExcluded:    excluded,
-	}
-	if e.win == nil {
-		// Without a window there is no slow-call rule: every verdict but a fast
-		// success is a failure, in either state, which is gobreaker's default.
-		st.IsSuccessful = nil
-	}
-	if b.s.timeWindow() {
-		st.Interval = b.s.windowDur
-		st.BucketPeriod = b.s.windowDur / time.Duration(b.s.buckets)
-	}
-	e.cb = gobreaker.NewCircuitBreaker[struct{}](st)
-	return e
 }
 
 // Name returns the breaker's name.
@@ -148,135 +108,138 @@ func (b *Breaker) Name() string { return b.name }
 // [ErrOpen] (the circuit is open) or [ErrTooManyRequests] (it is half-open and every
 // probe slot is taken) without calling fn.
 //
-// The outcome counts as a success when fn returns nil or an error that
-// [Config.IsFailure] does not classify as a failure, as neither when fn returns the
-// caller's own cancellation (ctx is done and the error matches context.Canceled), and
-// as a failure otherwise. If fn panics, the call counts as a failure and Do panics
-// again with the same value after the breaker has recorded it.
+// The call's outcome is the caller's own cancellation (ctx is done and the error
+// matches context.Canceled), which counts neither way, or else what
+// [Config.Classify] says of (nil, err). If fn panics, the call counts as a failure and
+// Do panics again with the same value after the breaker has recorded it.
 func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error {
-	e := b.eng.Load()
-	if oe := e.openErr.Load(); oe != nil && (oe.Forced || time.Until(oe.Until) > 0) {
-		// Open: reject without touching gobreaker's lock.
-		return b.reject(ctx, oe)
-	}
-	if e.cb == nil {
-		return b.direct(ctx, fn)
-	}
-	// out stays outPending while fn runs: if it is still pending when Do unwinds,
-	// fn panicked; gobreaker has recorded the failure and re-panics, and the deferred
-	// function counts it and delivers the transitions before the panic goes on.
-	var callErr error
-	out := outRejected
-	defer func() {
-		if out == outPending {
-			b.tel.count(outFailure)
-			b.flush()
-		}
-	}()
-	_, err := e.cb.Execute(func() (struct{}, error) {
-		if b.pending.Load() {
-			b.flush() // a move to half-open: tell the hooks before the probe runs
-		}
-		if b.s.slowDuration > 0 {
-			return b.timed(ctx, fn, &callErr, &out)
-		}
-		out = outPending
-		if callErr = fn(ctx); callErr == nil {
-			out = outSuccess
-			return struct{}{}, nil
-		}
-		var v error
-		out, v = b.classify(ctx, callErr, false)
-		return struct{}{}, v
-	})
-	if out == outRejected {
-		oe := e.tooMany
-		if err == gobreaker.ErrOpenState {
-			if oe = e.openErr.Load(); oe == nil {
-				oe = &OpenError{Name: b.name, State: StateOpen} // reset concurrently; not expected
-			}
-		}
-		if b.pending.Load() {
-			b.flush()
-		}
-		return b.reject(ctx, oe)
-	}
-	b.tel.count(out)
-	if b.pending.Load() {
-		b.flush()
-	}
-	return callErr
+	return b.run(ctx, fn, nil)
 }
 
-// Call runs fn through b like [Breaker.Do] and returns fn's value, or the zero T with
-// the rejection error when b rejects the call.
+// Call runs fn through b like [Breaker.Do] and returns fn's value with its error, or
+// the zero T with the rejection error when b rejects the call. [Config.Classify], if
+// set, sees the value (boxed in an interface; without a Classify nothing is boxed).
 func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
 	var v T
-	err := b.Do(ctx, func(ctx context.Context) error {
+	call := func(ctx context.Context) error {
 		var err error
 		v, err = fn(ctx)
 		return err
-	})
-	return v, err
-}
-
-// verdict is what a call tells gobreaker: a failure, a slow call, or neither (the
-// caller cancelled). The caller's own error is returned to the caller, never to
-// gobreaker, so classification can look at the context.
-type verdict struct {
-	o uint8
-}
-
-func (*verdict) Error() string { return "breaker: internal verdict" }
-
-var (
-	vSlow       = &verdict{outcomeSlow}
-	vFailed     = &verdict{outcomeFailed}
-	vSlowFailed = &verdict{outcomeFailed | outcomeSlow}
-	vExcluded   = &verdict{}
-)
-
-// timed runs fn for a breaker with a slow-call rule: it reads the clock around it.
-func (b *Breaker) timed(ctx context.Context, fn func(context.Context) error, callErr *error, out *int) (struct{}, error) {
-	start := time.Now()
-	*out = outPending
-	*callErr = fn(ctx)
-	var v error
-	*out, v = b.classify(ctx, *callErr, time.Since(start) >= b.s.slowDuration)
-	return struct{}{}, v
-}
-
-// classify returns the outcome for telemetry and the verdict for gobreaker (nil for
-// a fast success).
-func (b *Breaker) classify(ctx context.Context, err error, slow bool) (int, error) {
-	switch {
-	case err == nil:
-	case callerCanceled(ctx, err):
-		return outExcluded, vExcluded
-	case b.s.isFailure(err):
-		if slow {
-			return outFailure, vSlowFailed
-		}
-		return outFailure, vFailed
 	}
-	if slow {
-		return outSuccess, vSlow
+	if b.s.classify == nil {
+		return v, b.run(ctx, call, nil)
 	}
-	return outSuccess, nil
+	return v, b.run(ctx, call, func() any { return v })
 }
 
-// direct runs fn on a breaker forced closed: no rules, telemetry only.
-func (b *Breaker) direct(ctx context.Context, fn func(context.Context) error) error {
-	out := outPending
+// run is Do, with the result of the call for Classify when result is not nil.
+func (b *Breaker) run(ctx context.Context, fn func(context.Context) error, result func() any) error {
+	if oe := b.openErr.Load(); oe != nil && (oe.Forced || time.Until(oe.Until) > 0) {
+		// Open: reject without taking the lock.
+		return b.reject(ctx, oe)
+	}
+	gen, oe := b.acquire()
+	if b.pending.Load() {
+		b.flush() // a move to half-open: tell the hooks before the probe runs
+	}
+	if oe != nil {
+		return b.reject(ctx, oe)
+	}
+	var start time.Time
+	if b.s.slowDuration > 0 {
+		start = time.Now()
+	}
+	// ran stays false if fn panics (or calls runtime.Goexit): the deferred function
+	// records a failure and delivers the transitions before the panic goes on.
+	ran := false
 	defer func() {
-		if out == outPending {
-			b.tel.count(outFailure)
+		if !ran {
+			b.finish(gen, selfheal.Failure, start)
 		}
 	}()
 	err := fn(ctx)
-	out, _ = b.classify(ctx, err, false)
-	b.tel.count(out)
+	ran = true
+	var r any
+	if result != nil {
+		r = result()
+	}
+	b.finish(gen, b.judge(ctx, r, err), start)
 	return err
+}
+
+// Allow asks the breaker for a permit to make one call, for callers that cannot wrap
+// the call in a function (a stream, a call that ends in another goroutine). If the
+// breaker rejects the call, Allow returns a nil done and an [*OpenError], as
+// [Breaker.Do] does. Otherwise the caller makes the call and reports its outcome with
+// done(result, err), which [Config.Classify] judges as it judges a call through
+// [Call] (result may be nil); the caller's own cancellation, ctx done and err matching
+// context.Canceled, counts neither way. The slow-call rule measures from Allow to
+// done.
+//
+// Calling done more than once is harmless: only the first call counts. A permit whose
+// done is never called counts neither way; in the half-open state it holds its probe
+// slot until [Config.MaxHalfOpenWait] reopens the breaker. done is safe for concurrent
+// use and may be called on any goroutine.
+func (b *Breaker) Allow(ctx context.Context) (done func(result any, err error), err error) {
+	if oe := b.openErr.Load(); oe != nil && (oe.Forced || time.Until(oe.Until) > 0) {
+		return nil, b.reject(ctx, oe)
+	}
+	gen, oe := b.acquire()
+	if b.pending.Load() {
+		b.flush()
+	}
+	if oe != nil {
+		return nil, b.reject(ctx, oe)
+	}
+	var start time.Time
+	if b.s.slowDuration > 0 {
+		start = time.Now()
+	}
+	var used atomic.Bool
+	return func(result any, err error) {
+		if !used.Swap(true) {
+			b.finish(gen, b.judge(ctx, result, err), start)
+		}
+	}, nil
+}
+
+// judge classifies a call that returned.
+func (b *Breaker) judge(ctx context.Context, result any, err error) selfheal.Outcome {
+	if err != nil && callerCanceled(ctx, err) {
+		return selfheal.Ignored
+	}
+	if b.s.classify == nil {
+		if err == nil {
+			return selfheal.Success
+		}
+		return selfheal.Failure
+	}
+	return b.s.classify(result, err)
+}
+
+// finish records the outcome of a call made with the permit of generation gen.
+func (b *Breaker) finish(gen uint64, out selfheal.Outcome, start time.Time) {
+	switch out {
+	case selfheal.Success:
+		b.tel.count(outSuccess)
+		b.release(gen, b.slow(start), false)
+	case selfheal.Ignored:
+		b.tel.count(outExcluded)
+		b.release(gen, 0, true)
+	default: // Failure, or a Classify's value out of range
+		b.tel.count(outFailure)
+		b.release(gen, outcomeFailed|b.slow(start), false)
+	}
+	if b.pending.Load() {
+		b.flush()
+	}
+}
+
+func (b *Breaker) slow(start time.Time) uint8 {
+	if !start.IsZero() && time.Since(start) >= b.s.slowDuration {
+		return outcomeSlow
+	}
+	return 0
 }
 
 func (b *Breaker) reject(ctx context.Context, oe *OpenError) error {
@@ -285,91 +248,157 @@ func (b *Breaker) reject(ctx context.Context, oe *OpenError) error {
 	return oe
 }
 
-// The gobreaker hooks below run with gobreaker's lock held.
-
-func excluded(err error) bool { return err == error(vExcluded) }
-
-func (e *engine) successful(err error) bool {
-	var o uint8
-	if v, ok := err.(*verdict); ok {
-		o = v.o
-	} else if err != nil {
-		o = outcomeFailed
+// acquire lets a call through, returning the generation of its permit (0 for a
+// breaker forced closed, whose calls only reach the telemetry), or rejects it.
+func (b *Breaker) acquire() (uint64, *OpenError) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.mode {
+	case modeForcedOpen:
+		return 0, b.openErr.Load()
+	case modeForcedClosed:
+		return 0, nil
 	}
-	if State(e.state.Load()) != StateClosed {
-		// Half-open: a probe must succeed, and be fast if slowness is watched.
-		return o == 0
-	}
-	if e.win != nil {
-		var now time.Time
-		if e.win.buckets != nil {
+	var now time.Time
+	switch b.state {
+	case StateClosed:
+		if b.win.timed() {
 			now = time.Now()
 		}
-		e.mu.Lock()
-		e.win.add(o, now)
-		trip := e.win.trips(&e.b.s, o)
-		e.mu.Unlock()
-		if trip {
-			e.trip = true // gobreaker counts a failure and asks readyToTrip
-			return false
+		b.win.request(now)
+		return b.gen, nil
+	case StateOpen:
+		now = time.Now()
+		if !now.After(b.until) {
+			return 0, b.openErr.Load()
+		}
+		b.setState(StateHalfOpen, now)
+	}
+	// Half-open.
+	if b.s.halfOpenWait > 0 {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if now.After(b.until) {
+			b.setState(StateOpen, now) // the probes did not answer in time
+			return 0, b.openErr.Load()
 		}
 	}
-	return o&outcomeFailed == 0
+	if b.half.Requests-b.half.Excluded >= b.s.probes {
+		return 0, b.tooMany
+	}
+	b.half.Requests++
+	return b.gen, nil
 }
 
-func (e *engine) readyToTrip(c gobreaker.Counts) bool {
-	if e.trip {
-		e.trip = false
-		return true
+// release records the outcome o of a call (or that it counts neither way) made with
+// the permit of generation gen; the outcome of an older generation is dropped.
+func (b *Breaker) release(gen uint64, o uint8, excluded bool) {
+	if gen == 0 {
+		return
 	}
-	s := &e.b.s
-	if s.consecutive > 0 && c.ConsecutiveFailures >= s.consecutive {
-		return true
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if gen != b.gen {
+		return
 	}
-	if s.timeWindow() && s.failureRate > 0 {
-		calls := c.TotalSuccesses + c.TotalFailures
-		return calls > 0 && int(calls) >= s.minCalls && float64(c.TotalFailures)/float64(calls) >= s.failureRate
+	var now time.Time
+	if b.state == StateClosed {
+		if b.win.timed() {
+			now = time.Now()
+		}
+		if excluded {
+			b.win.exclude(now)
+			return
+		}
+		b.win.add(o, now)
+		if o != 0 && b.win.trips(&b.s, o) {
+			b.setState(StateOpen, now)
+		}
+		return
 	}
-	return false
+	// Half-open (an open state has a newer generation).
+	if b.s.halfOpenWait > 0 {
+		now = time.Now()
+		if now.After(b.until) {
+			b.setState(StateOpen, now)
+			return
+		}
+	}
+	switch {
+	case excluded:
+		b.half.Excluded++
+	case o == 0:
+		b.half.Successes++
+		b.half.ConsecutiveSuccesses++
+		if b.half.ConsecutiveSuccesses >= b.s.probes {
+			b.setState(StateClosed, now)
+		}
+	default:
+		b.setState(StateOpen, now)
+	}
 }
 
-func (e *engine) stateChanged(_ string, from, to gobreaker.State) {
-	now := time.Now()
-	e.state.Store(int32(to))
-	e.trip = false
-	if e.win != nil {
-		e.mu.Lock()
-		e.win.reset(now)
-		e.mu.Unlock()
+// setState moves the breaker to state to, at now (zero: read the clock), and queues
+// the transition for the hooks. It is called with mu held.
+func (b *Breaker) setState(to State, now time.Time) {
+	if now.IsZero() {
+		now = time.Now()
 	}
-	if to == gobreaker.StateOpen {
-		e.openErr.Store(&OpenError{Name: e.b.name, State: StateOpen, Until: now.Add(e.b.s.openDuration)})
-	} else {
-		e.openErr.Store(nil)
+	from := b.state
+	b.state = to
+	b.gen++
+	switch to {
+	case StateClosed:
+		b.opens = 0
+		b.win.reset(now)
+		b.until = time.Time{}
+		b.openErr.Store(nil)
+	case StateOpen:
+		b.until = now.Add(b.openWait())
+		b.opens++
+		b.openErr.Store(&OpenError{Name: b.name, State: StateOpen, Until: b.until})
+	case StateHalfOpen:
+		b.half = Counts{}
+		b.until = time.Time{}
+		if b.s.halfOpenWait > 0 {
+			b.until = now.Add(b.s.halfOpenWait)
+		}
+		b.openErr.Store(nil)
 	}
-	e.b.enqueue(e, transition{from: State(from), to: State(to)})
+	b.queue = append(b.queue, transition{from: from, to: to})
+	b.pending.Store(true)
 }
 
-// current returns the engine's state as last seen (it does not move an expired open
-// state to half-open).
-func (e *engine) current() State {
-	switch e.mode {
+// openWait returns the wait of the next open period: OpenDuration grown by
+// OpenBackoff for each open period in a row before it, at most MaxOpenDuration, less
+// the jitter.
+func (b *Breaker) openWait() time.Duration {
+	d := b.s.openDuration
+	if b.s.maxOpen > d && b.opens > 0 {
+		if f := float64(d) * math.Pow(b.s.backoff, float64(b.opens)); f < float64(b.s.maxOpen) {
+			d = time.Duration(f)
+		} else {
+			d = b.s.maxOpen
+		}
+	}
+	if b.s.jitter > 0 {
+		d -= time.Duration(rand.Float64() * b.s.jitter * float64(d))
+	}
+	return d
+}
+
+// current returns the state as the breaker reports it: a forced state, or the state
+// of its rules (an open state whose wait has passed stays open until a call moves it).
+// It is called with mu held.
+func (b *Breaker) current() State {
+	switch b.mode {
 	case modeForcedOpen:
 		return StateOpen
 	case modeForcedClosed:
 		return StateClosed
 	}
-	return State(e.state.Load())
-}
-
-// enqueue queues a transition of engine e, unless e has been replaced.
-func (b *Breaker) enqueue(e *engine, t transition) {
-	b.pendMu.Lock()
-	if b.eng.Load() == e {
-		b.queue = append(b.queue, t)
-		b.pending.Store(true)
-	}
-	b.pendMu.Unlock()
+	return b.state
 }
 
 // flush delivers queued transitions unless another goroutine is delivering (it then
@@ -388,11 +417,11 @@ func (b *Breaker) flush() {
 func (b *Breaker) deliver() {
 	defer b.deliverMu.Unlock()
 	for {
-		b.pendMu.Lock()
+		b.mu.Lock()
 		q := b.queue
 		b.queue = nil
 		b.pending.Store(false)
-		b.pendMu.Unlock()
+		b.mu.Unlock()
 		if len(q) == 0 {
 			return
 		}
@@ -405,16 +434,29 @@ func (b *Breaker) deliver() {
 	}
 }
 
-// swap replaces the engine and reports the change of state.
+// swap replaces the breaker's state with a fresh closed one in mode m and reports the
+// change of state. Calls already running finish without effect on the breaker.
 func (b *Breaker) swap(m mode) {
-	ne := b.newEngine(m)
-	b.pendMu.Lock()
-	old := b.eng.Swap(ne)
-	if from, to := old.current(), ne.current(); from != to {
+	now := time.Now()
+	b.mu.Lock()
+	from := b.current()
+	b.mode = m
+	b.state = StateClosed
+	b.gen++
+	b.opens = 0
+	b.win.reset(now)
+	b.half = Counts{}
+	b.until = time.Time{}
+	if m == modeForcedOpen {
+		b.openErr.Store(&OpenError{Name: b.name, State: StateOpen, Forced: true})
+	} else {
+		b.openErr.Store(nil)
+	}
+	if to := b.current(); from != to {
 		b.queue = append(b.queue, transition{from: from, to: to, forced: m != modeNormal})
 		b.pending.Store(true)
 	}
-	b.pendMu.Unlock()
+	b.mu.Unlock()
 	b.flush()
 }
 
@@ -427,44 +469,47 @@ func (b *Breaker) ForceOpen() { b.swap(modeForcedOpen) }
 // trip rules are suspended (outcomes still reach the telemetry).
 func (b *Breaker) ForceClosed() { b.swap(modeForcedClosed) }
 
-// Reset returns the breaker to a fresh closed state with empty counts, ending a
-// forced state. Calls already running finish without effect on the breaker.
+// Reset returns the breaker to a fresh closed state with empty counts and the first
+// open wait, ending a forced state. Calls already running finish without effect on
+// the breaker.
 func (b *Breaker) Reset() { b.swap(modeNormal) }
 
-// State returns a snapshot of the breaker. An open breaker whose open duration has
-// passed moves to half-open here, as it would on the next call.
-func (b *Breaker) State() Snapshot {
-	e := b.eng.Load()
-	snap := Snapshot{Name: b.name, State: e.current(), Forced: e.mode != modeNormal}
-	if e.cb != nil {
-		snap.State = State(e.cb.State())
-		c := e.cb.Counts()
-		snap.Counts = Counts{
-			Requests:             c.Requests,
-			Successes:            c.TotalSuccesses,
-			Failures:             c.TotalFailures,
-			Excluded:             c.TotalExclusions,
-			ConsecutiveSuccesses: c.ConsecutiveSuccesses,
-			ConsecutiveFailures:  c.ConsecutiveFailures,
-		}
-		if oe := e.openErr.Load(); snap.State == StateOpen && oe != nil {
-			snap.OpenUntil = oe.Until
-		}
-		if e.win != nil && snap.State == StateClosed {
-			e.mu.Lock()
-			if e.win.buckets != nil {
-				e.win.roll(time.Now())
-			}
-			snap.Counts.WindowCalls, snap.Counts.WindowFailures, snap.Counts.WindowSlow = e.win.calls, e.win.failures, e.win.slow
-			e.mu.Unlock()
+// Snapshot returns the state of the breaker at this instant. It has no side effects:
+// an open breaker whose wait has passed still reports [StateOpen] (with OpenUntil in
+// the past) until a call moves it to half-open, and no hook runs. It is safe for
+// concurrent use.
+func (b *Breaker) Snapshot() Snapshot {
+	var now time.Time
+	if b.win.timed() {
+		now = time.Now()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	snap := Snapshot{Name: b.name, State: b.current(), Forced: b.mode != modeNormal}
+	if b.mode != modeNormal {
+		return snap
+	}
+	switch b.state {
+	case StateOpen:
+		snap.OpenUntil = b.until
+	case StateHalfOpen:
+		snap.Counts = b.half
+	case StateClosed:
+		c, calls, failures, slow := b.win.view(now)
+		snap.Counts = c
+		if b.s.rateRules() {
+			snap.Counts.WindowCalls, snap.Counts.WindowFailures, snap.Counts.WindowSlow = calls, failures, slow
 		}
 	}
-	b.flush()
 	return snap
 }
 
-// observe reports the state to the gauge and the call counts to the counter.
+// observe reports the state to the gauge and the call counts to the counter, without
+// side effects.
 func (b *Breaker) observe(o metric.Observer) {
-	o.ObserveInt64(b.tel.inst.state, int64(b.State().State), b.tel.nameSet)
+	b.mu.Lock()
+	st := b.current()
+	b.mu.Unlock()
+	o.ObserveInt64(b.tel.inst.state, int64(st), b.tel.nameSet)
 	b.tel.observeCalls(o)
 }

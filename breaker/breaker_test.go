@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/breaker"
 )
 
@@ -92,7 +94,18 @@ func steps(parts ...[]step) []step {
 }
 
 func TestTransitions(t *testing.T) {
-	notFoundIsNoFailure := func(err error) bool { return !errors.Is(err, errNotFound) }
+	notFoundIsSuccess := func(_ any, err error) selfheal.Outcome {
+		if errors.Is(err, errNotFound) {
+			return selfheal.Success
+		}
+		return breaker.DefaultClassify(nil, err)
+	}
+	notFoundIsIgnored := func(_ any, err error) selfheal.Outcome {
+		if errors.Is(err, errNotFound) {
+			return selfheal.Ignored
+		}
+		return breaker.DefaultClassify(nil, err)
+	}
 	tests := []struct {
 		name  string
 		give  breaker.Config
@@ -191,19 +204,38 @@ func TestTransitions(t *testing.T) {
 			steps: []step{{call: "deadline", state: open}},
 		},
 		{
-			name: "IsFailure false counts as a success",
-			give: breaker.Config{ConsecutiveFailures: 2, IsFailure: notFoundIsNoFailure},
+			name: "Classify Success counts as a success",
+			give: breaker.Config{ConsecutiveFailures: 2, Classify: notFoundIsSuccess},
 			steps: steps(
 				repeat(5, step{call: "notfound", state: closed}),
 				[]step{{call: "fail", state: closed}, {call: "notfound", state: closed}, {call: "fail", state: closed}, {call: "fail", state: open}},
 			),
 		},
 		{
-			name: "IsFailure false closes a half-open breaker",
-			give: breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Second, IsFailure: notFoundIsNoFailure},
+			name: "Classify Success closes a half-open breaker",
+			give: breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Second, Classify: notFoundIsSuccess},
 			steps: []step{
 				{call: "fail", state: open},
 				{wait: 2 * time.Second, call: "notfound", state: closed},
+			},
+		},
+		{
+			name: "Classify Ignored counts neither way and does not end a run of failures",
+			give: breaker.Config{ConsecutiveFailures: 2, Classify: notFoundIsIgnored},
+			steps: steps(
+				[]step{{call: "fail", state: closed}},
+				repeat(5, step{call: "notfound", state: closed}),
+				[]step{{call: "fail", state: open}},
+			),
+		},
+		{
+			name: "Classify Ignored frees the probe slot",
+			give: breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Second, Classify: notFoundIsIgnored},
+			steps: []step{
+				{call: "fail", state: open},
+				{wait: 2 * time.Second, call: "notfound", state: halfOpen},
+				{call: "notfound", state: halfOpen},
+				{call: "ok", state: closed},
 			},
 		},
 		{
@@ -331,7 +363,8 @@ func TestTransitions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b, err := breaker.New("test", tt.give)
+				tt.give.Name = "test"
+				b, err := breaker.New(tt.give)
 				require.NoError(t, err)
 				for i, s := range tt.steps {
 					time.Sleep(s.wait)
@@ -343,7 +376,7 @@ func TestTransitions(t *testing.T) {
 						require.True(t, ran, "step %d: the call must run", i)
 						require.NotErrorIs(t, err, breaker.ErrOpen, "step %d", i)
 					}
-					require.Equal(t, s.state, b.State().State, "step %d (%s)", i, s.call)
+					require.Equal(t, s.state, b.Snapshot().State, "step %d (%s)", i, s.call)
 				}
 			})
 		})
@@ -352,7 +385,7 @@ func TestTransitions(t *testing.T) {
 
 func TestHalfOpenTooManyRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := breaker.New("probe", breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Second, HalfOpenProbes: 2})
+		b, err := breaker.New(breaker.Config{Name: "probe", ConsecutiveFailures: 1, OpenDuration: time.Second, HalfOpenProbes: 2})
 		require.NoError(t, err)
 		require.Error(t, b.Do(t.Context(), fail))
 		time.Sleep(2 * time.Second)
@@ -373,17 +406,17 @@ func TestHalfOpenTooManyRequests(t *testing.T) {
 		assert.Equal(t, breaker.OpenError{Name: "probe", State: halfOpen}, *oe)
 		assert.Zero(t, oe.RetryAfter())
 		assert.Equal(t, `breaker: too many requests: breaker "probe" is half-open and all probe slots are taken`, err.Error())
-		assert.Equal(t, breaker.Counts{Requests: 2}, b.State().Counts)
+		assert.Equal(t, breaker.Counts{Requests: 2}, b.Snapshot().Counts)
 
 		close(release)
 		wg.Wait()
-		assert.Equal(t, closed, b.State().State)
+		assert.Equal(t, closed, b.Snapshot().State)
 	})
 }
 
 func TestOpenError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := breaker.New("payments", breaker.Config{ConsecutiveFailures: 1, OpenDuration: 10 * time.Second})
+		b, err := breaker.New(breaker.Config{Name: "payments", ConsecutiveFailures: 1, OpenDuration: 10 * time.Second})
 		require.NoError(t, err)
 		require.ErrorIs(t, b.Do(t.Context(), fail), errBoom)
 		openedAt := time.Now()
@@ -405,19 +438,20 @@ func TestOpenError(t *testing.T) {
 		err2 := b.Do(t.Context(), ok)
 		assert.Same(t, oe, err2)
 		assert.Equal(t, 2*time.Second, oe.RetryAfter())
-		snap := b.State()
+		snap := b.Snapshot()
 		assert.Equal(t, oe.Until, snap.OpenUntil)
 
 		time.Sleep(3 * time.Second)
 		assert.Zero(t, oe.RetryAfter(), "never negative")
-		assert.Equal(t, halfOpen, b.State().State)
-		assert.True(t, b.State().OpenUntil.IsZero())
+		require.NoError(t, b.Do(t.Context(), ok))
+		assert.True(t, b.Snapshot().OpenUntil.IsZero())
 	})
 }
 
 func TestPanicIsAFailureAndIsRaisedAgain(t *testing.T) {
 	var transitions []string
-	b, err := breaker.New("p", breaker.Config{
+	b, err := breaker.New(breaker.Config{
+		Name:                "p",
 		ConsecutiveFailures: 1,
 		OnStateChange: func(_ string, from, to breaker.State) {
 			transitions = append(transitions, from.String()+">"+to.String())
@@ -427,7 +461,7 @@ func TestPanicIsAFailureAndIsRaisedAgain(t *testing.T) {
 	assert.PanicsWithValue(t, "kaboom", func() {
 		_ = b.Do(t.Context(), func(context.Context) error { panic("kaboom") })
 	})
-	assert.Equal(t, open, b.State().State)
+	assert.Equal(t, open, b.Snapshot().State)
 	assert.Equal(t, []string{"closed>open"}, transitions, "the hook ran before the panic went on")
 
 	b.ForceClosed()
@@ -439,17 +473,18 @@ func TestPanicIsAFailureAndIsRaisedAgain(t *testing.T) {
 // Since Go 1.21, panic(nil) panics with *runtime.PanicNilError, which recover sees:
 // it is a failure too.
 func TestPanicNil(t *testing.T) {
-	b, err := breaker.New("p", breaker.Config{ConsecutiveFailures: 1})
+	b, err := breaker.New(breaker.Config{Name: "p", ConsecutiveFailures: 1})
 	require.NoError(t, err)
 	assert.Panics(t, func() {
 		_ = b.Do(t.Context(), func(context.Context) error { panic(nil) })
 	})
-	assert.Equal(t, open, b.State().State)
+	assert.Equal(t, open, b.Snapshot().State)
 }
 
 func TestForceAndReset(t *testing.T) {
 	var transitions []string
-	b, err := breaker.New("f", breaker.Config{
+	b, err := breaker.New(breaker.Config{
+		Name:                "f",
 		ConsecutiveFailures: 1,
 		OnStateChange: func(_ string, from, to breaker.State) {
 			transitions = append(transitions, from.String()+">"+to.String())
@@ -458,7 +493,7 @@ func TestForceAndReset(t *testing.T) {
 	require.NoError(t, err)
 
 	b.ForceOpen()
-	snap := b.State()
+	snap := b.Snapshot()
 	assert.Equal(t, breaker.Snapshot{Name: "f", State: open, Forced: true}, snap)
 	err, ran := do(t, b, "ok")
 	assert.False(t, ran)
@@ -471,20 +506,20 @@ func TestForceAndReset(t *testing.T) {
 	assert.Equal(t, `breaker: circuit open: breaker "f" is forced open`, err.Error())
 
 	b.ForceClosed()
-	assert.Equal(t, breaker.Snapshot{Name: "f", State: closed, Forced: true}, b.State())
+	assert.Equal(t, breaker.Snapshot{Name: "f", State: closed, Forced: true}, b.Snapshot())
 	for range 10 {
 		err, ran := do(t, b, "fail")
 		assert.True(t, ran)
 		assert.ErrorIs(t, err, errBoom)
 	}
-	assert.Equal(t, closed, b.State().State, "rules are suspended")
+	assert.Equal(t, closed, b.Snapshot().State, "rules are suspended")
 
 	b.Reset()
-	assert.Equal(t, breaker.Snapshot{Name: "f", State: closed}, b.State())
+	assert.Equal(t, breaker.Snapshot{Name: "f", State: closed}, b.Snapshot())
 	_, _ = do(t, b, "fail")
-	assert.Equal(t, open, b.State().State)
+	assert.Equal(t, open, b.Snapshot().State)
 	b.Reset()
-	assert.Equal(t, breaker.Snapshot{Name: "f", State: closed}, b.State(), "Reset empties the counts")
+	assert.Equal(t, breaker.Snapshot{Name: "f", State: closed}, b.Snapshot(), "Reset empties the counts")
 	b.Reset() // no change, no transition
 
 	assert.Equal(t, []string{"closed>open", "open>closed", "closed>open", "open>closed"}, transitions)
@@ -492,7 +527,8 @@ func TestForceAndReset(t *testing.T) {
 
 func TestStateCounts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := breaker.New("c", breaker.Config{
+		b, err := breaker.New(breaker.Config{
+			Name:        "c",
 			FailureRate: 0.9, ConsecutiveFailures: 10, WindowSize: 5, MinimumCalls: 5,
 			SlowCallDuration: time.Second, SlowCallRate: 0.9,
 		})
@@ -503,24 +539,24 @@ func TestStateCounts(t *testing.T) {
 		assert.Equal(t, breaker.Snapshot{Name: "c", State: closed, Counts: breaker.Counts{
 			Requests: 8, Successes: 3, Failures: 4, Excluded: 1, ConsecutiveFailures: 1,
 			WindowCalls: 5, WindowFailures: 3, WindowSlow: 1,
-		}}, b.State())
+		}}, b.Snapshot())
 	})
 }
 
 func TestTimeWindowCounts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := breaker.New("c", breaker.Config{SlowCallDuration: time.Second, WindowDuration: 10 * time.Second})
+		b, err := breaker.New(breaker.Config{Name: "c", SlowCallDuration: time.Second, WindowDuration: 10 * time.Second})
 		require.NoError(t, err)
 		_, _ = do(t, b, "slow")
 		_, _ = do(t, b, "fail")
-		assert.Equal(t, breaker.Counts{Requests: 2, Successes: 1, Failures: 1, ConsecutiveFailures: 1, WindowCalls: 2, WindowSlow: 1}, b.State().Counts)
+		assert.Equal(t, breaker.Counts{Requests: 2, Successes: 1, Failures: 1, ConsecutiveFailures: 1, WindowCalls: 2, WindowFailures: 1, WindowSlow: 1}, b.Snapshot().Counts)
 		time.Sleep(11 * time.Second)
-		assert.Equal(t, breaker.Counts{}, b.State().Counts, "both windows roll")
+		assert.Equal(t, breaker.Counts{}, b.Snapshot().Counts, "both windows roll")
 	})
 }
 
 func TestCall(t *testing.T) {
-	b, err := breaker.New("call", breaker.Config{ConsecutiveFailures: 1})
+	b, err := breaker.New(breaker.Config{Name: "call", ConsecutiveFailures: 1})
 	require.NoError(t, err)
 	v, err := breaker.Call(t.Context(), b, func(context.Context) (int, error) { return 42, nil })
 	require.NoError(t, err)
@@ -534,7 +570,7 @@ func TestCall(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	b, err := breaker.New("race", breaker.Config{FailureRate: 0.5, WindowSize: 20, SlowCallDuration: time.Hour, OpenDuration: time.Millisecond})
+	b, err := breaker.New(breaker.Config{Name: "race", FailureRate: 0.5, WindowSize: 20, SlowCallDuration: time.Hour, OpenDuration: time.Millisecond})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -546,7 +582,7 @@ func TestConcurrentUse(t *testing.T) {
 				case g == 0 && i%100 == 50:
 					b.Reset()
 				case g == 1 && i%10 == 0:
-					_ = b.State()
+					_ = b.Snapshot()
 				case (g+i)%3 == 0:
 					_ = b.Do(context.Background(), fail)
 				default:
@@ -557,7 +593,7 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	b.Reset()
-	assert.Equal(t, closed, b.State().State)
+	assert.Equal(t, closed, b.Snapshot().State)
 }
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
@@ -565,35 +601,58 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		give breaker.Config
 		want string
 	}{
-		{breaker.Config{ConsecutiveFailures: -1}, "ConsecutiveFailures is -1"},
-		{breaker.Config{FailureRate: 1.5}, "FailureRate is 1.5"},
-		{breaker.Config{FailureRate: -0.1}, "FailureRate is -0.1"},
-		{breaker.Config{SlowCallDuration: -time.Second}, "SlowCallDuration is -1s"},
-		{breaker.Config{SlowCallDuration: time.Second, SlowCallRate: 2}, "SlowCallRate is 2"},
-		{breaker.Config{SlowCallRate: 0.5}, "SlowCallRate is set but SlowCallDuration is zero"},
-		{breaker.Config{WindowSize: -1}, "WindowSize is -1"},
-		{breaker.Config{WindowDuration: -time.Second}, "WindowDuration is -1s"},
-		{breaker.Config{WindowSize: 10, WindowDuration: time.Second}, "WindowSize and WindowDuration are both set"},
-		{breaker.Config{WindowBuckets: -1}, "WindowBuckets is -1"},
-		{breaker.Config{WindowBuckets: 5}, "WindowBuckets is set but WindowDuration is zero"},
-		{breaker.Config{WindowDuration: 5, WindowBuckets: 10}, "WindowDuration 5ns cannot be split in 10 buckets"},
-		{breaker.Config{MinimumCalls: -1}, "MinimumCalls is -1"},
-		{breaker.Config{FailureRate: 0.5, WindowSize: 10, MinimumCalls: 11}, "MinimumCalls is 11, above WindowSize 10"},
-		{breaker.Config{OpenDuration: -time.Second}, "OpenDuration is -1s"},
-		{breaker.Config{HalfOpenProbes: -1}, "HalfOpenProbes is -1"},
-		{breaker.Config{HalfOpenProbes: 1 << 40}, "HalfOpenProbes is 1099511627776"},
+		{breaker.Config{ConsecutiveFailures: -2}, "Config.ConsecutiveFailures: is -2"},
+		{breaker.Config{ConsecutiveFailures: breaker.Off}, "Config.ConsecutiveFailures: is Off and no other rule"},
+		{breaker.Config{FailureRate: 1.5}, "Config.FailureRate: is 1.5"},
+		{breaker.Config{FailureRate: -0.1}, "Config.FailureRate: is -0.1"},
+		{breaker.Config{SlowCallDuration: -time.Second}, "Config.SlowCallDuration: is -1s"},
+		{breaker.Config{SlowCallDuration: time.Second, SlowCallRate: 2}, "Config.SlowCallRate: is 2"},
+		{breaker.Config{SlowCallRate: 0.5}, "Config.SlowCallRate: is set but SlowCallDuration is zero"},
+		{breaker.Config{WindowSize: -1}, "Config.WindowSize: is -1"},
+		{breaker.Config{WindowDuration: -time.Second}, "Config.WindowDuration: is -1s"},
+		{breaker.Config{WindowSize: 10, WindowDuration: time.Second}, "Config.WindowSize: is set together with WindowDuration"},
+		{breaker.Config{WindowBuckets: -1}, "Config.WindowBuckets: is -1"},
+		{breaker.Config{WindowBuckets: 5}, "Config.WindowBuckets: is set but WindowDuration is zero"},
+		{breaker.Config{WindowDuration: 5, WindowBuckets: 10}, "Config.WindowBuckets: WindowDuration 5ns cannot be split in 10 buckets"},
+		{breaker.Config{MinimumCalls: -1}, "Config.MinimumCalls: is -1"},
+		{breaker.Config{FailureRate: 0.5, WindowSize: 10, MinimumCalls: 11}, "Config.MinimumCalls: is 11, above WindowSize 10"},
+		{breaker.Config{OpenDuration: -time.Second}, "Config.OpenDuration: is -1s"},
+		{breaker.Config{MaxOpenDuration: -time.Second}, "Config.MaxOpenDuration: is -1s"},
+		{breaker.Config{OpenDuration: time.Minute, MaxOpenDuration: time.Second}, "Config.MaxOpenDuration: is 1s, below OpenDuration 1m0s"},
+		{breaker.Config{OpenBackoff: 0.5}, "Config.OpenBackoff: is 0.5"},
+		{breaker.Config{OpenBackoff: -1}, "Config.OpenBackoff: is -1"},
+		{breaker.Config{OpenJitter: 1.5}, "Config.OpenJitter: is 1.5"},
+		{breaker.Config{OpenJitter: -0.5}, "Config.OpenJitter: is -0.5"},
+		{breaker.Config{HalfOpenProbes: -1}, "Config.HalfOpenProbes: is -1"},
+		{breaker.Config{HalfOpenProbes: 1 << 40}, "Config.HalfOpenProbes: is 1099511627776"},
+		{breaker.Config{MaxHalfOpenWait: -time.Second}, "Config.MaxHalfOpenWait: is -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := breaker.New("x", tt.give)
+			_, err := breaker.New(tt.give)
 			require.ErrorIs(t, err, breaker.ErrInvalidConfig)
+			var ce *breaker.ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tt.want[:strings.Index(tt.want, ":")], ce.Field)
 			assert.Contains(t, err.Error(), tt.want)
-			assert.Contains(t, err.Error(), "breaker: invalid config: ")
+			assert.True(t, strings.HasPrefix(err.Error(), "breaker: invalid configuration: "), err.Error())
 		})
 	}
-	_, err := breaker.New("", breaker.Config{})
-	require.ErrorIs(t, err, breaker.ErrInvalidConfig)
-	assert.Contains(t, err.Error(), "empty breaker name")
+}
+
+// Off turns off what can be turned off; zero is the documented default.
+func TestNewAcceptsOffAndZero(t *testing.T) {
+	for _, cfg := range []breaker.Config{
+		{},
+		{ConsecutiveFailures: breaker.Off, FailureRate: 0.5},
+		{ConsecutiveFailures: breaker.Off, SlowCallDuration: time.Second},
+		{MaxHalfOpenWait: breaker.Off, OpenJitter: breaker.Off},
+		{MaxOpenDuration: time.Hour, OpenBackoff: 1.5, OpenJitter: 1},
+	} {
+		b, err := breaker.New(cfg)
+		require.NoError(t, err, "%+v", cfg)
+		assert.Equal(t, breaker.DefaultName, b.Name())
+	}
 }
 
 func TestStateString(t *testing.T) {
@@ -606,7 +665,8 @@ func TestStateString(t *testing.T) {
 func TestHalfOpenHookRunsBeforeTheProbe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var log []string
-		b, err := breaker.New("h", breaker.Config{
+		b, err := breaker.New(breaker.Config{
+			Name:                "h",
 			ConsecutiveFailures: 1, OpenDuration: time.Second,
 			OnStateChange: func(_ string, from, to breaker.State) { log = append(log, from.String()+">"+to.String()) },
 		})

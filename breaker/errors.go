@@ -15,10 +15,29 @@ var (
 	// rejects a call because the circuit is half-open and every probe slot is taken.
 	ErrTooManyRequests = errors.New("breaker: too many requests")
 
-	// ErrInvalidConfig is matched by the errors of [New] and [NewGroup] for settings
-	// they cannot honour. The message names the field.
-	ErrInvalidConfig = errors.New("breaker: invalid config")
+	// ErrInvalidConfig is matched (with [errors.Is]) by the errors of [New] and
+	// [NewGroup] for settings they cannot honour; the error is a [*ConfigError] that
+	// names the field.
+	ErrInvalidConfig = errors.New("breaker: invalid configuration")
 )
+
+// ConfigError is the error [New] and [NewGroup] return for a setting they cannot
+// honour. It matches [ErrInvalidConfig] with [errors.Is].
+type ConfigError struct {
+	Field  string // the field, for example "Config.FailureRate" or "GroupConfig.MaxKeys"
+	Reason string // why, for example "is 1.5, want 0 < FailureRate <= 1"
+}
+
+// Error returns "breaker: invalid configuration: " followed by the field and the reason.
+func (e *ConfigError) Error() string {
+	return ErrInvalidConfig.Error() + ": " + e.Field + ": " + e.Reason
+}
+
+// Is reports whether target is [ErrInvalidConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns [ErrInvalidConfig].
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
 // OpenError is the error a [Breaker] returns when it rejects a call. It matches
 // [ErrOpen] or [ErrTooManyRequests] with [errors.Is]; use [errors.As] to learn which

@@ -13,7 +13,7 @@ import (
 // open. RetryAfter is computed when asked, so it is accurate however long the error
 // has been kept.
 func ExampleOpenError() {
-	b, err := breaker.New("payments", breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Minute})
+	b, err := breaker.New(breaker.Config{Name: "payments", ConsecutiveFailures: 1, OpenDuration: time.Minute})
 	if err != nil {
 		panic(err)
 	}
@@ -33,7 +33,7 @@ func ExampleOpenError() {
 
 // A forced-open breaker rejects every call until ForceClosed or Reset.
 func ExampleBreaker_ForceOpen() {
-	b, err := breaker.New("mailer", breaker.Config{})
+	b, err := breaker.New(breaker.Config{Name: "mailer"})
 	if err != nil {
 		panic(err)
 	}
@@ -41,7 +41,7 @@ func ExampleBreaker_ForceOpen() {
 	err = b.Do(context.Background(), func(context.Context) error { return nil })
 	fmt.Println(err)
 	b.Reset()
-	fmt.Println(b.State().State)
+	fmt.Println(b.Snapshot().State)
 	// Output:
 	// breaker: circuit open: breaker "mailer" is forced open
 	// closed

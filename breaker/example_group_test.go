@@ -11,7 +11,8 @@ import (
 // A Group keeps one breaker per downstream host: one failing host does not stop
 // calls to the others.
 func ExampleGroup() {
-	g, err := breaker.NewGroup("upstreams", breaker.GroupConfig{
+	g, err := breaker.NewGroup(breaker.GroupConfig{
+		Name:    "upstreams",
 		Breaker: breaker.Config{ConsecutiveFailures: 2},
 		MaxKeys: 100,
 	})

@@ -21,7 +21,8 @@ func ExampleConfig_onStateChange() {
 			return a
 		},
 	}))
-	b, err := breaker.New("queue", breaker.Config{
+	b, err := breaker.New(breaker.Config{
+		Name:                "queue",
 		ConsecutiveFailures: 1,
 		Logger:              logger,
 		OnStateChange: func(name string, from, to breaker.State) {

@@ -11,7 +11,7 @@ import (
 // A breaker trips after consecutive failures and then rejects calls without running
 // them.
 func Example() {
-	b, err := breaker.New("inventory", breaker.Config{ConsecutiveFailures: 3})
+	b, err := breaker.New(breaker.Config{Name: "inventory", ConsecutiveFailures: 3})
 	if err != nil {
 		panic(err)
 	}
@@ -25,7 +25,7 @@ func Example() {
 		})
 		fmt.Printf("call %d: open=%v err=%v\n", i, errors.Is(err, breaker.ErrOpen), errors.Is(err, unavailable))
 	}
-	fmt.Println(b.State().State)
+	fmt.Println(b.Snapshot().State)
 	// Output:
 	// calling inventory 0
 	// call 0: open=false err=true
@@ -39,7 +39,7 @@ func Example() {
 
 // Call carries a value through the breaker.
 func ExampleCall() {
-	b, err := breaker.New("prices", breaker.Config{})
+	b, err := breaker.New(breaker.Config{Name: "prices"})
 	if err != nil {
 		panic(err)
 	}
@@ -50,9 +50,9 @@ func ExampleCall() {
 	// Output: 9.99 <nil>
 }
 
-// State reports the state and the counts of the current state.
-func ExampleBreaker_State() {
-	b, err := breaker.New("search", breaker.Config{})
+// Snapshot reports the state and the counts of the current state.
+func ExampleBreaker_Snapshot() {
+	b, err := breaker.New(breaker.Config{Name: "search"})
 	if err != nil {
 		panic(err)
 	}
@@ -61,7 +61,7 @@ func ExampleBreaker_State() {
 	_ = b.Do(ctx, func(context.Context) error { return errors.New("timeout") })
 	_ = b.Do(ctx, func(context.Context) error { return errors.New("timeout") })
 
-	s := b.State()
+	s := b.Snapshot()
 	fmt.Printf("%s is %s: %d calls, %d failed, %d in a row\n",
 		s.Name, s.State, s.Counts.Requests, s.Counts.Failures, s.Counts.ConsecutiveFailures)
 	// Output: search is closed: 3 calls, 2 failed, 2 in a row

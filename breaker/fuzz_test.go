@@ -33,7 +33,8 @@ func FuzzStateMachine(f *testing.F) {
 
 type modelState struct {
 	n, p   int           // ConsecutiveFailures, HalfOpenProbes
-	d      time.Duration // OpenDuration
+	d, max time.Duration // OpenDuration, MaxOpenDuration
+	opens  int           // open periods in a row: the next wait is min(d*2^opens, max)
 	state  breaker.State
 	forced int // 0 none, 1 open, 2 closed
 	cf, cs int
@@ -58,7 +59,15 @@ func (m *modelState) move(to breaker.State) {
 	m.state = to
 }
 
-// observe applies the lazy move from open to half-open that a call or State makes.
+// open moves the model to open at now, for a wait that doubles with every open
+// period in a row, up to max.
+func (m *modelState) open(now time.Time) {
+	m.move(breaker.StateOpen)
+	m.until = now.Add(min(m.d<<m.opens, m.max))
+	m.opens = min(m.opens+1, 8)
+}
+
+// observe applies the lazy move from open to half-open that a call makes.
 func (m *modelState) observe(now time.Time) {
 	if m.forced == 0 && m.state == breaker.StateOpen && m.until.Before(now) {
 		m.move(breaker.StateHalfOpen)
@@ -67,12 +76,16 @@ func (m *modelState) observe(now time.Time) {
 }
 
 func runModel(t *testing.T, data []byte) {
-	m := &modelState{n: 1 + int(data[0]%4), p: 1 + int(data[0]/4%3), d: 10 * time.Second}
+	m := &modelState{n: 1 + int(data[0]%4), p: 1 + int(data[0]/4%3), d: 10 * time.Second, max: 40 * time.Second}
 	var got []string
-	b, err := breaker.New("fuzz", breaker.Config{
+	b, err := breaker.New(breaker.Config{
+		Name:                "fuzz",
 		ConsecutiveFailures: m.n,
 		HalfOpenProbes:      m.p,
 		OpenDuration:        m.d,
+		MaxOpenDuration:     m.max,
+		OpenJitter:          breaker.Off,
+		MaxHalfOpenWait:     breaker.Off,
 		OnStateChange: func(name string, from, to breaker.State) {
 			if name != "fuzz" {
 				t.Errorf("hook name %q", name)
@@ -107,14 +120,14 @@ func runModel(t *testing.T, data []byte) {
 				if from := m.effective(); from != breaker.StateClosed {
 					m.log = append(m.log, from.String()+">closed")
 				}
-				m.forced, m.state, m.cf, m.cs = 0, breaker.StateClosed, 0, 0
+				m.forced, m.state, m.cf, m.cs, m.opens = 0, breaker.StateClosed, 0, 0, 0
 			}
 		default:
-			m.observe(now)
+			m.observe(now) // a call moves an open breaker whose wait has passed
 			call(t, i, b, m, kind, now)
 		}
-		m.observe(time.Now())
-		check(t, i, b, m, &got)
+		check(t, i, b, m, &got) // Snapshot moves nothing
+
 	}
 }
 
@@ -153,7 +166,7 @@ func call(t *testing.T, i int, b *breaker.Breaker, m *modelState, kind byte, now
 			t.Fatalf("step %d: rejection error %v", i, err)
 		case oe.Forced != (m.forced == 1):
 			t.Fatalf("step %d: Forced %v", i, oe.Forced)
-		case m.forced == 0 && (!oe.Until.Equal(m.until) || oe.RetryAfter() != m.until.Sub(now) || oe.RetryAfter() > m.d):
+		case m.forced == 0 && (!oe.Until.Equal(m.until) || oe.RetryAfter() != m.until.Sub(now) || oe.RetryAfter() > m.max):
 			t.Fatalf("step %d: Until %v RetryAfter %v, want %v", i, oe.Until, oe.RetryAfter(), m.until)
 		}
 		return
@@ -172,24 +185,23 @@ func call(t *testing.T, i int, b *breaker.Breaker, m *modelState, kind byte, now
 		m.cf = 0
 	case m.state == breaker.StateClosed && outcome == "fail":
 		if m.cf++; m.cf >= m.n {
-			m.move(breaker.StateOpen)
-			m.until, m.cf = now.Add(m.d), 0
+			m.open(now)
+			m.cf = 0
 		}
 	case m.state == breaker.StateHalfOpen && outcome == "ok":
 		if m.cs++; m.cs >= m.p {
 			m.move(breaker.StateClosed)
-			m.cf = 0
+			m.cf, m.opens = 0, 0
 		}
 	case m.state == breaker.StateHalfOpen && outcome == "fail":
-		m.move(breaker.StateOpen)
-		m.until = now.Add(m.d)
+		m.open(now)
 	}
 }
 
 // check compares the breaker's snapshot and hook log with the model.
 func check(t *testing.T, i int, b *breaker.Breaker, m *modelState, log *[]string) {
-	snap := b.State()
-	got := *log // after State, which may have moved the breaker to half-open
+	snap := b.Snapshot()
+	got := *log
 	switch {
 	case snap.State != m.effective():
 		t.Fatalf("step %d: state %v, want %v", i, snap.State, m.effective())
@@ -241,12 +253,13 @@ func runRateModel(t *testing.T, data []byte) {
 	slowRate := []float64{0, 0.5, 1}[data[1]/4%3]
 	cfg := breaker.Config{
 		FailureRate: failureRate, WindowSize: size, MinimumCalls: minCalls,
-		OpenDuration: 10 * time.Second,
+		OpenDuration: 10 * time.Second, MaxHalfOpenWait: breaker.Off,
 	}
 	if slowRate > 0 {
 		cfg.SlowCallDuration, cfg.SlowCallRate = time.Second, slowRate
 	}
-	b, err := breaker.New("rates", cfg)
+	cfg.Name = "rates"
+	b, err := breaker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,10 +334,7 @@ func runRateModel(t *testing.T, data []byte) {
 				}
 			}
 		}
-		if state == breaker.StateOpen && until.Before(time.Now()) {
-			state = breaker.StateHalfOpen
-		}
-		snap := b.State()
+		snap := b.Snapshot()
 		if snap.State != state {
 			t.Fatalf("step %d (op %d): state %v, want %v (window %v)", i, op%8, snap.State, state, ring)
 		}

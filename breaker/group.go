@@ -3,6 +3,7 @@ package breaker
 import (
 	"cmp"
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,27 +14,35 @@ import (
 	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
-// GroupConfig configures a [Group]. The zero value is valid: every key gets a breaker
-// built from the zero [Config], at most 1024 keys are live, and a breaker idle for 10
-// minutes is evicted.
+// GroupConfig configures a [Group]. The zero value is valid: a group named "breaker"
+// gives every key a breaker built from the zero [Config], keeps at most 1024 keys live,
+// and evicts a breaker idle for 10 minutes.
 type GroupConfig struct {
+	// Name names the group; a member is named Name + "/" + key. Empty means
+	// DefaultName ("breaker"). Breaker.Name is not used.
+	Name string
+
 	// Breaker configures every breaker of the group. Its OnStateChange, Logger and
-	// MeterProvider serve all of them; a member is named group name + "/" + key.
+	// MeterProvider serve all of them.
 	Breaker Config
 
 	// MaxKeys bounds the number of live breakers. When a new key would exceed it, the
-	// group evicts the least recently used breakers (approximately: recency is
-	// tracked in coarse generations), an eighth of MaxKeys at a time so that the cost
-	// is amortized. Zero means 1024. Negative is invalid.
+	// group evicts an eighth of MaxKeys at a time (so that the cost is amortized):
+	// closed breakers first, least recently used first (approximately: recency is
+	// tracked in coarse generations), then half-open ones, open ones last: an open
+	// breaker is evicted only when fewer than an eighth of MaxKeys live breakers are
+	// closed or half-open. So a flood of new keys, whose breakers are closed, cannot
+	// evict an open breaker and so close it by the back door. Zero means 1024;
+	// Off means no bound. Other negative values are invalid.
 	MaxKeys int
 
 	// IdleTimeout evicts breakers that have not been looked up for a while: at most
-	// once per IdleTimeout, while the group adds a key or reports its States (never
-	// on the lookup of an existing key), the group sweeps, and a sweep evicts the
-	// breakers not looked up since the previous sweep. A breaker is thus idle for at
-	// least IdleTimeout when it is evicted, and for about twice that when sweeps are
-	// frequent (a health check that reports States every few seconds makes them so).
-	// Zero means 10 minutes. Negative is invalid.
+	// once per IdleTimeout, while the group adds a key (never on the lookup of an
+	// existing key, nor on States), the group sweeps, and a sweep evicts the breakers
+	// not looked up since the previous sweep. A breaker is thus idle for at least
+	// IdleTimeout when it is evicted, and for at most about twice that while keys are
+	// added. Zero means 10 minutes; Off means never. Other negative values are
+	// invalid.
 	IdleTimeout time.Duration
 }
 
@@ -43,8 +52,10 @@ const (
 )
 
 // Group holds one [Breaker] per key, for example per downstream host, created on first
-// use. It is bounded in size (see [GroupConfig]). Looking up an existing key takes no
-// lock and allocates nothing; adding a key, eviction and [Group.States] take a mutex.
+// use. It is bounded in size (see [GroupConfig]); eviction prefers idle, closed
+// breakers and never evicts an open one to make room for a closed one. Looking up an
+// existing key takes no lock and allocates nothing; adding a key, eviction and
+// [Group.States] take a mutex.
 //
 // An evicted breaker keeps working for callers that still hold it, but the group
 // forgets it: the next lookup of its key creates a fresh, closed breaker.
@@ -73,38 +84,43 @@ type entry struct {
 	epoch atomic.Uint64 // the latest epoch in which the key was looked up
 }
 
-// NewGroup returns a group named name whose breakers are configured by cfg.Breaker.
-// It returns an error matching [ErrInvalidConfig] that names the field when cfg
-// cannot be honoured.
+// NewGroup returns a group whose breakers are configured by cfg.Breaker. It returns a
+// [*ConfigError] matching [ErrInvalidConfig] when cfg cannot be honoured (a field of
+// cfg.Breaker is named as in [New]).
 //
 // The group registers one callback for the selfheal.breaker.state gauge, observing
 // every live breaker; it holds the group weakly and is unregistered once the group
 // is garbage.
-func NewGroup(name string, cfg GroupConfig) (*Group, error) {
-	if name == "" {
-		return nil, invalid("empty group name")
-	}
+func NewGroup(cfg GroupConfig) (*Group, error) {
 	s, err := cfg.Breaker.normalize()
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case cfg.MaxKeys < 0:
-		return nil, invalid("MaxKeys is %d, want >= 0", cfg.MaxKeys)
-	case cfg.IdleTimeout < 0:
-		return nil, invalid("IdleTimeout is %v, want >= 0", cfg.IdleTimeout)
+	case cfg.MaxKeys < 0 && cfg.MaxKeys != Off:
+		return nil, invalid("GroupConfig.MaxKeys", "is %d, want >= 0 or Off", cfg.MaxKeys)
+	case cfg.IdleTimeout < 0 && cfg.IdleTimeout != Off:
+		return nil, invalid("GroupConfig.IdleTimeout", "is %v, want >= 0 or Off", cfg.IdleTimeout)
+	}
+	maxKeys := cmp.Or(cfg.MaxKeys, defaultMaxKeys)
+	if maxKeys == Off {
+		maxKeys = math.MaxInt
+	}
+	idle := cmp.Or(cfg.IdleTimeout, defaultIdleTimeout)
+	if idle == Off {
+		idle = math.MaxInt64
 	}
 	inst, err := newInstruments(cfg.Breaker.MeterProvider)
 	if err != nil {
 		return nil, err
 	}
 	g := &Group{
-		name:      name,
+		name:      cmp.Or(cfg.Name, DefaultName),
 		cfg:       cfg.Breaker,
 		s:         s,
 		inst:      inst,
-		maxKeys:   cmp.Or(cfg.MaxKeys, defaultMaxKeys),
-		idle:      cmp.Or(cfg.IdleTimeout, defaultIdleTimeout),
+		maxKeys:   maxKeys,
+		idle:      idle,
 		all:       make(map[string]*entry),
 		epochFrom: time.Now(),
 	}
@@ -178,18 +194,22 @@ func (g *Group) sweepLocked(now time.Time) bool {
 	return len(g.all) != n
 }
 
-// evictLocked evicts n breakers, least recently used first, and starts a new epoch so
-// that recency keeps being told apart.
+// evictLocked evicts n breakers, closed ones first, then half-open ones, then open
+// ones, least recently used first within each state, and starts a new epoch so that
+// recency keeps being told apart.
 func (g *Group) evictLocked(n int) {
 	type aged struct {
 		key   string
+		rank  int // 0 closed, 1 half-open, 2 open
 		epoch uint64
 	}
 	all := make([]aged, 0, len(g.all))
 	for k, e := range g.all {
-		all = append(all, aged{k, e.epoch.Load()})
+		all = append(all, aged{k, evictionRank(e.b.Snapshot().State), e.epoch.Load()})
 	}
-	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.epoch, b.epoch) })
+	slices.SortFunc(all, func(a, b aged) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.epoch, b.epoch))
+	})
 	for _, a := range all[:min(n, len(all))] {
 		delete(g.all, a.key)
 	}
@@ -205,12 +225,19 @@ func (g *Group) publishLocked() {
 	g.misses = 0
 }
 
-// breakers returns the live breakers, sorted by name, after evicting idle ones.
+func evictionRank(s State) int {
+	switch s {
+	case StateClosed:
+		return 0
+	case StateHalfOpen:
+		return 1
+	}
+	return 2
+}
+
+// breakers returns the live breakers, sorted by name.
 func (g *Group) breakers() []*Breaker {
 	g.mu.Lock()
-	if g.sweepLocked(time.Now()) {
-		g.publishLocked()
-	}
 	bs := make([]*Breaker, 0, len(g.all))
 	for _, e := range g.all {
 		bs = append(bs, e.b)
@@ -220,13 +247,14 @@ func (g *Group) breakers() []*Breaker {
 	return bs
 }
 
-// States returns a snapshot of every live breaker, sorted by name (group name, "/",
-// key). It evicts idle breakers first.
+// States returns a [Breaker.Snapshot] of every live breaker, sorted by name (group
+// name, "/", key). Like Snapshot it has no side effects: it changes no breaker's
+// state and evicts nothing.
 func (g *Group) States() []Snapshot {
 	bs := g.breakers()
 	snaps := make([]Snapshot, len(bs))
 	for i, b := range bs {
-		snaps[i] = b.State()
+		snaps[i] = b.Snapshot()
 	}
 	return snaps
 }

@@ -36,7 +36,7 @@ func TestTelemetry(t *testing.T) {
 				return a
 			},
 		}))
-		b, err := breaker.New("db", breaker.Config{ConsecutiveFailures: 2, OpenDuration: time.Second, MeterProvider: rec, Logger: logger})
+		b, err := breaker.New(breaker.Config{Name: "db", ConsecutiveFailures: 2, OpenDuration: time.Second, MeterProvider: rec, Logger: logger})
 		require.NoError(t, err)
 		assert.Equal(t, []string{"github.com/selfheal-go/selfheal/breaker"}, rec.Scopes())
 
@@ -72,16 +72,24 @@ func TestTelemetry(t *testing.T) {
 		assert.Contains(t, attrs, attribute.Int64("breaker.retry_after_ms", 1000))
 		assert.Contains(t, attrs, name)
 
+		// Collecting the metrics after the open wait changes nothing: the breaker stays
+		// open, and no transition is logged or counted, until a call moves it.
 		time.Sleep(time.Second + time.Nanosecond)
-		assert.Equal(t, map[string]int64{"db": 1}, gauge(t, rec), "the gauge sees the open period end")
+		assert.Equal(t, map[string]int64{"db": 2}, gauge(t, rec), "collection makes no transition")
+		assert.Equal(t, "level=INFO msg=\"breaker state changed\" breaker=db from=closed to=open forced=false\n", logs.String())
+		assert.Zero(t, rec.Int64Sum("selfheal.breaker.transitions", name,
+			attribute.String("breaker.from", "open"), attribute.String("breaker.to", "half-open")))
+		require.NoError(t, b.Do(ctx, ok))
+		assert.Equal(t, map[string]int64{"db": 0}, gauge(t, rec))
 		assert.Equal(t, "level=INFO msg=\"breaker state changed\" breaker=db from=closed to=open forced=false\n"+
-			"level=INFO msg=\"breaker state changed\" breaker=db from=open to=half-open forced=false\n", logs.String())
+			"level=INFO msg=\"breaker state changed\" breaker=db from=open to=half-open forced=false\n"+
+			"level=INFO msg=\"breaker state changed\" breaker=db from=half-open to=closed forced=false\n", logs.String())
 	})
 }
 
 func TestGroupTelemetry(t *testing.T) {
 	rec := oteltest.NewMeterProvider()
-	g, err := breaker.NewGroup("hosts", breaker.GroupConfig{Breaker: breaker.Config{MeterProvider: rec, ConsecutiveFailures: 1}})
+	g, err := breaker.NewGroup(breaker.GroupConfig{Name: "hosts", Breaker: breaker.Config{MeterProvider: rec, ConsecutiveFailures: 1}})
 	require.NoError(t, err)
 	require.NoError(t, g.Do(t.Context(), "a", ok))
 	require.Error(t, g.Do(t.Context(), "b", fail))
@@ -95,11 +103,12 @@ func TestLoggerNilAndHookMayUseBreaker(t *testing.T) {
 	var b *breaker.Breaker
 	var seen []string
 	var err error
-	b, err = breaker.New("self", breaker.Config{
+	b, err = breaker.New(breaker.Config{
+		Name:                "self",
 		ConsecutiveFailures: 1,
 		OnStateChange: func(name string, from, to breaker.State) {
 			// The hook runs outside the breaker's locks: it may use the breaker.
-			seen = append(seen, name+":"+from.String()+">"+to.String()+"="+b.State().State.String())
+			seen = append(seen, name+":"+from.String()+">"+to.String()+"="+b.Snapshot().State.String())
 		},
 	})
 	require.NoError(t, err)
@@ -114,9 +123,9 @@ func TestLoggerNilAndHookMayUseBreaker(t *testing.T) {
 func TestGaugeCallbackDoesNotKeepBreakersAlive(t *testing.T) {
 	rec := oteltest.NewMeterProvider()
 	func() {
-		b, err := breaker.New("gone", breaker.Config{MeterProvider: rec})
+		b, err := breaker.New(breaker.Config{Name: "gone", MeterProvider: rec})
 		require.NoError(t, err)
-		g, err := breaker.NewGroup("gone-group", breaker.GroupConfig{Breaker: breaker.Config{MeterProvider: rec}})
+		g, err := breaker.NewGroup(breaker.GroupConfig{Name: "gone-group", Breaker: breaker.Config{MeterProvider: rec}})
 		require.NoError(t, err)
 		g.Get("k")
 		assert.Equal(t, map[string]int64{"gone": 0, "gone-group/k": 0}, gauge(t, rec))

@@ -65,7 +65,7 @@
 //     by it, with the timeout running over the wait for a slot and the call. The
 //     price: an attempt that an open breaker refuses has already spent a rate-limit
 //     token. [Chain] with the same policies nests them strictly instead; the
-//     breaker's IsFailure then classifies rejections like any other error (by
+//     breaker's Classify then classifies rejections like any other error (by
 //     default, as failures).
 //   - Retry is outside everything that may fail transiently, so that a timed-out or
 //     rejected attempt is tried again after a backoff, and inside the fallback so

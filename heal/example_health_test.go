@@ -19,7 +19,7 @@ func ExampleRegisterHealth() {
 	h := m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 
-	payments, _ := breaker.New("payments", breaker.Config{})
+	payments, _ := breaker.New(breaker.Config{Name: "payments"})
 	payments.ForceOpen()
 
 	reg, _ := health.New(health.Config{})

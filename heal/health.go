@@ -39,7 +39,7 @@ type breakerList []*breaker.Breaker
 func (l breakerList) States() []breaker.Snapshot {
 	out := make([]breaker.Snapshot, len(l))
 	for i, b := range l {
-		out[i] = b.State()
+		out[i] = b.Snapshot()
 	}
 	return out
 }

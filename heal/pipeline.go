@@ -96,7 +96,10 @@ func New(cfg Config) (*Pipeline, error) {
 	if bc.MeterProvider == nil {
 		bc.MeterProvider = cfg.MeterProvider
 	}
-	if p.breaker, err = breaker.New(cfg.Name, bc); err != nil {
+	if bc.Name == "" {
+		bc.Name = cfg.Name
+	}
+	if p.breaker, err = breaker.New(bc); err != nil {
 		return nil, fmt.Errorf("heal: Config.Breaker: %w", err)
 	}
 	if cfg.RateLimit.Rate != 0 {
@@ -222,7 +225,7 @@ func (c *pipelineCall) timeoutResult(ctx, actx context.Context, err error) error
 }
 
 // States returns the state of the pipeline's breaker: a [BreakerStates].
-func (p *Pipeline) States() []breaker.Snapshot { return []breaker.Snapshot{p.breaker.State()} }
+func (p *Pipeline) States() []breaker.Snapshot { return []breaker.Snapshot{p.breaker.Snapshot()} }
 
 // Breaker returns the pipeline's circuit breaker.
 func (p *Pipeline) Breaker() *breaker.Breaker { return p.breaker }

@@ -72,7 +72,7 @@ func TestPipelineRetriesTimeoutsAndOpens(t *testing.T) {
 		assert.ErrorIs(t, err, heal.ErrTimeout)
 		assert.ErrorIs(t, err, retry.ErrExhausted)
 		assert.EqualValues(t, 3, attempts.Load())
-		assert.Equal(t, breaker.StateOpen, p.Breaker().State().State)
+		assert.Equal(t, breaker.StateOpen, p.Breaker().Snapshot().State)
 
 		// Open: fail fast, no retry, no call.
 		start := time.Now()
@@ -84,7 +84,7 @@ func TestPipelineRetriesTimeoutsAndOpens(t *testing.T) {
 		// After the open period a probe closes it again.
 		time.Sleep(time.Second + time.Millisecond)
 		require.NoError(t, p.Do(context.Background(), func(context.Context) error { return nil }))
-		assert.Equal(t, breaker.StateClosed, p.Breaker().State().State)
+		assert.Equal(t, breaker.StateClosed, p.Breaker().Snapshot().State)
 	})
 }
 
@@ -108,7 +108,7 @@ func TestPipelineRejectionsAreRetriedNotFailures(t *testing.T) {
 		close(release)
 		require.NoError(t, <-done)
 		wg.Wait()
-		assert.Equal(t, breaker.StateClosed, p.Breaker().State().State)
+		assert.Equal(t, breaker.StateClosed, p.Breaker().Snapshot().State)
 	})
 }
 
@@ -151,17 +151,17 @@ func testPipelineRejectionsDoNotHideFailures(t *testing.T) {
 	// The next call is rejected by the rate limit: the breaker does not see it ...
 	require.True(t, p.RateLimit().Allow())
 	assert.ErrorIs(t, p.Do(context.Background(), fail), heal.ErrRateLimited)
-	assert.EqualValues(t, 1, p.Breaker().State().Counts.ConsecutiveFailures)
+	assert.EqualValues(t, 1, p.Breaker().Snapshot().Counts.ConsecutiveFailures)
 	// ... so one more failure in a row opens it.
 	p.RateLimit().SetRate(1e9)
 	p.RateLimit().SetBurst(10)
 	time.Sleep(time.Millisecond)
 	assert.ErrorIs(t, p.Do(context.Background(), fail), boom)
-	assert.Equal(t, breaker.StateOpen, p.Breaker().State().State)
+	assert.Equal(t, breaker.StateOpen, p.Breaker().Snapshot().State)
 }
 
 func TestDefaultRetryable(t *testing.T) {
-	b, err := breaker.New("b", breaker.Config{})
+	b, err := breaker.New(breaker.Config{Name: "b"})
 	require.NoError(t, err)
 	b.ForceOpen()
 	open := b.Do(context.Background(), ok)

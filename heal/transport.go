@@ -60,7 +60,7 @@ type TransportConfig struct {
 	Name string
 	// Base sends the requests. Default http.DefaultTransport.
 	Base http.RoundTripper
-	// Breaker configures the breaker of each host. Its IsFailure sees the error of
+	// Breaker configures the breaker of each host. Its Classify sees the error of
 	// every failed attempt (a *StatusError for a failure status). Zero: the
 	// breaker package's defaults, with at most 1024 hosts.
 	Breaker breaker.GroupConfig
@@ -129,7 +129,11 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	if cfg.Retry.AttemptTimeout != 0 {
 		return nil, fmt.Errorf("heal: TransportConfig.Retry.AttemptTimeout must be zero; bound requests with their context")
 	}
-	g, err := breaker.NewGroup(cfg.Name, cfg.Breaker)
+	gc := cfg.Breaker
+	if gc.Name == "" {
+		gc.Name = cfg.Name
+	}
+	g, err := breaker.NewGroup(gc)
 	if err != nil {
 		return nil, fmt.Errorf("heal: TransportConfig.Breaker: %w", err)
 	}

@@ -27,7 +27,7 @@ var errPeer = errors.New("peer: boom")
 func okCtx(context.Context) error { return nil }
 
 func newSelfheal(tb testing.TB, open bool) *breaker.Breaker {
-	b, err := breaker.New("bench", breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Hour})
+	b, err := breaker.New(breaker.Config{Name: "bench", ConsecutiveFailures: 1, OpenDuration: time.Hour})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func BenchmarkBreakerSuccess(b *testing.B) {
 		// costs without an SDK (a synchronous SDK Add measured ~170 ns a call).
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 		defer func() { _ = mp.Shutdown(ctx) }()
-		br, err := breaker.New("bench", breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Hour, MeterProvider: mp})
+		br, err := breaker.New(breaker.Config{Name: "bench", ConsecutiveFailures: 1, OpenDuration: time.Hour, MeterProvider: mp})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func BenchmarkBreakerRejectionParallel(b *testing.B) {
 
 // BenchmarkGroupGet looks up an existing key among 100 (no peer has keyed groups).
 func BenchmarkGroupGet(b *testing.B) {
-	g, err := breaker.NewGroup("bench", breaker.GroupConfig{})
+	g, err := breaker.NewGroup(breaker.GroupConfig{Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
