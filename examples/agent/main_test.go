@@ -28,7 +28,7 @@ func TestConfigErrorStopsTheAgent(t *testing.T) {
 	var stderr bytes.Buffer
 	code := run(context.Background(), []string{"-config", p}, &bytes.Buffer{}, &stderr)
 	assert.Equal(t, 2, code)
-	assert.Contains(t, stderr.String(), p+":4: services[0].replicas: cannot unmarshal")
+	assert.Contains(t, stderr.String(), p+":4:15: services[0].replicas: cannot unmarshal")
 }
 
 func TestDryRunStartsNothingAndExitsCleanly(t *testing.T) {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -49,17 +51,25 @@ func (e *Error) Is(target error) bool { return target == ErrInvalid }
 // Duration is a time.Duration written as "250ms", "2s", "1m30s".
 type Duration time.Duration
 
-// UnmarshalYAML parses a duration string.
+// UnmarshalYAML parses a duration string. A negative duration is an error.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration such as 250ms", n.Line)
+		return at(n, "want a duration such as 250ms")
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: want a duration such as 250ms, not %q", n.Line, n.Value)
+		return at(n, "want a duration such as 250ms, not %q", n.Value)
+	}
+	if v < 0 {
+		return at(n, "must not be negative, not %s", n.Value)
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// at is an *Error at the position of n; Parse fills in the file and the field.
+func at(n *yaml.Node, format string, args ...any) error {
+	return &Error{Line: n.Line, Column: n.Column, Msg: fmt.Sprintf(format, args...)}
 }
 
 // D returns the duration.
@@ -79,16 +89,28 @@ type Bytes int64
 
 var bytesRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?$`)
 
-// UnmarshalYAML parses a size.
+// UnmarshalYAML parses a size. A size beyond what an int64 holds, or one that is
+// not a whole number of bytes, is an error.
 func (b *Bytes) UnmarshalYAML(n *yaml.Node) error {
-	m := bytesRE.FindStringSubmatch(strings.TrimSpace(n.Value))
-	if n.Kind != yaml.ScalarNode || m == nil {
-		return fmt.Errorf("line %d: want a size such as 256MiB, not %q", n.Line, n.Value)
+	if n.Kind != yaml.ScalarNode {
+		return at(n, "want a size such as 256MiB")
 	}
-	f, _ := strconv.ParseFloat(m[1], 64)
+	m := bytesRE.FindStringSubmatch(strings.TrimSpace(n.Value))
+	if m == nil {
+		return at(n, "want a size such as 256MiB, not %q", n.Value)
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
 	mult := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
 		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[m[2]]
-	*b = Bytes(f * mult)
+	v := f * mult
+	// 1<<63 is the first float64 an int64 cannot hold.
+	if err != nil || v >= 1<<63 {
+		return at(n, "%s is too large (at most 8EiB)", n.Value)
+	}
+	if v != math.Trunc(v) {
+		return at(n, "%s is not a whole number of bytes", n.Value)
+	}
+	*b = Bytes(v)
 	return nil
 }
 
@@ -103,6 +125,14 @@ type Fleet struct {
 type Agent struct {
 	Driver    string `yaml:"driver"`    // "local" (default) or "docker"
 	Listen    string `yaml:"listen"`    // status endpoint address; "" means 127.0.0.1:7070, "off" means none
+	// TokenFile holds the token that the control API requires (Authorization:
+	// Bearer <token>); required when Listen is not a loopback address, "" means
+	// no token (the API then answers loopback callers only).
+	TokenFile string `yaml:"tokenFile"`
+	// Hosts are the host names (without port) the status page and the control API
+	// answer to besides localhost, the loopback addresses and Listen's host; a
+	// request naming any other Host is refused (DNS rebinding). nil means none.
+	Hosts []string `yaml:"hosts"`
 	EventLog  string `yaml:"eventLog"`  // JSON-lines event log file; "" means stderr only
 	StateFile string `yaml:"stateFile"` // the local driver's state file for adoption; "" means none
 	LogDir    string `yaml:"logDir"`    // instance output files (local driver); "" means discarded
@@ -221,6 +251,10 @@ func Parse(file string, data []byte) (*Fleet, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, yamlError(file, &root, err)
 	}
+	if err := strict(&root, reflect.TypeFor[Fleet](), ""); err != nil {
+		err.(*Error).File = file
+		return nil, err
+	}
 	if err := f.check(); err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -235,25 +269,42 @@ func Parse(file string, data []byte) (*Fleet, error) {
 }
 
 func yamlError(file string, root *yaml.Node, err error) error {
+	var e *Error
+	if errors.As(err, &e) { // from an UnmarshalYAML of this package: it knows the node
+		e.File = file
+		e.Field, _ = fieldAt(root, e.Line, e.Column, false)
+		return e
+	}
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	msg = strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
-	e := &Error{File: file, Msg: msg}
+	e = &Error{File: file, Msg: msg}
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = m[2]
-		e.Field = fieldAt(root, e.Line)
-		if fm := regexp.MustCompile(`^field (\S+) not found in type`).FindStringSubmatch(e.Msg); fm != nil {
+		fm := unknownRE.FindStringSubmatch(e.Msg)
+		if fm != nil {
 			e.Msg = "unknown field " + strconv.Quote(fm[1])
+		}
+		var n *yaml.Node
+		e.Field, n = fieldAt(root, e.Line, 0, fm != nil)
+		if n != nil {
+			e.Column = n.Column
 		}
 	}
 	return e
 }
 
-// fieldAt returns the path of the first key or value at line.
-func fieldAt(root *yaml.Node, line int) string {
+var unknownRE = regexp.MustCompile(`^field (\S+) not found in type`)
+
+// fieldAt returns the path of the first key or scalar value at line (and column,
+// when col > 0), and that node: the value when it is a scalar on that line (unless
+// key is set), else the key.
+func fieldAt(root *yaml.Node, line, col int, key bool) (string, *yaml.Node) {
 	var found string
+	var node *yaml.Node
+	is := func(n *yaml.Node) bool { return n.Line == line && (col <= 0 || n.Column == col) }
 	var walk func(n *yaml.Node, path string) bool
 	walk = func(n *yaml.Node, path string) bool {
 		switch n.Kind {
@@ -267,8 +318,12 @@ func fieldAt(root *yaml.Node, line int) string {
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]
 				p := join(path, k.Value)
-				if k.Line == line || (v.Kind == yaml.ScalarNode && v.Line == line) {
-					found = p
+				if v.Kind == yaml.ScalarNode && is(v) && !(key && is(k)) {
+					found, node = p, v
+					return true
+				}
+				if is(k) {
+					found, node = p, k
 					return true
 				}
 				if walk(v, p) {
@@ -278,8 +333,8 @@ func fieldAt(root *yaml.Node, line int) string {
 		case yaml.SequenceNode:
 			for i, c := range n.Content {
 				p := fmt.Sprintf("%s[%d]", path, i)
-				if c.Kind == yaml.ScalarNode && c.Line == line {
-					found = p
+				if c.Kind == yaml.ScalarNode && is(c) {
+					found, node = p, c
 					return true
 				}
 				if walk(c, p) {
@@ -290,7 +345,69 @@ func fieldAt(root *yaml.Node, line int) string {
 		return false
 	}
 	walk(root, "")
-	return found
+	return found, node
+}
+
+// strict rejects what the YAML decoder accepts but the fleet file must not: a
+// fraction in a whole-number field (the decoder truncates replicas: 2.5 to 2) and a
+// number that is not finite (.nan, .inf) in any numeric field. It runs after a
+// successful decode, so the node tree's aliases are within the decoder's limits.
+func strict(n *yaml.Node, t reflect.Type, path string) error {
+	use := n // where the value is written: an alias, not its anchor
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			if err := strict(c, t, path); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return nil // it checks its own values
+	}
+	bad := func(format string, args ...any) error {
+		return &Error{Line: use.Line, Column: use.Column, Field: path, Msg: fmt.Sprintf(format, args...)}
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			for j := range t.NumField() {
+				if f := t.Field(j); strings.Split(f.Tag.Get("yaml"), ",")[0] == k {
+					if err := strict(n.Content[i+1], f.Type, join(path, k)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for i, c := range n.Content {
+			if err := strict(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Int, reflect.Int64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
+			return bad("want a whole number, not %s", n.Value)
+		}
+	case reflect.Float64:
+		if n.Kind == yaml.ScalarNode {
+			var v float64
+			if err := n.Decode(&v); err == nil && (math.IsNaN(v) || math.IsInf(v, 0)) {
+				return bad("want a finite number, not %s", n.Value)
+			}
+		}
+	}
+	return nil
 }
 
 func join(path, key string) string {
@@ -344,8 +461,17 @@ func (f *Fleet) check() error {
 		return bad("agent.driver", "must be local or docker, not %q", f.Agent.Driver)
 	}
 	if a := f.Agent.Listen; a != "" && a != "off" {
-		if _, _, err := net.SplitHostPort(a); err != nil {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
 			return bad("agent.listen", "want host:port, not %q", a)
+		}
+		if !Loopback(host) && f.Agent.TokenFile == "" {
+			return bad("agent.listen", "%s is not a loopback address: set agent.tokenFile, so that the control API takes commands only with the token", a)
+		}
+	}
+	for i, h := range f.Agent.Hosts {
+		if h == "" || strings.ContainsAny(h, ":/ []") {
+			return bad(fmt.Sprintf("agent.hosts[%d]", i), "want a host name without port, not %q", h)
 		}
 	}
 	if f.Agent.Budget.Max < 0 {
@@ -433,8 +559,17 @@ func (f *Fleet) check() error {
 		if h.Interval != 0 && h.Interval.D() < 10*time.Millisecond {
 			return bad(p+".health.interval", "at least 10ms, not %s", h.Interval.D())
 		}
-		if h.FailureThreshold < 0 || h.SuccessThreshold < 0 {
-			return bad(p+".health.failureThreshold", "thresholds must not be negative")
+		if h.FailureThreshold < 0 {
+			return bad(p+".health.failureThreshold", "must not be negative")
+		}
+		if h.SuccessThreshold < 0 {
+			return bad(p+".health.successThreshold", "must not be negative")
+		}
+		if s.Restart.CrashLoopRestarts < 0 {
+			return bad(p+".restart.crashLoopRestarts", "must not be negative")
+		}
+		if s.Scale.MaxStep < 0 {
+			return bad(p+".scale.maxStep", "must not be negative")
 		}
 		if r := s.Restart.Jitter; r < 0 || r > 1 {
 			return bad(p+".restart.jitter", "must be in [0, 1], not %v", r)
@@ -456,8 +591,11 @@ func (f *Fleet) check() error {
 		if r := s.Update.MaxFailureRatio; r < 0 || r > 1 {
 			return bad(p+".update.maxFailureRatio", "must be in [0, 1], not %v", r)
 		}
-		if s.Limits.Heap < 0 || s.Limits.Goroutines < 0 {
-			return bad(p+".limits", "limits must not be negative")
+		if s.Limits.Heap < 0 {
+			return bad(p+".limits.heap", "must not be negative")
+		}
+		if s.Limits.Goroutines < 0 {
+			return bad(p+".limits.goroutines", "must not be negative")
 		}
 	}
 	return nil
@@ -530,6 +668,17 @@ func (f *Fleet) fill() {
 			s.Limits.Horizon = Duration(10 * time.Second)
 		}
 	}
+}
+
+// Loopback reports whether host (a name or an address, without port) is the
+// loopback interface: localhost or a loopback IP. The empty host (every
+// interface) is not.
+func Loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // Service returns the service named name, or nil.
