@@ -123,8 +123,8 @@ type Fleet struct {
 
 // Agent is the agent's own settings.
 type Agent struct {
-	Driver    string `yaml:"driver"`    // "local" (default) or "docker"
-	Listen    string `yaml:"listen"`    // status endpoint address; "" means 127.0.0.1:7070, "off" means none
+	Driver string `yaml:"driver"` // "local" (default) or "docker"
+	Listen string `yaml:"listen"` // status endpoint address; "" means 127.0.0.1:7070, "off" means none
 	// TokenFile holds the token that the control API requires (Authorization:
 	// Bearer <token>); required when Listen is not a loopback address, "" means
 	// no token (the API then answers loopback callers only).
@@ -132,11 +132,11 @@ type Agent struct {
 	// Hosts are the host names (without port) the status page and the control API
 	// answer to besides localhost, the loopback addresses and Listen's host; a
 	// request naming any other Host is refused (DNS rebinding). nil means none.
-	Hosts []string `yaml:"hosts"`
-	EventLog  string `yaml:"eventLog"`  // JSON-lines event log file; "" means stderr only
-	StateFile string `yaml:"stateFile"` // the local driver's state file for adoption; "" means none
-	LogDir    string `yaml:"logDir"`    // instance output files (local driver); "" means discarded
-	DryRun    bool   `yaml:"dryRun"`    // decide and log, but act on nothing
+	Hosts     []string `yaml:"hosts"`
+	EventLog  string   `yaml:"eventLog"`  // JSON-lines event log file; "" means stderr only
+	StateFile string   `yaml:"stateFile"` // the local driver's state file for adoption; "" means none
+	LogDir    string   `yaml:"logDir"`    // instance output files (local driver); "" means discarded
+	DryRun    bool     `yaml:"dryRun"`    // decide and log, but act on nothing
 	// Budget bounds disruptive actions (stopping a live instance: replacing a hung
 	// or leaking one, draining, scaling in) per window.
 	Budget struct {
