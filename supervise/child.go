@@ -64,9 +64,10 @@ type runner struct {
 	goid     atomic.Uint64
 	launched *launchSignal // for a nested supervisor: fired once it launched its children
 	// Guarded by the supervisor's mu:
-	stopping  bool // the supervisor cancelled it
-	abandoned bool // it did not return within its shutdown timeout
-	exited    bool // its goroutine has ended (done is closed just after)
+	stopping  bool          // the supervisor cancelled it
+	abandoned bool          // it did not return within its shutdown timeout
+	reported  chan struct{} // closed once EventAbandoned was emitted
+	exited    bool          // its goroutine has ended (done is closed just after)
 }
 
 // maxPanicFrames bounds the stack recorded for a panic.
@@ -140,6 +141,7 @@ func (s *Supervisor) exitRunner(r *runner) {
 	s.mu.Lock()
 	r.exited = true
 	delete(s.live, r)
+	reported := r.reported
 	if r.abandoned {
 		s.abandoned.Add(-1)
 		if c.zombie == r {
@@ -157,6 +159,7 @@ func (s *Supervisor) exitRunner(r *runner) {
 	s.mu.Unlock()
 	close(r.done)
 	if r.abandoned && r.sess.observed() {
+		<-reported // EventAbandoned first: the events of one child arrive in order
 		r.sess.emit(Event{Kind: EventReturned, Time: time.Now(), Supervisor: r.sess.path, Child: c.name, Restarts: c.restartsSnapshot(s)})
 	}
 	if start != nil {

@@ -233,8 +233,9 @@ type Config struct {
 // Backoff is a supervisor's delay policy between the restarts of a child that
 // keeps failing: Backoff(n) is the delay before the n-th restart in a row
 // (n >= 1) after the immediate first one. A negative delay makes the
-// supervisor give up. A Backoff is called under no lock, on the child's
-// goroutine or Serve's, and must be safe for concurrent use.
+// supervisor give up. A Backoff is called with the supervisor's lock held, on
+// the goroutine of the child that ended: it must be quick, safe for
+// concurrent use, and must not call the supervisor.
 type Backoff func(n int) time.Duration
 
 // DefaultBackoff is the policy used when Config.Backoff is nil: exponential

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/selfheal-go/selfheal/supervise"
 )
@@ -160,4 +161,110 @@ func ExampleSupervisor_Remove() {
 	// job: cleaning up
 	// 0 children
 	// <nil>
+}
+
+// StopChild stops a child and keeps it listed; RestartChild starts it again
+// (OTP's terminate_child and restart_child).
+func ExampleSupervisor_StopChild() {
+	sup, _ := supervise.New(supervise.Config{Name: "root"})
+	started := make(chan struct{}, 2)
+	id, _ := sup.Add(supervise.Func(func(ctx context.Context) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil
+	}), supervise.ChildConfig{Name: "consumer"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- sup.Serve(ctx) }()
+	<-started
+
+	_ = sup.StopChild(context.Background(), id)
+	fmt.Println(sup.Snapshot().Children[0].State)
+	_ = sup.RestartChild(id)
+	<-started
+	fmt.Println(sup.Snapshot().Children[0].State)
+
+	other, _ := supervise.New(supervise.Config{Name: "other"})
+	fmt.Println(errors.Is(other.Remove(context.Background(), id), supervise.ErrUnknownChild))
+	cancel()
+	fmt.Println(<-done)
+	// Output:
+	// stopped
+	// running
+	// true
+	// <nil>
+}
+
+// A supervisor whose job is done when a significant child finishes shuts
+// down on its own (OTP 24's auto_shutdown): its Serve returns nil.
+func ExampleConfig_autoShutdown() {
+	sup, _ := supervise.New(supervise.Config{
+		Name:         "batch",
+		AutoShutdown: supervise.AnySignificant,
+		Hook: func(e supervise.Event) {
+			if e.Kind == supervise.EventAutoShutdown {
+				fmt.Println(e)
+			}
+		},
+	})
+	reporting := make(chan struct{})
+	_, _ = sup.Add(supervise.Func(func(ctx context.Context) error {
+		close(reporting)
+		<-ctx.Done() // a helper, stopped when the job is done
+		fmt.Println("progress reporter: stopped")
+		return nil
+	}), supervise.ChildConfig{Name: "progress"})
+	_, _ = sup.Add(supervise.Func(func(ctx context.Context) error {
+		<-reporting
+		fmt.Println("import: done")
+		return nil
+	}), supervise.ChildConfig{Name: "import", Restart: supervise.Transient, Significant: true})
+
+	fmt.Println("serve:", sup.Serve(context.Background()))
+	// Output:
+	// import: done
+	// batch/import: auto-shutdown
+	// progress reporter: stopped
+	// serve: <nil>
+}
+
+// MaxRestarts: NoRestarts is OTP's intensity 0: the supervisor gives up at the
+// first end of a child that would be restarted.
+func ExampleNoRestarts() {
+	sup, _ := supervise.New(supervise.Config{Name: "root", MaxRestarts: supervise.NoRestarts})
+	_, _ = sup.Add(supervise.Func(func(ctx context.Context) error {
+		return errors.New("config invalid")
+	}), supervise.ChildConfig{Name: "loader"})
+	fmt.Println(sup.Serve(context.Background()))
+	// Output:
+	// supervise: root gave up after more than 0 restarts within 30s; last, child "loader" failed: config invalid
+}
+
+// A child never runs twice at once. Here a one-for-all group must restart a
+// child that ignores cancellation: rather than start a second copy of it
+// next to the abandoned one, the supervisor gives up, naming the child.
+func ExampleStopTimeoutError() {
+	sup, _ := supervise.New(supervise.Config{
+		Name:            "root",
+		Strategy:        supervise.OneForAll,
+		ShutdownTimeout: 10 * time.Millisecond,
+	})
+	release, returned := make(chan struct{}), make(chan struct{})
+	_, _ = sup.Add(supervise.Func(func(ctx context.Context) error {
+		defer close(returned)
+		<-release // ignores ctx
+		return nil
+	}), supervise.ChildConfig{Name: "deaf"})
+	_, _ = sup.Add(supervise.Func(func(ctx context.Context) error {
+		return errors.New("lost connection")
+	}), supervise.ChildConfig{Name: "client"})
+
+	err := sup.Serve(context.Background())
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, supervise.ErrStopTimeout), sup.Snapshot().Abandoned)
+	close(release)
+	<-returned
+	// Output:
+	// supervise: root gave up: child "deaf" could not be stopped: supervise: root: child "deaf" did not stop within 10ms and was abandoned
+	// true 1
 }

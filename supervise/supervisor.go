@@ -791,6 +791,7 @@ func (s *Supervisor) stopRunner(ctx context.Context, r *runner, deadline time.Ti
 		return nil
 	}
 	r.abandoned = true
+	r.reported = make(chan struct{})
 	s.abandoned.Add(1)
 	delete(s.live, r)
 	c.zombie = r
@@ -803,6 +804,7 @@ func (s *Supervisor) stopRunner(ctx context.Context, r *runner, deadline time.Ti
 	if r.sess.observed() {
 		r.sess.emit(Event{Kind: EventAbandoned, Time: time.Now(), Supervisor: r.sess.path, Child: c.name, Err: err, Stack: stack, Delay: timeout})
 	}
+	close(r.reported)
 	return err
 }
 
