@@ -583,6 +583,11 @@ func TestConcurrentUse(t *testing.T) {
 					b.Reset()
 				case g == 1 && i%10 == 0:
 					_ = b.Snapshot()
+				case g == 2 && i%5 == 0:
+					if done, err := b.Allow(context.Background()); err == nil {
+						done(nil, nil)
+						done(nil, errBoom)
+					}
 				case (g+i)%3 == 0:
 					_ = b.Do(context.Background(), fail)
 				default:

@@ -2,10 +2,12 @@
 // calls it runs and, when they go bad, rejects calls for a while instead of running
 // them, so that a failing downstream gets room to recover and callers fail fast.
 //
-// The state machine is github.com/sony/gobreaker/v2's. This package adds contexts,
-// classification, rate and slow-call rules, manual control, hooks outside the locks,
-// rejection errors that tell which breaker rejected a call and until when, keyed
-// groups of breakers, and OpenTelemetry instruments.
+// The package follows the API conventions of the selfheal module: [New] takes a
+// [Config] whose zero value is valid and whose Name field names the breaker; invalid
+// settings are reported as a [*ConfigError] matching [ErrInvalidConfig]; [Off] turns
+// off the features that can be turned off; [Breaker.Snapshot] reads without side
+// effects; [Config.Classify] judges calls as [selfheal.Success], [selfheal.Failure] or
+// [selfheal.Ignored].
 //
 // # States
 //
@@ -13,16 +15,28 @@
 //
 //   - Closed: every call runs. After each call that fails or is slow, the trip rules
 //     are checked; when one is met the breaker opens.
-//   - Open: every call is rejected at once, for [Config.OpenDuration] (default 60s).
-//   - Half-open: the first call after the open duration moves the breaker to
-//     half-open. It lets [Config.HalfOpenProbes] probe calls through (default 1) and
-//     rejects the others with [ErrTooManyRequests]. When that many probes have
-//     succeeded it closes; the first probe that fails (or is slow, when a slow-call
-//     rule is set) opens it again for another open duration.
+//   - Open: every call is rejected at once, for the open wait: [Config.OpenDuration]
+//     (default 60s) the first time. When the breaker opens again without having
+//     closed in between, the wait can grow, by [Config.OpenBackoff] up to
+//     [Config.MaxOpenDuration], with [Config.OpenJitter] (resilience4j's
+//     waitIntervalFunctionInOpenState, Polly's BreakDurationGenerator); by default it
+//     is constant.
+//   - Half-open: the first call after the open wait moves the breaker to half-open.
+//     It lets [Config.HalfOpenProbes] probe calls through (default 1) and rejects the
+//     others with [ErrTooManyRequests]. When that many probes have succeeded it
+//     closes; the first probe that fails (or is slow, when a slow-call rule is set)
+//     opens it again. If the probes have not decided within [Config.MaxHalfOpenWait]
+//     (default 60s), the next call or probe outcome opens it again.
 //
 // Every state change empties the counts. [Breaker.ForceOpen] and [Breaker.ForceClosed]
 // pin the breaker open or closed, suspending the rules, until [Breaker.Reset], which
 // also returns a breaker to a fresh closed state.
+//
+// A breaker starts no goroutines and has no timers of its own: it changes state only
+// in a call ([Breaker.Do], [Call], [Breaker.Allow] or a done function of Allow) that
+// finds a rule met or a wait passed, and in ForceOpen, ForceClosed and Reset. Reading
+// it ([Breaker.Snapshot], [Group.States], the telemetry) never changes it: an open
+// breaker whose wait has passed reads as open until a call comes.
 //
 // # Trip rules
 //
@@ -41,46 +55,71 @@
 // brings the window to MinimumCalls.
 //
 // The window is count-based, the last [Config.WindowSize] calls (default 100), or
-// time-based, the calls of the last [Config.WindowDuration], which gobreaker's rolling
-// window divides into [Config.WindowBuckets] buckets that leave the window one at a
-// time.
+// time-based, the calls that ended in the last [Config.WindowDuration], divided into
+// [Config.WindowBuckets] buckets that leave the window one at a time. Every rule uses
+// the same window.
 //
 // # Classification
 //
-// A call that returns nil succeeds. A call that returns an error fails, unless
+// Each call is judged a success, a failure, or ignored (counted neither way; an
+// ignored probe frees its slot):
 //
-//   - the error is the caller's own cancellation: the ctx passed to [Breaker.Do] is
-//     done and the error matches context.Canceled. The call counts neither way, since
-//     it says nothing about the downstream (and it frees its probe slot);
-//   - [Config.IsFailure] returns false for it: the call counts as a success (the
-//     downstream answered, for example "not found").
+//   - the caller's own cancellation, the ctx passed to [Breaker.Do] (or [Call],
+//     [Breaker.Allow]) done and the error matching context.Canceled, is ignored: it
+//     says nothing about the downstream;
+//   - a panic is a failure, and is raised again once recorded;
+//   - anything else is what [Config.Classify] says of the call's result and error;
+//     the default, [DefaultClassify], makes a nil error a success and any other error
+//     a failure.
 //
-// A deadline that expires, even the caller's own, is a failure: the downstream was too
-// slow for it. A panic is a failure and is raised again once recorded.
+// A deadline that expires, even the caller's own, is a failure by default: the
+// downstream was too slow for it.
+//
+// # Guarantees
+//
+//   - A time-based window is exactly [Config.WindowDuration] long for every rule: a
+//     call that ended at t counts at most until t+WindowDuration (and at least until
+//     t+WindowDuration-WindowDuration/WindowBuckets).
+//   - The half-open state cannot last forever: probes that never return, or permits
+//     of [Breaker.Allow] that are never reported, hold their slots only until
+//     [Config.MaxHalfOpenWait] has passed, unless it is Off.
+//   - The outcome of a call let through in one state (or before ForceOpen,
+//     ForceClosed or Reset) is dropped if the breaker has changed state since: a late
+//     call of the closed state is not taken for a probe.
+//   - A done function of [Breaker.Allow] counts once, however often it is called.
+//   - A [Group] never evicts an open breaker to make room while enough closed or
+//     half-open ones are live: a flood of new keys cannot close a breaker.
+//   - Reading a breaker has no side effects (see States above).
 //
 // # Errors
 //
 // A rejected call returns an [*OpenError] that matches [ErrOpen] (open or forced open)
 // or [ErrTooManyRequests] (half-open with every probe slot taken) with [errors.Is]. It
 // names the breaker, and [OpenError.Until] and [OpenError.RetryAfter] tell how long
-// the breaker stays open. [New] and [NewGroup] return errors matching
-// [ErrInvalidConfig] that name the offending field.
+// the breaker stays open, so that a retry policy outside the breaker can give up at
+// once when that is longer than it may wait. [New] and [NewGroup] return a
+// [*ConfigError] matching [ErrInvalidConfig] that names the offending field.
+//
+// # Two-step calls
+//
+// A caller that cannot wrap its call in a function, such as a stream that ends later
+// on another goroutine, asks for a permit with [Breaker.Allow] and reports the outcome
+// with the done function it returns (gobreaker's TwoStepCircuitBreaker).
 //
 // # Groups
 //
 // A [Group] holds one breaker per key, for example per downstream host, created on
 // first use with the same Config. It is bounded: breakers idle for
 // [GroupConfig.IdleTimeout] are evicted, and when [GroupConfig.MaxKeys] keys are live
-// the least recently used are evicted to make room. Looking up an existing key is
-// lock-free and allocates nothing.
+// the group evicts to make room, closed breakers first, least recently used first.
+// Looking up an existing key is lock-free and allocates nothing.
 //
 // # Hooks, logs and telemetry
 //
 // [Config.OnStateChange] and [Config.Logger] see every state change, in order, called
-// outside the breaker's locks on the goroutine of a call (or of [Breaker.State]) that
-// saw the change. Through
-// the OpenTelemetry API ([Config.MeterProvider], default the global provider) a
-// breaker reports:
+// outside the breaker's locks on the goroutine of the call (or of ForceOpen,
+// ForceClosed, Reset) that made the change. Through the OpenTelemetry API
+// ([Config.MeterProvider], default the global provider) a breaker reports:
 //
 //   - selfheal.breaker.calls, a counter of calls by breaker.name and breaker.outcome
 //     (success, failure, excluded, rejected); it is an observable counter: the
@@ -98,11 +137,15 @@
 //
 // # Cost
 //
-// A call through a closed breaker costs one gobreaker Execute and a few nanoseconds
-// more, and allocates nothing. A rejection by an open breaker takes no lock, reads only
-// the monotonic clock and allocates nothing: the [*OpenError] of an open period is
-// built once, when the breaker opens, and computes the time left when asked. The clock
-// is read around a call only when a slow-call rule is set. Looking up an existing key
-// of a [Group] is a map lookup in a read-only snapshot. The internal/peerbench module
-// of the repository measures all of this against gobreaker and failsafe-go.
+// The state machine is the package's own (it replaced sony/gobreaker v2, whose open
+// wait is fixed, whose half-open state has no bound, and whose State moves an open
+// breaker to half-open). A call through a closed breaker takes its mutex twice, reads
+// the clock only when a slow-call rule or a time-based window needs it, and allocates
+// nothing ([Call] boxes its value only when a Classify is set). A rejection by an
+// open breaker takes no lock, reads only the monotonic clock and allocates nothing:
+// the [*OpenError] of an open period is built once, when the breaker opens, and
+// computes the time left when asked. [Breaker.Allow] allocates its done function.
+// Looking up an existing key of a [Group] is a map lookup in a read-only snapshot.
+// The internal/peerbench module of the repository measures all of this against
+// gobreaker and failsafe-go.
 package breaker

@@ -65,7 +65,9 @@ type OpenError struct {
 // RetryAfter returns how long the breaker stays open from now: the time until
 // [OpenError.Until], or zero when that has passed or is unknown (forced open,
 // half-open). The name matches the Retry-After convention, so a retry policy that
-// looks for a RetryAfter() time.Duration method can wait exactly that long.
+// looks for a RetryAfter() time.Duration method can wait exactly that long, or give
+// up at once when that is longer than it may wait. With a growing open wait
+// ([Config.MaxOpenDuration]) it is the wait of this open period.
 func (e *OpenError) RetryAfter() time.Duration {
 	if e.Until.IsZero() {
 		return 0

@@ -8,15 +8,15 @@ import (
 // State is the state of a circuit breaker.
 type State int
 
-// The states of a breaker. The values match gobreaker's and are what the
-// selfheal.breaker.state gauge reports.
+// The states of a breaker. The values are what the selfheal.breaker.state gauge
+// reports.
 const (
 	// StateClosed lets every call through and watches the outcomes.
 	StateClosed State = 0
 	// StateHalfOpen lets a bounded number of probe calls through to decide whether to
 	// close again.
 	StateHalfOpen State = 1
-	// StateOpen rejects every call until its open duration has passed.
+	// StateOpen rejects every call until its open wait has passed.
 	StateOpen State = 2
 )
 
@@ -36,11 +36,11 @@ func (s State) String() string {
 
 // Counts are the outcome counters of a breaker's current state.
 //
-// Requests, Successes, Failures, Excluded and the consecutive counts are gobreaker's:
-// they restart at every state change and, with a time-based window, cover only that
-// window. The Window fields describe the window the rate rules look at (see
-// [Config.WindowSize] and [Config.WindowDuration]); they are zero when no rate rule
-// is configured, and outside the closed state.
+// Requests, Successes, Failures, Excluded and the consecutive counts restart at every
+// state change and, with a time-based window, cover only that window. The Window
+// fields describe the window the rate rules look at (see [Config.WindowSize] and
+// [Config.WindowDuration]); they are zero when no rate rule is configured, and
+// outside the closed state. An open breaker reports no counts.
 type Counts struct {
 	// Requests is the number of calls let through (including those still running).
 	Requests uint32
@@ -49,13 +49,12 @@ type Counts struct {
 	// ConsecutiveSuccesses and ConsecutiveFailures count the current run.
 	ConsecutiveSuccesses, ConsecutiveFailures uint32
 
-	// WindowCalls is the number of calls in the rate rules' window, WindowFailures the
-	// failed ones among them (count-based window only; a time-based window takes its
-	// failures from Failures), WindowSlow the slow ones.
+	// WindowCalls is the number of calls (successes and failures) in the rate rules'
+	// window, WindowFailures the failed ones among them, WindowSlow the slow ones.
 	WindowCalls, WindowFailures, WindowSlow uint32
 }
 
-// Snapshot is the state of a breaker at one instant, as [Breaker.State] reports it.
+// Snapshot is the state of a breaker at one instant, as [Breaker.Snapshot] reports it.
 type Snapshot struct {
 	// Name is the breaker's name (for a Group member: group name, "/", key).
 	Name string
@@ -64,8 +63,9 @@ type Snapshot struct {
 	// Forced reports that State was set by ForceOpen or ForceClosed and the trip rules
 	// are suspended until Reset.
 	Forced bool
-	// OpenUntil is when the open period ends; zero unless State is StateOpen and the
-	// breaker is not forced.
+	// OpenUntil is when the open wait ends; zero unless State is StateOpen and the
+	// breaker is not forced. It may be in the past: the breaker stays open until a
+	// call moves it to half-open.
 	OpenUntil time.Time
 	// Counts are the counters of the current state.
 	Counts Counts

@@ -127,20 +127,20 @@ func (w *window) roll(now time.Time) {
 
 // request counts a call let through, at now (read only by a time-based window).
 func (w *window) request(now time.Time) {
-	w.c.Requests++
 	if w.buckets != nil {
 		w.roll(now)
 		w.buckets[w.age%int64(len(w.buckets))].requests++
 	}
+	w.c.Requests++
 }
 
 // exclude counts a call that ended neither way.
 func (w *window) exclude(now time.Time) {
-	w.c.Excluded++
 	if w.buckets != nil {
 		w.roll(now)
 		w.buckets[w.age%int64(len(w.buckets))].excluded++
 	}
+	w.c.Excluded++
 }
 
 // add records the outcome o of a call that ended at now (read only by a time-based
