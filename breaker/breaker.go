@@ -504,12 +504,16 @@ func (b *Breaker) Snapshot() Snapshot {
 	return snap
 }
 
+// readState returns the state as Snapshot reports it, without the counts.
+func (b *Breaker) readState() State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.current()
+}
+
 // observe reports the state to the gauge and the call counts to the counter, without
 // side effects.
 func (b *Breaker) observe(o metric.Observer) {
-	b.mu.Lock()
-	st := b.current()
-	b.mu.Unlock()
-	o.ObserveInt64(b.tel.inst.state, int64(st), b.tel.nameSet)
+	o.ObserveInt64(b.tel.inst.state, int64(b.readState()), b.tel.nameSet)
 	b.tel.observeCalls(o)
 }

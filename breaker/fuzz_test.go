@@ -347,3 +347,152 @@ func runRateModel(t *testing.T, data []byte) {
 		}
 	}
 }
+
+// FuzzTimeWindow drives a breaker with a time-based window (10s in 1 to 10 buckets)
+// and every rule through random outcomes and waits that fall anywhere in a bucket,
+// and checks after every step that the state and the counts agree with a reference
+// model that keeps every call and decides, for each, whether it is still in the
+// window: a call that ended in bucket a (the a-th WindowDuration/WindowBuckets since
+// the window began) is in it while the current bucket is below a+WindowBuckets. The
+// run of consecutive failures counts the failures in the window after the last
+// success. When the model trips, the breaker must be open; both are then reset.
+//
+// The first byte chooses the buckets and ConsecutiveFailures, the second FailureRate,
+// the slow-call rule and MinimumCalls.
+func FuzzTimeWindow(f *testing.F) {
+	f.Add([]byte{0, 0, 2, 2, 7, 2, 15, 2})
+	f.Add([]byte{2, 5, 2, 4, 23, 0, 0, 1, 31, 5, 2})
+	f.Add([]byte{19, 14, 0, 2, 4, 5, 39, 2, 2, 63, 3, 6, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 2 {
+			return
+		}
+		synctest.Test(t, func(t *testing.T) { runWindowModel(t, data) })
+	})
+}
+
+type windowCall struct {
+	req, end      time.Time
+	kind          int // 0 success, 1 failure, 2 excluded
+	failed, slowC bool
+}
+
+func runWindowModel(t *testing.T, data []byte) {
+	const W = 10 * time.Second
+	n := []int{1, 2, 3, 7, 10}[data[0]%5]
+	consecutive := []int{breaker.Off, 1, 2, 4}[data[0]/5%4]
+	failureRate := []float64{0, 0.5, 1}[data[1]%3]
+	slowRate := []float64{0, 0.5, 1}[data[1]/3%3]
+	minCalls := 1 + int(data[1]/9)%4
+	if consecutive == breaker.Off && failureRate == 0 && slowRate == 0 {
+		consecutive = 3
+	}
+	cfg := breaker.Config{
+		Name: "window", WindowDuration: W, WindowBuckets: n, MinimumCalls: minCalls,
+		ConsecutiveFailures: consecutive, FailureRate: failureRate, OpenDuration: time.Hour,
+	}
+	if slowRate > 0 {
+		cfg.SlowCallDuration, cfg.SlowCallRate = time.Second, slowRate
+	}
+	b, err := breaker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rateRules := failureRate > 0 || slowRate > 0
+
+	start := time.Now()
+	var calls []windowCall
+	age := func(at time.Time) int64 { return int64(at.Sub(start)) * int64(n) / int64(W) }
+	in := func(at, now time.Time) bool { return age(now)-age(at) < int64(n) }
+
+	for i, op := range data[2:] {
+		if op%8 == 7 {
+			time.Sleep(time.Duration(op>>3) * 700 * time.Millisecond)
+		} else {
+			c := windowCall{req: time.Now()}
+			ctx, cancel := context.WithCancel(t.Context())
+			var fn func(context.Context) error
+			switch op % 8 {
+			case 0, 1:
+				fn = ok
+			case 2, 3:
+				fn, c.failed = fail, true
+			case 4:
+				fn, c.slowC = func(context.Context) error { time.Sleep(time.Second); return nil }, true
+			case 5:
+				fn, c.failed, c.slowC = func(context.Context) error { time.Sleep(time.Second); return errBoom }, true, true
+			case 6:
+				cancel()
+				fn, c.kind = func(ctx context.Context) error { return ctx.Err() }, 2
+			}
+			if c.failed {
+				c.kind = 1
+			}
+			if slowRate == 0 {
+				c.slowC = false
+			}
+			if err := b.Do(ctx, fn); errors.Is(err, breaker.ErrOpen) {
+				t.Fatalf("step %d: rejected in the closed state", i)
+			}
+			cancel()
+			c.end = time.Now()
+			calls = append(calls, c)
+		}
+
+		// The model's counts as of now.
+		now := time.Now()
+		var want breaker.Counts
+		for _, c := range calls {
+			if in(c.req, now) {
+				want.Requests++
+			}
+			if !in(c.end, now) {
+				continue
+			}
+			switch c.kind {
+			case 0:
+				want.Successes++
+				want.ConsecutiveSuccesses++
+				want.ConsecutiveFailures = 0
+			case 1:
+				want.Failures++
+				want.ConsecutiveFailures++
+				want.ConsecutiveSuccesses = 0
+			case 2:
+				want.Excluded++
+			}
+			if c.kind != 2 && c.slowC {
+				want.WindowSlow++
+			}
+		}
+		if rateRules {
+			want.WindowCalls, want.WindowFailures = want.Successes+want.Failures, want.Failures
+		} else {
+			want.WindowSlow = 0
+		}
+
+		trip := false
+		if op%8 != 7 && len(calls) > 0 {
+			last := calls[len(calls)-1]
+			calls := float64(want.Successes + want.Failures)
+			trip = last.kind != 2 && (last.failed && consecutive > 0 && int(want.ConsecutiveFailures) >= consecutive ||
+				calls >= float64(minCalls) && (last.failed && failureRate > 0 && float64(want.Failures)/calls >= failureRate ||
+					last.slowC && float64(want.WindowSlow)/calls >= slowRate))
+		}
+		snap := b.Snapshot()
+		if trip {
+			if snap.State != breaker.StateOpen {
+				t.Fatalf("step %d: state %v, want open (model %+v)", i, snap.State, want)
+			}
+			b.Reset()
+			start, calls = time.Now(), nil
+			continue
+		}
+		if snap.State != breaker.StateClosed {
+			t.Fatalf("step %d: state %v, want closed (model %+v)", i, snap.State, want)
+		}
+		if snap.Counts != want {
+			t.Fatalf("step %d: counts\n%+v, want\n%+v", i, snap.Counts, want)
+		}
+	}
+}

@@ -205,7 +205,7 @@ func (g *Group) evictLocked(n int) {
 	}
 	all := make([]aged, 0, len(g.all))
 	for k, e := range g.all {
-		all = append(all, aged{k, evictionRank(e.b.Snapshot().State), e.epoch.Load()})
+		all = append(all, aged{k, evictionRank(e.b.readState()), e.epoch.Load()})
 	}
 	slices.SortFunc(all, func(a, b aged) int {
 		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.epoch, b.epoch))
