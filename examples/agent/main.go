@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -53,11 +54,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dry := fs.Bool("dry-run", false, "decide and log, act on nothing")
 	addr := fs.String("addr", "127.0.0.1:7070", "the agent's status address, for the control commands")
 	stopOnExit := fs.Bool("stop-on-exit", false, "stop every instance when the agent exits (default: leave them for the next run to adopt)")
+	tokenFile := fs.String("token-file", "", "the file holding the control API's token (agent.tokenFile), for the control commands")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		return control(ctx, *addr, fs.Args(), stdout, stderr)
+		return control(ctx, *addr, *tokenFile, fs.Args(), stdout, stderr)
 	}
 	fleet, err := config.Load(*cfgPath)
 	if err != nil {
@@ -94,7 +96,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer func() { _ = mp.Shutdown(context.Background()) }()
-	a, err := core.New(core.Config{Fleet: fleet, Driver: drv, Events: eventlog.New(out, 0), Logger: log, StopOnExit: *stopOnExit, MeterProvider: mp})
+	var token string
+	if fleet.Agent.TokenFile != "" {
+		if token, err = readToken(fleet.Agent.TokenFile); err != nil {
+			fmt.Fprintf(stderr, "%s: agent.tokenFile: %v\n", *cfgPath, err)
+			return 1
+		}
+	}
+	a, err := core.New(core.Config{Fleet: fleet, Driver: drv, Events: eventlog.New(out, 0), Logger: log, StopOnExit: *stopOnExit,
+		MeterProvider: mp, ControlToken: token})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -108,8 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/", a.Handler())
-		mux.Handle("GET /metrics", metricsHandler(reader))
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		mux.Handle("GET /metrics", a.Protect(metricsHandler(reader)))
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 		go func() { _ = srv.Serve(l) }()
 	}
 	err = a.Run(ctx)
@@ -125,8 +135,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// control sends a command to a running agent.
-func control(ctx context.Context, addr string, args []string, stdout, stderr io.Writer) int {
+const usage = `usage: agent [-addr host:port] [-token-file file] command
+commands:
+  status                       print the agent's view (JSON)
+  scale <service> <replicas>   set the replica count (within minReplicas..maxReplicas)
+  update <service> <version>   start a rolling update
+  node <name> <state>          set a node's state: ready (or up), down, degraded, drained (or drain)`
+
+// control sends a command to a running agent and prints what it answered: the
+// status, or one line saying what the command did.
+func control(ctx context.Context, addr, tokenFile string, args []string, stdout, stderr io.Writer) int {
 	base := "http://" + addr
 	c := &http.Client{Timeout: 5 * time.Second}
 	var req *http.Request
@@ -139,14 +157,27 @@ func control(ctx context.Context, addr string, args []string, stdout, stderr io.
 	case args[0] == "update" && len(args) == 3:
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/update?"+url.Values{"service": {args[1]}, "version": {args[2]}}.Encode(), nil)
 	case args[0] == "node" && len(args) == 3:
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/node?"+url.Values{"name": {args[1]}, "state": {args[2]}, "reason": {"agent node command"}}.Encode(), nil)
+		st, perr := driver.ParseNodeState(args[2])
+		if perr != nil {
+			fmt.Fprintf(stderr, "agent: node %s: %q is not a node state\n%s\n", args[1], args[2], usage)
+			return 2
+		}
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/node?"+url.Values{"name": {args[1]}, "state": {string(st)}, "reason": {"agent node command"}}.Encode(), nil)
 	default:
-		fmt.Fprintln(stderr, "usage: agent [-addr host:port] status | scale <service> <n> | update <service> <version> | node <name> <state>")
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	if tokenFile != "" {
+		tok, err := readToken(tokenFile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -154,12 +185,28 @@ func control(ctx context.Context, addr string, args []string, stdout, stderr io.
 		return 1
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(stdout, resp.Body)
 	if resp.StatusCode >= 300 {
-		fmt.Fprintln(stderr, resp.Status)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		fmt.Fprintf(stderr, "agent: %s: %s\n", resp.Status, strings.TrimSpace(string(b)))
 		return 1
 	}
+	_, _ = io.Copy(stdout, resp.Body)
 	return 0
+}
+
+// readToken reads the control API's token from file: its first line, without
+// surrounding space.
+func readToken(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	tok, _, _ := strings.Cut(string(b), "\n")
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", fmt.Errorf("%s: empty token", file)
+	}
+	return tok, nil
 }
 
 // metricsHandler serves the collected OpenTelemetry metrics as JSON.

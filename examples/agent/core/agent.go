@@ -30,6 +30,9 @@ var (
 	ErrRunning        = errors.New("agent: already running")
 	ErrUnknownService = errors.New("agent: unknown service")
 	ErrBusy           = errors.New("agent: a rolling update is in progress")
+	// ErrOutOfBounds: a replica count outside the service's minReplicas and
+	// maxReplicas.
+	ErrOutOfBounds = errors.New("agent: out of the fleet file's bounds")
 )
 
 // Config configures an Agent. Fleet and Driver are required.
@@ -48,6 +51,10 @@ type Config struct {
 	StopOnExit bool
 	// FrontDoorAttemptTimeout bounds each front-door attempt; <= 0 means 2 s.
 	FrontDoorAttemptTimeout time.Duration
+	// ControlToken is the token the control API requires (Authorization: Bearer
+	// <token>); "" means none, and then it takes commands from loopback callers
+	// only. See [Agent.Protect].
+	ControlToken string
 }
 
 // Agent runs the loop. Create it with New; it is safe for concurrent use.
@@ -380,16 +387,17 @@ func (a *Agent) Backends(service string) []frontdoor.Backend {
 }
 
 // Scale sets the replica count of service by hand. The autoscaler keeps it as its
-// floor (it may scale out beyond it, never in below it).
+// floor (it may scale out beyond it, never in below it). A count outside the
+// service's minReplicas and maxReplicas returns an error matching ErrOutOfBounds.
 func (a *Agent) Scale(service string, replicas int) error {
-	if replicas < 0 {
-		return fmt.Errorf("agent: scale %s: negative replicas", service)
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.svcs[service]
 	if s == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownService, service)
+	}
+	if lo, hi := s.cfg.MinReplicas, s.cfg.MaxReplicas; replicas < lo || replicas > hi {
+		return fmt.Errorf("%w: scale %s to %d replicas: want %d to %d (minReplicas to maxReplicas)", ErrOutOfBounds, service, replicas, lo, hi)
 	}
 	now := time.Now()
 	_, hi := s.scaler.Range()
@@ -464,8 +472,12 @@ func (a *Agent) Update(service, version string) error {
 }
 
 // SetNodeState changes a node through the driver (drain, undrain; with the local
-// driver also fail and recover a virtual node).
+// driver also fail and recover a virtual node). A reason longer than MaxReason
+// bytes is an error.
 func (a *Agent) SetNodeState(ctx context.Context, node string, state driver.NodeState, reason string) error {
+	if len(reason) > MaxReason {
+		return fmt.Errorf("agent: node %s: reason longer than %d bytes", node, MaxReason)
+	}
 	nc, ok := a.drv.(driver.NodeController)
 	if !ok {
 		return fmt.Errorf("agent: driver %s: %w", a.drv.Name(), driver.ErrUnsupported)

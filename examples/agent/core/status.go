@@ -2,10 +2,7 @@ package core
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"html/template"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,73 +98,6 @@ func (a *Agent) Status(ctx context.Context, events int) Status {
 		st.Services = append(st.Services, ss)
 	}
 	return st
-}
-
-// Handler serves the status endpoint and the control API:
-//
-//	GET  /                    a small HTML page: instances per node, recent timeline
-//	GET  /status              the Status as JSON
-//	POST /scale?service=web&replicas=12
-//	POST /update?service=web&version=v2
-//	POST /node?name=node-1&state=down|ready|degraded|drained
-//
-// Control requests must come from loopback.
-func (a *Agent) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(a.Status(r.Context(), 100))
-	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = page.Execute(w, view(a.Status(r.Context(), 40)))
-	})
-	control := func(fn func(r *http.Request) error) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if !loopback(r) {
-				http.Error(w, "control requests only from loopback", http.StatusForbidden)
-				return
-			}
-			if err := fn(r); err != nil {
-				code := http.StatusBadRequest
-				if errors.Is(err, ErrBusy) {
-					code = http.StatusConflict
-				}
-				http.Error(w, err.Error(), code)
-				return
-			}
-			w.WriteHeader(http.StatusAccepted)
-		}
-	}
-	mux.HandleFunc("POST /scale", control(func(r *http.Request) error {
-		n, err := strconv.Atoi(r.FormValue("replicas"))
-		if err != nil {
-			return errors.New("replicas: want a number")
-		}
-		return a.Scale(r.FormValue("service"), n)
-	}))
-	mux.HandleFunc("POST /update", control(func(r *http.Request) error {
-		v := r.FormValue("version")
-		if v == "" {
-			return errors.New("version: required")
-		}
-		return a.Update(r.FormValue("service"), v)
-	}))
-	mux.HandleFunc("POST /node", control(func(r *http.Request) error {
-		return a.SetNodeState(r.Context(), r.FormValue("name"), driver.NodeState(r.FormValue("state")), r.FormValue("reason"))
-	}))
-	return mux
-}
-
-func loopback(r *http.Request) bool {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	host = strings.Trim(host, "[]")
-	return strings.HasPrefix(host, "127.") || host == "::1"
 }
 
 type pageView struct {

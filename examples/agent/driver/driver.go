@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -70,6 +71,29 @@ const (
 	NodeDrained  NodeState = "drained"  // runs, accepts no new instances (drained by the agent or an operator)
 	NodeDown     NodeState = "down"     // failed: its instances are gone, it accepts none
 )
+
+// NodeStates lists the node states, in the order a usage text shows them.
+var NodeStates = []NodeState{NodeReady, NodeDown, NodeDegraded, NodeDrained}
+
+// ParseNodeState returns the node state s names: a state's own name or what an
+// operator types for it ("up" is ready, "drain" is drained, "degrade" is degraded,
+// "fail" is down), in any case. Any other s is an error that lists the choices.
+func ParseNodeState(s string) (NodeState, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "ready", "up", "undrain":
+		return NodeReady, nil
+	case "down", "fail":
+		return NodeDown, nil
+	case "degraded", "degrade":
+		return NodeDegraded, nil
+	case "drained", "drain":
+		return NodeDrained, nil
+	}
+	if len(s) > 32 {
+		s = s[:32] + "..."
+	}
+	return "", fmt.Errorf("driver: unknown node state %q: want ready (up), down, degraded or drained (drain)", s)
+}
 
 // Node is a machine (or, for the local driver, a virtual node).
 type Node struct {

@@ -27,3 +27,31 @@ func ExampleNodeError() {
 	// true
 	// driver: start on node "node-2": driver: node unavailable
 }
+
+func TestParseNodeState(t *testing.T) {
+	for _, tt := range []struct {
+		give string
+		want driver.NodeState
+	}{
+		{"ready", driver.NodeReady}, {"up", driver.NodeReady}, {"UP", driver.NodeReady}, {"undrain", driver.NodeReady},
+		{"down", driver.NodeDown}, {"fail", driver.NodeDown},
+		{"degraded", driver.NodeDegraded}, {"degrade", driver.NodeDegraded},
+		{"drained", driver.NodeDrained}, {" drain ", driver.NodeDrained},
+	} {
+		got, err := driver.ParseNodeState(tt.give)
+		assert.NoError(t, err, tt.give)
+		assert.Equal(t, tt.want, got, tt.give)
+	}
+	_, err := driver.ParseNodeState("sideways")
+	assert.EqualError(t, err, `driver: unknown node state "sideways": want ready (up), down, degraded or drained (drain)`)
+}
+
+func ExampleParseNodeState() {
+	st, _ := driver.ParseNodeState("up")
+	fmt.Println(st)
+	_, err := driver.ParseNodeState("off")
+	fmt.Println(err)
+	// Output:
+	// ready
+	// driver: unknown node state "off": want ready (up), down, degraded or drained (drain)
+}
