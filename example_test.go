@@ -15,7 +15,7 @@ import (
 // circuit breaker. The flaky call fails twice, and the retry policy runs it a third
 // time; the breaker counts each failure but stays closed (it trips after 5 in a row).
 func Example() {
-	r, err := retry.New(retry.Config{MaxAttempts: 3, InitialDelay: time.Millisecond})
+	r, err := retry.New(retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond})})
 	if err != nil {
 		panic(err)
 	}

@@ -74,7 +74,7 @@
 //     gets the substitute.
 //
 // [Chain] lets you choose another order where these reasons do not hold; give a
-// retry policy in a chain [DefaultRetryable] as its Retryable, so that it retries
+// retry policy in a chain [DefaultRetryClassify] as its Classify, so that it retries
 // this package's timeouts and rejections and not an open breaker.
 //
 // # HTTP

@@ -15,7 +15,7 @@ import (
 func ExampleNew() {
 	p, err := heal.New(heal.Config{
 		Name:     "inventory",
-		Retry:    retry.Config{MaxAttempts: 3, InitialDelay: time.Millisecond},
+		Retry:    retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond})},
 		Breaker:  breaker.Config{ConsecutiveFailures: 5},
 		Timeout:  time.Second,
 		Bulkhead: heal.BulkheadConfig{MaxConcurrent: 50},

@@ -27,7 +27,7 @@ func ExampleTransport() {
 	defer srv.Close()
 
 	tr, err := heal.NewTransport(heal.TransportConfig{
-		Retry: retry.Config{MaxAttempts: 3, InitialDelay: time.Millisecond},
+		Retry: retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond})},
 	})
 	if err != nil {
 		panic(err)

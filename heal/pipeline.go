@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/breaker"
 	"github.com/selfheal-go/selfheal/retry"
 )
@@ -27,7 +28,7 @@ type Config struct {
 	// Default "pipeline".
 	Name string
 	// Retry configures the retries. MaxAttempts 1 leaves the stage out. Its
-	// Retryable (default retry.DefaultRetryable) is consulted after the pipeline's
+	// Classify (default retry.DefaultClassify) is consulted after the pipeline's
 	// own rules: an open breaker is not retried, a timeout or a rejection by the
 	// rate limit or bulkhead is (a rate limit's rejection after its Retry-After).
 	Retry retry.Config
@@ -87,7 +88,7 @@ func New(cfg Config) (*Pipeline, error) {
 		if rc.MeterProvider == nil {
 			rc.MeterProvider = cfg.MeterProvider
 		}
-		rc.Retryable = pipelineRetryable(rc.Retryable)
+		rc.Classify = pipelineRetryClassify(rc.Classify)
 		if p.retry, err = retry.New(rc); err != nil {
 			return nil, fmt.Errorf("heal: Config.Retry: %w", err)
 		}
@@ -141,26 +142,28 @@ func New(cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
-// DefaultRetryable is the retry classification of the [Pipeline], for retry
+// DefaultRetryClassify is the retry classification of the [Pipeline], for retry
 // policies composed with [Chain] around the policies of this package: a rejection by
-// an open or half-open breaker is not retried (failing fast is its point), a
-// *[TimeoutError] and a *[RejectedError] are (retry.DefaultRetryable would not retry
-// the timeout, which matches context.DeadlineExceeded), and everything else is
-// retry.DefaultRetryable's call. Use it as retry.Config.Retryable.
-func DefaultRetryable(err error) bool { return pipelineRetryable(nil)(err) }
+// an open or half-open breaker is not retried (failing fast is its point:
+// [selfheal.Ignored]), a *[TimeoutError] and a *[RejectedError] are
+// ([selfheal.Failure]), and everything else is retry.DefaultClassify's call. Use it as
+// retry.Config.Classify.
+func DefaultRetryClassify(result any, err error) selfheal.Outcome {
+	return pipelineRetryClassify(nil)(result, err)
+}
 
-func pipelineRetryable(user func(error) bool) func(error) bool {
+func pipelineRetryClassify(user selfheal.Classifier) selfheal.Classifier {
 	if user == nil {
-		user = retry.DefaultRetryable
+		user = retry.DefaultClassify
 	}
-	return func(err error) bool {
+	return func(result any, err error) selfheal.Outcome {
 		switch {
 		case errors.Is(err, breaker.ErrOpen), errors.Is(err, breaker.ErrTooManyRequests):
-			return false
+			return selfheal.Ignored
 		case errors.Is(err, ErrTimeout), IsRejected(err):
-			return true
+			return selfheal.Failure
 		}
-		return user(err)
+		return user(result, err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/breaker"
 	"github.com/selfheal-go/selfheal/heal"
 	"github.com/selfheal-go/selfheal/retry"
@@ -55,7 +56,7 @@ func TestPipelineDefaults(t *testing.T) {
 func TestPipelineRetriesTimeoutsAndOpens(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, err := heal.New(heal.Config{
-			Retry:   retry.Config{MaxAttempts: 3, InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone},
+			Retry:   retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone})},
 			Breaker: breaker.Config{ConsecutiveFailures: 3, OpenDuration: time.Second},
 			Timeout: 100 * time.Millisecond,
 		})
@@ -91,7 +92,7 @@ func TestPipelineRetriesTimeoutsAndOpens(t *testing.T) {
 func TestPipelineRejectionsAreRetriedNotFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, err := heal.New(heal.Config{
-			Retry:    retry.Config{MaxAttempts: 5, InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone},
+			Retry:    retry.Config{MaxAttempts: 5, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone})},
 			Breaker:  breaker.Config{ConsecutiveFailures: 1},
 			Bulkhead: heal.BulkheadConfig{MaxConcurrent: 1},
 		})
@@ -160,29 +161,30 @@ func testPipelineRejectionsDoNotHideFailures(t *testing.T) {
 	assert.Equal(t, breaker.StateOpen, p.Breaker().Snapshot().State)
 }
 
-func TestDefaultRetryable(t *testing.T) {
+func TestDefaultRetryClassify(t *testing.T) {
 	b, err := breaker.New(breaker.Config{Name: "b"})
 	require.NoError(t, err)
 	b.ForceOpen()
 	open := b.Do(context.Background(), ok)
 	tests := []struct {
 		give error
-		want bool
+		want selfheal.Outcome
 	}{
-		{errors.New("reset"), true},
-		{&heal.TimeoutError{Err: context.DeadlineExceeded}, true},
-		{&heal.RejectedError{Reason: heal.ErrBulkheadFull}, true},
-		{open, false},
-		{context.Canceled, false},
-		{retry.Permanent(errors.New("bad request")), false},
+		{nil, selfheal.Success},
+		{errors.New("reset"), selfheal.Failure},
+		{&heal.TimeoutError{Err: context.DeadlineExceeded}, selfheal.Failure},
+		{&heal.RejectedError{Reason: heal.ErrBulkheadFull}, selfheal.Failure},
+		{open, selfheal.Ignored},
+		{context.Canceled, selfheal.Ignored},
+		{retry.Permanent(errors.New("bad request")), selfheal.Ignored},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.want, heal.DefaultRetryable(tt.give), "%v", tt.give)
+		assert.Equal(t, tt.want, heal.DefaultRetryClassify(nil, tt.give), "%v", tt.give)
 	}
 
 	// In a chain, a retry policy with it retries a timed-out attempt.
 	synctest.Test(t, func(t *testing.T) {
-		rp, err := retry.New(retry.Config{MaxAttempts: 2, InitialDelay: time.Millisecond, Retryable: heal.DefaultRetryable})
+		rp, err := retry.New(retry.Config{MaxAttempts: 2, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond}), Classify: heal.DefaultRetryClassify})
 		require.NoError(t, err)
 		to, err := heal.NewTimeout(heal.TimeoutConfig{Timeout: time.Second})
 		require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/breaker"
 	"github.com/selfheal-go/selfheal/retry"
 )
@@ -37,7 +38,7 @@ func DefaultIdempotent(req *http.Request) bool {
 // StatusError is the error of an attempt whose response had a failure status. A
 // [Transport] never returns it: when the last attempt fails that way, the caller gets
 // the response itself. It is what breakers and retry policies see, and what an
-// IsFailure or Retryable hook receives.
+// IsFailure or Classify hook receives.
 type StatusError struct {
 	StatusCode int
 	Status     string
@@ -65,7 +66,7 @@ type TransportConfig struct {
 	// breaker package's defaults, with at most 1024 hosts.
 	Breaker breaker.GroupConfig
 	// Retry configures the retries of idempotent requests. MaxAttempts 1 disables
-	// them. Its Retryable (default retry.DefaultRetryable) is consulted after the
+	// them. Its Classify (default retry.DefaultClassify) is consulted after the
 	// transport's own rules: a request whose host's breaker is open is not retried,
 	// and a *StatusError is. AttemptTimeout must be zero: a per-attempt context
 	// would end before the response body is read; bound the whole request with its
@@ -144,7 +145,7 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		if rc.Name == "" {
 			rc.Name = cfg.Name
 		}
-		rc.Retryable = transportRetryable(rc.Retryable)
+		rc.Classify = transportRetryClassify(rc.Classify)
 		if t.retry, err = retry.New(rc); err != nil {
 			return nil, fmt.Errorf("heal: TransportConfig.Retry: %w", err)
 		}
@@ -152,19 +153,19 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	return t, nil
 }
 
-func transportRetryable(user func(error) bool) func(error) bool {
+func transportRetryClassify(user selfheal.Classifier) selfheal.Classifier {
 	if user == nil {
-		user = retry.DefaultRetryable
+		user = retry.DefaultClassify
 	}
-	return func(err error) bool {
+	return func(result any, err error) selfheal.Outcome {
 		if errors.Is(err, breaker.ErrOpen) || errors.Is(err, breaker.ErrTooManyRequests) {
-			return false
+			return selfheal.Ignored
 		}
 		var se *StatusError
 		if errors.As(err, &se) {
-			return true
+			return selfheal.Failure
 		}
-		return user(err)
+		return user(result, err)
 	}
 }
 

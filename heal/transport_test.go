@@ -22,7 +22,7 @@ import (
 )
 
 // fastRetry retries quickly, so that tests on real servers stay fast.
-var fastRetry = retry.Config{MaxAttempts: 3, InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+var fastRetry = retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond})}
 
 func newClient(t *testing.T, cfg heal.TransportConfig) (*http.Client, *heal.Transport) {
 	t.Helper()
@@ -156,11 +156,11 @@ func TestTransportBodyWithoutGetBodyIsNotRetried(t *testing.T) {
 }
 
 func TestTransportHonoursRetryAfter(t *testing.T) {
-	f := &flaky{fail: 1, code: http.StatusServiceUnavailable, header: http.Header{"Retry-After": {"7"}}}
+	f := &flaky{fail: 2, code: http.StatusServiceUnavailable, header: http.Header{"Retry-After": {"7"}}}
 	srv := f.start(t)
 	var delays []time.Duration
 	rc := fastRetry
-	rc.MaxServerDelay = 30 * time.Millisecond // caps the 7s the server asks for
+	rc.MaxServerDelay = 8 * time.Second
 	rc.OnRetry = func(_ context.Context, _ int, err error, d time.Duration) {
 		var se *heal.StatusError
 		if assert.ErrorAs(t, err, &se) {
@@ -169,10 +169,30 @@ func TestTransportHonoursRetryAfter(t *testing.T) {
 		}
 		delays = append(delays, d)
 	}
+	// The request's deadline ends before the 7s the server asks for: the transport
+	// does not sleep to fail, the caller gets the 503 at once.
 	c, _ := newClient(t, heal.TransportConfig{Retry: rc})
-	resp, _ := get(t, c, srv.URL)
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, []time.Duration{30 * time.Millisecond}, delays)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	require.NoError(t, err)
+	begin := time.Now()
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Less(t, time.Since(begin), time.Second)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Empty(t, delays)
+	assert.EqualValues(t, 1, f.attempts.Load())
+
+	// Beyond MaxServerDelay the retries end at once too, deadline or not.
+	rc.MaxServerDelay = 30 * time.Millisecond
+	c, _ = newClient(t, heal.TransportConfig{Retry: rc})
+	begin = time.Now()
+	resp, _ = get(t, c, srv.URL)
+	assert.Less(t, time.Since(begin), time.Second)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Empty(t, delays)
 }
 
 // resetServer accepts connections and resets them at once.

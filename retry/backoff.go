@@ -5,14 +5,93 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
 )
 
-// Jitter selects how a [Policy] spreads its exponential delays, following the AWS
+// Backoff is a strategy for the delays between attempts: Delay returns how long to wait
+// before retry n (n = 1 after the first failed attempt), given prev, the delay this call
+// waited before the previous retry (0 before the first; decorrelated jitter grows from
+// it). A negative delay, such as [Stop], ends the retries ([ReasonBackoff]).
+//
+// A Policy shares its Backoff between all its calls, concurrently: Delay must be safe
+// for concurrent use, and keep any per-call state in n and prev. It is called on the
+// calling goroutine, only when a retry is about to happen.
+//
+// [Exponential] and [Constant] build the usual strategies; [BackoffFunc] adapts a
+// function.
+type Backoff interface {
+	Delay(n int, prev time.Duration) time.Duration
+}
+
+// Stop, returned by a [Backoff], ends the retries.
+const Stop time.Duration = -1
+
+// BackoffFunc adapts a function to a [Backoff].
+type BackoffFunc func(n int, prev time.Duration) time.Duration
+
+// Delay returns f(n, prev).
+func (f BackoffFunc) Delay(n int, prev time.Duration) time.Duration { return f(n, prev) }
+
+// Defaults of [ExponentialConfig].
+const (
+	DefaultInitialDelay = 100 * time.Millisecond
+	DefaultMaxDelay     = 10 * time.Second
+	DefaultMultiplier   = 2.0
+)
+
+// ExponentialConfig configures [Exponential]. The zero value is exponential backoff with
+// full jitter from 100ms, doubling, up to 10s: the default of a [Policy].
+type ExponentialConfig struct {
+	// InitialDelay is the delay before the first retry before jitter. Zero means
+	// 100ms. Negative is an error.
+	InitialDelay time.Duration
+	// MaxDelay caps every delay, after jitter. Zero means 10s, or InitialDelay when that
+	// is larger. Negative, or less than InitialDelay, is an error.
+	MaxDelay time.Duration
+	// Multiplier is the growth of the delay from one retry to the next. Zero means 2;
+	// 1 gives a constant delay. Less than 1, NaN or infinite is an error.
+	Multiplier float64
+	// Jitter is how delays are randomized; the zero value is [JitterFull], and
+	// [JitterNone] turns randomization off. An unknown value is an error.
+	Jitter Jitter
+}
+
+// Exponential returns the [Backoff] of cfg: for retry n, min(MaxDelay, InitialDelay *
+// Multiplier^(n-1)), spread by cfg.Jitter. It keeps no state and allocates nothing per
+// call. An invalid cfg is reported by [New] (a *[ConfigError] naming the
+// ExponentialConfig field), not here.
+func Exponential(cfg ExponentialConfig) Backoff {
+	d := &delays{
+		base:       orDefault(cfg.InitialDelay, DefaultInitialDelay),
+		multiplier: orDefault(cfg.Multiplier, DefaultMultiplier),
+		jitter:     cfg.Jitter,
+		cfg:        cfg,
+	}
+	d.cap = cfg.MaxDelay
+	if d.cap == 0 {
+		d.cap = max(DefaultMaxDelay, d.base)
+	}
+	return d
+}
+
+// Constant returns a [Backoff] that waits d before every retry. A negative d is
+// reported by [New] as a *[ConfigError].
+func Constant(d time.Duration) Backoff { return constant(d) }
+
+type constant time.Duration
+
+func (c constant) Delay(int, time.Duration) time.Duration { return time.Duration(c) }
+
+func (c constant) validate() error {
+	if c < 0 {
+		return &ConfigError{Field: "Config.Backoff", Reason: fmt.Sprintf("Constant(%v) is negative; want >= 0", time.Duration(c))}
+	}
+	return nil
+}
+
+// Jitter selects how an [Exponential] backoff spreads its delays, following the AWS
 // Architecture Blog note "Exponential Backoff And Jitter" (Marc Brooker, 2015). For retry
-// n (n = 1 after the first failure), with base = [Config.InitialDelay], cap =
-// [Config.MaxDelay] and exp(n) = min(cap, base * Multiplier^(n-1)):
+// n (n = 1 after the first failure), with base = [ExponentialConfig.InitialDelay], cap =
+// [ExponentialConfig.MaxDelay] and exp(n) = min(cap, base * Multiplier^(n-1)):
 //
 //	JitterFull          rand[0, exp(n)]                       (the default)
 //	JitterEqual         exp(n)/2 + rand[0, exp(n)/2]
@@ -49,33 +128,38 @@ func (j Jitter) String() string {
 	return fmt.Sprintf("Jitter(%d)", int(j))
 }
 
-// Constant returns a [Config.NewBackOff] that waits d before every retry. It hands out
-// one shared [backoff.ConstantBackOff], which has no state to share.
-func Constant(d time.Duration) func() backoff.BackOff {
-	b := backoff.NewConstantBackOff(d)
-	return func() backoff.BackOff { return b }
-}
-
-// Exponential returns a [Config.NewBackOff] that gives every call its own
-// [backoff.ExponentialBackOff], made by [backoff.NewExponentialBackOff](opts...): backoff
-// v4's own exponential strategy, with its defaults, its symmetric randomization
-// (RandomizationFactor) and its MaxElapsedTime. Use it when you want exactly backoff's
-// delays; the built-in [Jitter] strategies need no per-call allocation.
-func Exponential(opts ...backoff.ExponentialBackOffOpts) func() backoff.BackOff {
-	return func() backoff.BackOff { return backoff.NewExponentialBackOff(opts...) }
-}
-
-// delays computes the built-in strategies. It is immutable: the per-call state (the
+// delays is the [Exponential] strategy. It is immutable: the per-call state (the
 // previous delay, for decorrelated jitter) lives on the caller's stack.
 type delays struct {
 	base, cap  time.Duration
 	multiplier float64
 	jitter     Jitter
+	cfg        ExponentialConfig // as given, for validate
 }
 
-// next returns the delay before retry n (n >= 1), given the previous delay of this call
+func (d *delays) validate() error {
+	cfg := d.cfg
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Field: "ExponentialConfig." + field, Reason: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case cfg.InitialDelay < 0:
+		return bad("InitialDelay", "%v is negative; want >= 0 (0 means %v)", cfg.InitialDelay, DefaultInitialDelay)
+	case cfg.MaxDelay < 0:
+		return bad("MaxDelay", "%v is negative; want >= 0 (0 means %v)", cfg.MaxDelay, DefaultMaxDelay)
+	case cfg.MaxDelay > 0 && cfg.MaxDelay < d.base:
+		return bad("MaxDelay", "%v is less than InitialDelay (%v)", cfg.MaxDelay, d.base)
+	case math.IsNaN(cfg.Multiplier) || math.IsInf(cfg.Multiplier, 0) || (cfg.Multiplier != 0 && cfg.Multiplier < 1):
+		return bad("Multiplier", "%v; want a finite value >= 1 (0 means %v)", cfg.Multiplier, DefaultMultiplier)
+	case cfg.Jitter < 0 || cfg.Jitter >= jitterEnd:
+		return bad("Jitter", "%v; want JitterFull, JitterEqual, JitterDecorrelated or JitterNone", cfg.Jitter)
+	}
+	return nil
+}
+
+// Delay returns the delay before retry n (n >= 1), given the previous delay of this call
 // (0 before the first retry).
-func (d *delays) next(n int, prev time.Duration) time.Duration {
+func (d *delays) Delay(n int, prev time.Duration) time.Duration {
 	if d.jitter == JitterDecorrelated {
 		lo := d.base
 		if prev < lo {

@@ -23,11 +23,11 @@ type BudgetConfig struct {
 	Ratio float64
 	// MinPerSecond is a floor of retries allowed per second whatever the traffic, so
 	// that a service that makes few calls can still retry; the window holds
-	// MinPerSecond * TTL (in seconds) of them. Zero means 10; a negative value means no
-	// floor.
+	// MinPerSecond * TTL (in seconds) of them. Zero means 10; [Off] means no floor
+	// (retries only within Ratio). Other negative values are an error.
 	MinPerSecond int
 	// TTL is how long a deposited call or a retry counts, the length of the sliding
-	// window. Zero means 10s. It must be at least 1ms.
+	// window. Zero means 10s. Otherwise it must be at least 1ms.
 	TTL time.Duration
 }
 
@@ -58,13 +58,16 @@ type Budget struct {
 	retries [budgetBuckets]atomic.Uint64
 }
 
-// NewBudget returns a Budget configured by cfg, or an error naming the invalid field.
+// NewBudget returns a Budget configured by cfg. An invalid cfg gives an error that
+// matches [ErrInvalidConfig] and is a *[ConfigError] naming the invalid field.
 func NewBudget(cfg BudgetConfig) (*Budget, error) {
 	switch {
 	case math.IsNaN(cfg.Ratio) || math.IsInf(cfg.Ratio, 0) || cfg.Ratio < 0:
-		return nil, fmt.Errorf("retry: BudgetConfig.Ratio is %v; want a finite value >= 0 (0 means %v)", cfg.Ratio, DefaultBudgetRatio)
+		return nil, &ConfigError{Field: "BudgetConfig.Ratio", Reason: fmt.Sprintf("%v; want a finite value >= 0 (0 means %v)", cfg.Ratio, DefaultBudgetRatio)}
+	case cfg.MinPerSecond < 0 && cfg.MinPerSecond != Off:
+		return nil, &ConfigError{Field: "BudgetConfig.MinPerSecond", Reason: fmt.Sprintf("%d is negative; want >= 0 (0 means %d) or Off", cfg.MinPerSecond, DefaultBudgetMinPerSecond)}
 	case cfg.TTL < 0 || (cfg.TTL > 0 && cfg.TTL < time.Millisecond):
-		return nil, fmt.Errorf("retry: BudgetConfig.TTL is %v; want at least 1ms (0 means %v)", cfg.TTL, DefaultBudgetTTL)
+		return nil, &ConfigError{Field: "BudgetConfig.TTL", Reason: fmt.Sprintf("%v; want at least 1ms (0 means %v)", cfg.TTL, DefaultBudgetTTL)}
 	}
 	if cfg.Ratio == 0 {
 		cfg.Ratio = DefaultBudgetRatio
@@ -76,7 +79,7 @@ func NewBudget(cfg BudgetConfig) (*Budget, error) {
 	switch {
 	case perSecond == 0:
 		perSecond = DefaultBudgetMinPerSecond
-	case perSecond < 0:
+	case perSecond == Off:
 		perSecond = 0
 	}
 	return &Budget{

@@ -50,7 +50,7 @@ func TestBudgetUnderSustainedFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := retry.NewBudget(retry.BudgetConfig{Ratio: 0.2, MinPerSecond: -1, TTL: 10 * time.Second})
 		require.NoError(t, err)
-		p := mustNew(t, retry.Config{MaxAttempts: 5, InitialDelay: time.Millisecond, Budget: b})
+		p := mustNew(t, retry.Config{MaxAttempts: 5, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond}), Budget: b})
 		attempts, refused := 0, 0
 		const calls = 1000
 		for range calls {
@@ -78,7 +78,7 @@ func TestBudgetFloorLetsQuietServicesRetry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := retry.NewBudget(retry.BudgetConfig{MinPerSecond: 1, TTL: 5 * time.Second})
 		require.NoError(t, err)
-		p := mustNew(t, retry.Config{MaxAttempts: 3, InitialDelay: time.Millisecond, Budget: b})
+		p := mustNew(t, retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond}), Budget: b})
 		// A single call may use 2 retries of the 5 the floor gives per 5s window...
 		fn, calls := failing(2, errFlaky)
 		require.NoError(t, p.Do(context.Background(), fn))

@@ -7,11 +7,42 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/selfheal-go/selfheal"
 )
+
+// ErrInvalidConfig is matched (with [errors.Is]) by every error [New] and [NewBudget]
+// return for an invalid configuration; the error is a *[ConfigError].
+var ErrInvalidConfig = errors.New("retry: invalid configuration")
+
+// ConfigError is the error [New] and [NewBudget] return for an invalid configuration:
+// it names the field and says why. It matches [ErrInvalidConfig] with [errors.Is].
+type ConfigError struct {
+	Field  string // for example "Config.MaxAttempts"
+	Reason string // for example "-1 is negative; want >= 1 (0 means 3)"
+}
+
+// Error reads "retry: invalid configuration: Config.MaxAttempts: <reason>".
+func (e *ConfigError) Error() string {
+	return "retry: invalid configuration: " + e.Field + ": " + e.Reason
+}
+
+// Is reports whether target is [ErrInvalidConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns [ErrInvalidConfig].
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+// ErrFailedResult is the error of an attempt that returned no error but whose result
+// [Config.Classify] judged a failure (a response that says "try again"). When the
+// retries run out on such an attempt, the [*ExhaustedError] wraps ErrFailedResult, and
+// [Call] returns the last result with it.
+var ErrFailedResult = errors.New("retry: result classified as a failure")
 
 // ErrExhausted is matched (with [errors.Is]) by every error a [Policy] returns when it
 // stops retrying a retryable failure because a limit was reached: attempts, elapsed
-// time, the caller's deadline, the [BackOff] strategy, or the retry [Budget]. The
+// time, the caller's deadline, the [Backoff] strategy, a server-requested delay beyond
+// [Config.MaxServerDelay], or the retry [Budget]. The
 // returned error is an [*ExhaustedError]; its [ExhaustedError.Reason] tells which limit.
 var ErrExhausted = errors.New("retry: retries exhausted")
 
@@ -31,9 +62,13 @@ const (
 	// ReasonDeadline: the next wait would not have ended before the context's deadline.
 	// An error with this reason also matches [context.DeadlineExceeded].
 	ReasonDeadline Reason = "next wait would pass the context deadline"
-	// ReasonBackOff: the [backoff.BackOff] from [Config.NewBackOff] returned
-	// [backoff.Stop].
-	ReasonBackOff Reason = "backoff stopped"
+	// ReasonBackoff: the [Config.Backoff] strategy returned a negative delay ([Stop]).
+	ReasonBackoff Reason = "backoff stopped"
+	// ReasonServerDelay: the failed attempt asked, through a [DelayHint] (an HTTP
+	// Retry-After, an open circuit breaker), for a delay longer than
+	// [Config.MaxServerDelay]. The policy does not retry earlier than the server asked;
+	// it gives up at once and leaves the wait to its caller.
+	ReasonServerDelay Reason = "server-requested delay exceeds MaxServerDelay"
 	// ReasonBudget: the [Budget] refused the retry. An error with this reason also
 	// matches [ErrBudgetExhausted].
 	ReasonBudget Reason = "retry budget exhausted"
@@ -80,27 +115,49 @@ func (e *ExhaustedError) Is(target error) bool {
 }
 
 // Permanent marks err as not retryable: a [Policy] returns it at once, whatever
-// [Config.Retryable] says. It returns nil for a nil err.
+// [Config.Classify] says. It returns nil for a nil err.
 //
-// The marker is backoff's own [backoff.PermanentError], so errors marked with
-// [backoff.Permanent] are not retried either, and errors marked here stop backoff's
-// Retry too. The error a Policy returns still carries the marker (so an outer Policy
-// does not retry it either) and unwraps to err.
+// The error a Policy returns still carries the marker (so an outer Policy does not
+// retry it either) and unwraps to err.
 func Permanent(err error) error {
-	return backoff.Permanent(err)
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
 }
 
-// IsPermanent reports whether err, or an error it wraps, was marked with [Permanent] or
-// [backoff.Permanent].
+// PermanentError is the error [Permanent] returns: Err, marked as not retryable.
+type PermanentError struct {
+	Err error
+}
+
+// Error returns Err's message.
+func (e *PermanentError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err, or an error it wraps, was marked with [Permanent].
+// Errors marked by github.com/cenkalti/backoff's Permanent count too, so that code
+// written for that package keeps its meaning inside a Policy.
 func IsPermanent(err error) bool {
-	var p *backoff.PermanentError
-	return errors.As(err, &p)
+	var p *PermanentError
+	if errors.As(err, &p) {
+		return true
+	}
+	var bp *backoff.PermanentError
+	return errors.As(err, &bp)
 }
 
 // DelayHint is implemented by errors that carry a delay the server asked for before the
 // next attempt, such as an HTTP Retry-After. When the error of a failed attempt (or an
 // error it wraps) implements DelayHint and RetryAfter returns more than zero, a [Policy]
-// waits that long, up to [Config.MaxServerDelay], instead of its backoff delay.
+// waits that long instead of its backoff delay. When that is more than
+// [Config.MaxServerDelay], or would not end before the caller's deadline, it gives up at
+// once ([ReasonServerDelay], [ReasonDeadline]) rather than retry earlier than asked or
+// sleep only to fail. A circuit breaker's open error (breaker's *OpenError, whose
+// RetryAfter is the rest of its open time) is a DelayHint too, so that a retry policy
+// around an open breaker either waits for it within those limits or fails fast.
 //
 // Packages that should not import retry (an HTTP client transport that saw a
 // Retry-After header, say) implement it on their own error types; others use [After].
@@ -144,13 +201,24 @@ func serverDelay(err error) time.Duration {
 	return 0
 }
 
-// DefaultRetryable is the classification a [Policy] uses when [Config.Retryable] is nil:
-// every error is retryable except [context.Canceled] and [context.DeadlineExceeded] (the
-// caller gave up, or an inner timeout did) and errors marked with [Permanent] or
-// [backoff.Permanent].
-func DefaultRetryable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
+// DefaultClassify is the classification a [Policy] uses when [Config.Classify] is
+// nil. It looks at the error only:
+//
+//   - nil: [selfheal.Success];
+//   - marked with [Permanent], or matching [context.Canceled] (someone gave up):
+//     [selfheal.Ignored], returned without a retry;
+//   - anything else, [context.DeadlineExceeded] included: [selfheal.Failure], retried.
+//
+// An attempt that ran into a deadline of its own (a per-attempt timeout such as
+// [Config.AttemptTimeout] or heal's Timeout inside the policy) is worth retrying; the
+// caller's own deadline is not, and a Policy never retries once the caller's context is
+// done, whatever the classification.
+func DefaultClassify(_ any, err error) selfheal.Outcome {
+	switch {
+	case err == nil:
+		return selfheal.Success
+	case IsPermanent(err), errors.Is(err, context.Canceled):
+		return selfheal.Ignored
 	}
-	return !IsPermanent(err)
+	return selfheal.Failure
 }

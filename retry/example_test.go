@@ -14,8 +14,8 @@ import (
 
 func ExamplePolicy_Do() {
 	p, err := retry.New(retry.Config{
-		MaxAttempts:  4,
-		InitialDelay: time.Millisecond,
+		MaxAttempts: 4,
+		Backoff:     retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond}),
 		OnRetry: func(_ context.Context, attempt int, err error, _ time.Duration) {
 			fmt.Printf("attempt %d failed: %v\n", attempt, err)
 		},
@@ -39,7 +39,7 @@ func ExamplePolicy_Do() {
 }
 
 func ExampleCall() {
-	p, err := retry.New(retry.Config{InitialDelay: time.Millisecond})
+	p, err := retry.New(retry.Config{Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond})})
 	if err != nil {
 		panic(err)
 	}
@@ -56,7 +56,7 @@ func ExampleCall() {
 }
 
 func ExampleExhaustedError() {
-	p, err := retry.New(retry.Config{MaxAttempts: 3, InitialDelay: time.Millisecond})
+	p, err := retry.New(retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond})})
 	if err != nil {
 		panic(err)
 	}
@@ -76,7 +76,7 @@ func ExampleExhaustedError() {
 }
 
 func ExamplePermanent() {
-	p, err := retry.New(retry.Config{InitialDelay: time.Millisecond})
+	p, err := retry.New(retry.Config{Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond})})
 	if err != nil {
 		panic(err)
 	}
@@ -104,8 +104,7 @@ func ExampleAfter() {
 	defer srv.Close()
 
 	p, err := retry.New(retry.Config{
-		InitialDelay: time.Minute, // never used: the server's delay wins
-		MaxDelay:     time.Minute,
+		Backoff: retry.Constant(time.Minute), // never used: the server's delay wins
 		OnRetry: func(_ context.Context, attempt int, err error, delay time.Duration) {
 			fmt.Printf("attempt %d: %v; waiting %v\n", attempt, err, delay)
 		},
@@ -156,11 +155,11 @@ func ExampleParseRetryAfter() {
 // One budget shared by every call to a downstream keeps retries to 20% of the calls, so
 // a full outage does not multiply the downstream's load by MaxAttempts.
 func ExampleNewBudget() {
-	budget, err := retry.NewBudget(retry.BudgetConfig{Ratio: 0.2, MinPerSecond: -1})
+	budget, err := retry.NewBudget(retry.BudgetConfig{Ratio: 0.2, MinPerSecond: retry.Off})
 	if err != nil {
 		panic(err)
 	}
-	p, err := retry.New(retry.Config{MaxAttempts: 5, InitialDelay: time.Microsecond, Budget: budget})
+	p, err := retry.New(retry.Config{MaxAttempts: 5, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Microsecond}), Budget: budget})
 	if err != nil {
 		panic(err)
 	}

@@ -5,32 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
+
+// Off, given to a field whose documentation says so ([Config.MaxServerDelay],
+// [BudgetConfig.MinPerSecond]), turns that feature off. It is [selfheal.Off].
+const Off = selfheal.Off
 
 // Defaults of [Config].
 const (
 	DefaultMaxAttempts    = 3
-	DefaultInitialDelay   = 100 * time.Millisecond
-	DefaultMaxDelay       = 10 * time.Second
-	DefaultMultiplier     = 2.0
 	DefaultMaxServerDelay = 30 * time.Second
 )
 
 // Config configures a [Policy]. The zero value is a sensible policy: 3 attempts,
 // exponential backoff with full jitter from 100ms doubling up to 10s, server-requested
-// delays honoured up to 30s, no budget, [DefaultRetryable] classification, no hooks,
-// telemetry to the global OpenTelemetry providers, no logging.
+// delays honoured up to 30s (a longer request ends the retries), no budget,
+// [DefaultClassify] classification, no hooks, telemetry to the global OpenTelemetry
+// providers, no logging.
 type Config struct {
 	// Name identifies the policy in telemetry (attribute "retry.policy") and logs.
 	// Empty means no name.
@@ -40,27 +41,11 @@ type Config struct {
 	// at most 2 retries. Zero means 3; 1 means never retry. Negative is an error.
 	MaxAttempts int
 
-	// InitialDelay is the base delay of the exponential backoff: the delay before the
-	// first retry before jitter. Zero means 100ms. Negative is an error.
-	InitialDelay time.Duration
-	// MaxDelay caps every backoff delay (after jitter, and also the delays of
-	// NewBackOff). Zero means 10s, or InitialDelay when that is larger. Negative, or less
-	// than InitialDelay, is an error.
-	MaxDelay time.Duration
-	// Multiplier is the growth of the exponential backoff from one retry to the next.
-	// Zero means 2; 1 gives a constant delay. Less than 1, NaN or infinite is an error.
-	Multiplier float64
-	// Jitter is how delays are randomized; the zero value is [JitterFull]. An unknown
-	// value is an error.
-	Jitter Jitter
-	// NewBackOff, when set, replaces the built-in backoff (InitialDelay, Multiplier and
-	// Jitter are then unused): it is called once per call, at the first retry, on the
-	// calling goroutine, and the [backoff.BackOff] it returns is used by that call only,
-	// so a stateful BackOff such as [backoff.ExponentialBackOff] is never shared between
-	// concurrent calls unless NewBackOff itself shares it. [backoff.Stop] ends the
-	// retries ([ReasonBackOff]). See [Constant] and [Exponential]. Nil means the built-in
-	// backoff, which allocates nothing.
-	NewBackOff func() backoff.BackOff
+	// Backoff computes the delay before each retry. Nil means
+	// Exponential(ExponentialConfig{}): full jitter from 100ms, doubling, up to 10s.
+	// See [Exponential], [Constant] and [BackoffFunc]. An invalid [ExponentialConfig]
+	// or a negative [Constant] is reported by [New].
+	Backoff Backoff
 
 	// MaxElapsedTime bounds the time from the start of a call to the start of its last
 	// attempt: a wait that would end after it is not started ([ReasonMaxElapsed]). It
@@ -70,19 +55,30 @@ type Config struct {
 	MaxElapsedTime time.Duration
 	// AttemptTimeout, when more than zero, gives each attempt a context with that
 	// timeout. An attempt that fails after its own timeout expired (while the caller's
-	// context is still live) is retryable unless marked [Permanent]; its error is an
-	// [*AttemptTimeoutError]. Zero means no per-attempt timeout. Negative is an error.
+	// context is still live) is retried unless marked [Permanent], whatever Classify
+	// says; its error is an [*AttemptTimeoutError]. Zero means no per-attempt timeout.
+	// Negative is an error.
 	AttemptTimeout time.Duration
-	// MaxServerDelay caps the delays that failed attempts ask for through a [DelayHint]
-	// (see [After] and [ParseRetryAfter]); a longer request is shortened to the cap. Zero
-	// means 30s; a negative value means server-requested delays are ignored.
+	// MaxServerDelay is the longest delay a failed attempt may ask for through a
+	// [DelayHint] (see [After] and [ParseRetryAfter]; a circuit breaker's open error is
+	// one too). A request up to it replaces the backoff delay; a longer one ends the
+	// retries at once with [ReasonServerDelay]: the policy neither retries earlier than
+	// the server asked nor blocks its caller for longer than this. Zero means 30s; [Off]
+	// means delays that servers ask for are ignored (the backoff applies). Other
+	// negative values are an error.
 	MaxServerDelay time.Duration
 
-	// Retryable classifies the error of a failed attempt: true means it may be retried.
-	// Errors marked [Permanent] are never retried, and nothing is retried once the
-	// caller's context is done, whatever Retryable says. It is called on the calling
-	// goroutine and must be safe for concurrent use. Nil means [DefaultRetryable].
-	Retryable func(error) bool
+	// Classify decides, after each attempt, from its error and (through [Call]) its
+	// result: [selfheal.Failure] is retried, within the limits; [selfheal.Success] and
+	// [selfheal.Ignored] end the call at once, returning the attempt's error as it is
+	// (nil or not). A Failure with a nil error (a result that says "try again") is
+	// retried too; when the retries run out on it, the error wraps [ErrFailedResult].
+	// Errors marked [Permanent] are never retried and nothing is retried once the
+	// caller's context is done, whatever Classify says. [Policy.Do] passes a nil result;
+	// [Call] passes fn's value boxed in an interface. It is called on the calling
+	// goroutine and must be safe for concurrent use. Nil means [DefaultClassify], which
+	// retries every error but [Permanent] ones and [context.Canceled].
+	Classify selfheal.Classifier
 
 	// Budget, when set, limits retries to a share of recent calls; it may be shared by
 	// many policies. A refused retry ends the call with an error matching
@@ -91,7 +87,8 @@ type Config struct {
 
 	// OnRetry, when set, is called before each wait, on the calling goroutine, with the
 	// call's context, the number of the attempt that just failed (1 for the first), its
-	// error, and the delay about to be waited. It is not called when the policy gives up.
+	// error ([ErrFailedResult] for a result judged a failure), and the delay about to be
+	// waited. It is not called when the policy gives up. Nil means no hook.
 	OnRetry func(ctx context.Context, attempt int, err error, delay time.Duration)
 
 	// Logger, when set, receives a Debug record before each retry. Nil means no logging.
@@ -104,7 +101,7 @@ type Config struct {
 const (
 	outcomeSuccess   = "success"   // the attempt succeeded
 	outcomeRetry     = "retry"     // it failed and a retry follows
-	outcomePermanent = "permanent" // it failed and was not retryable
+	outcomePermanent = "permanent" // it returned an error that is not retried (classified Success or Ignored, or Permanent)
 	outcomeExhausted = "exhausted" // it failed and a limit (budget included) stopped the retries
 	outcomeCanceled  = "canceled"  // it failed and the caller's context was done
 	outcomePanic     = "panic"     // fn panicked
@@ -124,9 +121,10 @@ const (
 	oPanic
 )
 
-// Policy retries calls that fail with a retryable error, waiting between attempts with
-// exponential backoff and jitter, until an attempt succeeds, an error is not retryable,
-// or a limit is reached (attempts, elapsed time, the caller's deadline, the budget).
+// Policy retries calls whose attempts its [Config.Classify] judges failures, waiting
+// between attempts with exponential backoff and jitter (or its [Config.Backoff]), until
+// an attempt is not a failure, or a limit is reached (attempts, elapsed time, the
+// caller's deadline, a server-requested delay beyond the cap, the budget).
 //
 // A Policy is immutable once built by [New], safe for concurrent use, and meant to be
 // reused: every call keeps its own state on its own stack. It starts no goroutines:
@@ -134,12 +132,11 @@ const (
 type Policy struct {
 	name           string
 	maxAttempts    int
-	delays         delays
-	newBackOff     func() backoff.BackOff
+	backoff        Backoff
 	maxElapsed     time.Duration
 	attemptTimeout time.Duration
-	maxServerDelay time.Duration // < 0: ignore
-	retryable      func(error) bool
+	maxServerDelay time.Duration       // Off: ignore
+	classify       selfheal.Classifier // nil: DefaultClassify
 	budget         *Budget
 	onRetry        func(context.Context, int, error, time.Duration)
 	logger         *slog.Logger
@@ -152,31 +149,26 @@ type Policy struct {
 	counts   [numOutcomes]atomic.Int64
 }
 
-// New returns a Policy configured by cfg, or an error naming the first invalid field.
+// New returns a Policy configured by cfg. An invalid cfg gives an error that matches
+// [ErrInvalidConfig] and is a *[ConfigError] naming the first invalid field.
 func New(cfg Config) (*Policy, error) {
+	if cfg.Backoff == nil {
+		cfg.Backoff = Exponential(ExponentialConfig{})
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	p := &Policy{
 		name:           cfg.Name,
 		maxAttempts:    orDefault(cfg.MaxAttempts, DefaultMaxAttempts),
-		newBackOff:     cfg.NewBackOff,
+		backoff:        cfg.Backoff,
 		maxElapsed:     cfg.MaxElapsedTime,
 		attemptTimeout: cfg.AttemptTimeout,
 		maxServerDelay: orDefault(cfg.MaxServerDelay, DefaultMaxServerDelay),
-		retryable:      cfg.Retryable,
+		classify:       cfg.Classify,
 		budget:         cfg.Budget,
 		onRetry:        cfg.OnRetry,
 		logger:         cfg.Logger,
-	}
-	base := orDefault(cfg.InitialDelay, DefaultInitialDelay)
-	maxDelay := cfg.MaxDelay
-	if maxDelay == 0 {
-		maxDelay = max(DefaultMaxDelay, base)
-	}
-	p.delays = delays{base: base, cap: maxDelay, multiplier: orDefault(cfg.Multiplier, DefaultMultiplier), jitter: cfg.Jitter}
-	if p.retryable == nil {
-		p.retryable = DefaultRetryable
 	}
 
 	meter := telemetry.Meter(cfg.MeterProvider, "retry")
@@ -214,23 +206,21 @@ func orDefault[T int | time.Duration | float64](v, def T) T {
 }
 
 func (cfg *Config) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Field: "Config." + field, Reason: fmt.Sprintf(format, args...)}
+	}
 	switch {
 	case cfg.MaxAttempts < 0:
-		return fmt.Errorf("retry: Config.MaxAttempts is %d; want >= 1 (0 means %d)", cfg.MaxAttempts, DefaultMaxAttempts)
-	case cfg.InitialDelay < 0:
-		return fmt.Errorf("retry: Config.InitialDelay is %v; want >= 0 (0 means %v)", cfg.InitialDelay, DefaultInitialDelay)
-	case cfg.MaxDelay < 0:
-		return fmt.Errorf("retry: Config.MaxDelay is %v; want >= 0 (0 means %v)", cfg.MaxDelay, DefaultMaxDelay)
-	case cfg.MaxDelay > 0 && cfg.MaxDelay < orDefault(cfg.InitialDelay, DefaultInitialDelay):
-		return fmt.Errorf("retry: Config.MaxDelay (%v) is less than Config.InitialDelay (%v)", cfg.MaxDelay, orDefault(cfg.InitialDelay, DefaultInitialDelay))
-	case math.IsNaN(cfg.Multiplier) || math.IsInf(cfg.Multiplier, 0) || (cfg.Multiplier != 0 && cfg.Multiplier < 1):
-		return fmt.Errorf("retry: Config.Multiplier is %v; want a finite value >= 1 (0 means %v)", cfg.Multiplier, DefaultMultiplier)
-	case cfg.Jitter < 0 || cfg.Jitter >= jitterEnd:
-		return fmt.Errorf("retry: Config.Jitter is %v; want JitterFull, JitterEqual, JitterDecorrelated or JitterNone", cfg.Jitter)
+		return bad("MaxAttempts", "%d is negative; want >= 1 (0 means %d)", cfg.MaxAttempts, DefaultMaxAttempts)
 	case cfg.MaxElapsedTime < 0:
-		return fmt.Errorf("retry: Config.MaxElapsedTime is %v; want >= 0 (0 means no limit)", cfg.MaxElapsedTime)
+		return bad("MaxElapsedTime", "%v is negative; want >= 0 (0 means no limit)", cfg.MaxElapsedTime)
 	case cfg.AttemptTimeout < 0:
-		return fmt.Errorf("retry: Config.AttemptTimeout is %v; want >= 0 (0 means none)", cfg.AttemptTimeout)
+		return bad("AttemptTimeout", "%v is negative; want >= 0 (0 means none)", cfg.AttemptTimeout)
+	case cfg.MaxServerDelay < 0 && cfg.MaxServerDelay != Off:
+		return bad("MaxServerDelay", "%v is negative; want >= 0 (0 means %v) or Off", cfg.MaxServerDelay, DefaultMaxServerDelay)
+	}
+	if v, ok := cfg.Backoff.(interface{ validate() error }); ok {
+		return v.validate()
 	}
 	return nil
 }
@@ -255,25 +245,49 @@ func (e *AttemptTimeoutError) Error() string {
 // Unwrap returns the attempt's error.
 func (e *AttemptTimeoutError) Unwrap() error { return e.Err }
 
-// Do calls fn until it succeeds, fails with an error that is not retryable, or a limit
-// is reached, waiting between attempts. Every attempt gets ctx (or, with
-// [Config.AttemptTimeout], a child of it).
+// Do calls fn until an attempt is not a failure, or a limit is reached, waiting between
+// attempts. Every attempt gets ctx (or, with [Config.AttemptTimeout], a child of it).
+// Each attempt is judged by [Config.Classify] on its error (with a nil result).
 //
 // Do returns nil when an attempt succeeded, and otherwise:
-//   - the attempt's error itself when it is not retryable (marked [Permanent], or
-//     rejected by [Config.Retryable]);
+//   - the attempt's error itself when it is not retried (marked [Permanent], or
+//     classified [selfheal.Success] or [selfheal.Ignored]);
 //   - an [*ExhaustedError] matching [ErrExhausted] and wrapping the last error when a
 //     limit stopped the retries: MaxAttempts, MaxElapsedTime, the [Budget] (then it also
-//     matches [ErrBudgetExhausted]), the NewBackOff strategy, or a wait that could not
-//     end before ctx's deadline (then it also matches [context.DeadlineExceeded]); Do
-//     never starts such a wait, so it returns before the deadline instead of sleeping
-//     into it;
-//   - when ctx is done before a retry or during a wait, an error that matches ctx.Err()
-//     and wraps the last error too.
+//     matches [ErrBudgetExhausted]), the [Backoff] strategy, a server-requested delay
+//     beyond MaxServerDelay ([ReasonServerDelay]), or a wait that could not end before
+//     ctx's deadline (then it also matches [context.DeadlineExceeded]); Do never starts
+//     such a wait, so it returns before the deadline instead of sleeping into it;
+//   - when ctx is done after an attempt failed or during a wait, an error that matches
+//     ctx.Err() and wraps (or is) the last error.
 //
 // If fn panics, Do records the attempt (outcome "panic") and lets the panic continue.
 // Do is safe for concurrent use.
 func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
+	return p.run(ctx, fn, nil)
+}
+
+// Call is [Policy.Do] for functions that return a value: [Config.Classify] sees the
+// value of each attempt (boxed in an interface; no boxing happens when Classify is
+// nil), so that a result can be retried as well as an error. Call returns, with the
+// error, the value the last attempt returned.
+func Call[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, error)) (T, error) {
+	var res T
+	attempt := func(ctx context.Context) error {
+		v, err := fn(ctx)
+		res = v
+		return err
+	}
+	var result func() any
+	if p.classify != nil {
+		result = func() any { return res }
+	}
+	err := p.run(ctx, attempt, result)
+	return res, err
+}
+
+// run is Do; result, when set, returns the last attempt's value for Classify.
+func (p *Policy) run(ctx context.Context, fn func(context.Context) error, result func() any) error {
 	if p.budget != nil {
 		p.budget.Deposit()
 	}
@@ -293,26 +307,14 @@ func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
 	} else {
 		err = fn(ctx)
 	}
-	if err == nil {
+	if err == nil && p.classify == nil {
 		done = true
 		p.record(oSuccess)
 		return nil
 	}
-	err = p.retry(ctx, fn, err, start)
+	err = p.retry(ctx, fn, result, err, start)
 	done = true
 	return err
-}
-
-// Call is [Policy.Do] for functions that return a value: it returns the value and error
-// of the last attempt, or the error that ended the retries.
-func Call[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, error)) (T, error) {
-	var res T
-	err := p.Do(ctx, func(ctx context.Context) error {
-		v, err := fn(ctx)
-		res = v
-		return err
-	})
-	return res, err
 }
 
 var defaultPolicy = sync.OnceValue(func() *Policy {
@@ -344,12 +346,12 @@ func (p *Policy) timedAttempt(ctx context.Context, fn func(context.Context) erro
 	return err
 }
 
-// retry is the slow path of Do, entered after attempt 1 failed with err.
-// start is when Do began, set only when MaxElapsedTime is.
-func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, err error, start time.Time) error {
+// retry is the slow path of Do, entered after attempt 1 returned err (a failure, or
+// anything when Classify is set). start is when Do began, set only when
+// MaxElapsedTime is.
+func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, result func() any, err error, start time.Time) error {
 	var (
 		prev    time.Duration // the previous delay, for decorrelated jitter
-		bo      backoff.BackOff
 		timer   *time.Timer
 		elapsed = p.maxElapsed > 0
 	)
@@ -359,34 +361,40 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, err 
 		}
 	}()
 	for n := 1; ; n++ {
-		// Attempt n failed with err.
-		if !p.isRetryable(err) {
-			p.record(oPermanent)
+		// Attempt n returned err.
+		if !p.failed(err, result) {
+			if err == nil {
+				p.record(oSuccess)
+			} else {
+				p.record(oPermanent)
+			}
 			return err
+		}
+		if err == nil {
+			err = ErrFailedResult
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			p.record(oCanceled)
+			if errors.Is(err, cerr) {
+				return err // the attempt's error already says so
+			}
 			return fmt.Errorf("retry: %w after attempt %d: %w", cerr, n, err)
 		}
 		if n >= p.maxAttempts {
-			return p.exhausted(ctx, n, ReasonMaxAttempts, err)
+			return p.exhausted(n, ReasonMaxAttempts, err)
 		}
 
 		// The delay: the server's request, or the backoff.
 		var delay time.Duration
-		if sd := p.serverDelay(err); sd > 0 {
+		if sd := p.serverDelay(err); sd > 0 && sd > p.maxServerDelay {
+			return p.exhausted(n, ReasonServerDelay, err)
+		} else if sd > 0 {
 			delay = sd
-		} else if p.newBackOff != nil {
-			if bo == nil {
-				bo = p.newBackOff()
-			}
-			delay = bo.NextBackOff()
-			if delay == backoff.Stop || delay < 0 {
-				return p.exhausted(ctx, n, ReasonBackOff, err)
-			}
-			delay = min(delay, p.delays.cap)
 		} else {
-			delay = p.delays.next(n, prev)
+			delay = p.backoff.Delay(n, prev)
+			if delay < 0 {
+				return p.exhausted(n, ReasonBackoff, err)
+			}
 			prev = delay
 		}
 
@@ -394,14 +402,14 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, err 
 		if dl, ok := ctx.Deadline(); ok || elapsed {
 			now := time.Now()
 			if ok && !now.Add(delay).Before(dl) {
-				return p.exhausted(ctx, n, ReasonDeadline, err)
+				return p.exhausted(n, ReasonDeadline, err)
 			}
 			if elapsed && now.Add(delay).Sub(start) > p.maxElapsed {
-				return p.exhausted(ctx, n, ReasonMaxElapsed, err)
+				return p.exhausted(n, ReasonMaxElapsed, err)
 			}
 		}
 		if p.budget != nil && !p.budget.Withdraw() {
-			return p.exhausted(ctx, n, ReasonBudget, err)
+			return p.exhausted(n, ReasonBudget, err)
 		}
 
 		p.record(oRetry)
@@ -426,14 +434,16 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, err 
 		} else {
 			err = fn(ctx)
 		}
-		if err == nil {
+		if err == nil && p.classify == nil {
 			p.record(oSuccess)
 			return nil
 		}
 	}
 }
 
-func (p *Policy) isRetryable(err error) bool {
+// failed reports whether the attempt that returned err (and, through result, its value)
+// is a failure to retry.
+func (p *Policy) failed(err error, result func() any) bool {
 	if IsPermanent(err) {
 		return false
 	}
@@ -441,17 +451,26 @@ func (p *Policy) isRetryable(err error) bool {
 	if errors.As(err, &te) {
 		return true
 	}
-	return p.retryable(err)
+	if p.classify == nil {
+		return DefaultClassify(nil, err) == selfheal.Failure
+	}
+	var v any
+	if result != nil {
+		v = result()
+	}
+	return p.classify(v, err) == selfheal.Failure
 }
 
+// serverDelay returns the delay a DelayHint in err asks for, or 0 when there is none
+// or MaxServerDelay is Off.
 func (p *Policy) serverDelay(err error) time.Duration {
-	if p.maxServerDelay < 0 {
+	if p.maxServerDelay == Off {
 		return 0
 	}
-	return min(serverDelay(err), p.maxServerDelay)
+	return serverDelay(err)
 }
 
-func (p *Policy) exhausted(ctx context.Context, n int, r Reason, err error) error {
+func (p *Policy) exhausted(n int, r Reason, err error) error {
 	p.record(oExhausted)
 	return &ExhaustedError{Attempts: n, Reason: r, Err: err}
 }

@@ -19,6 +19,7 @@ import (
 	tnoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 
+	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/internal/oteltest"
 	"github.com/selfheal-go/selfheal/retry"
 )
@@ -31,11 +32,8 @@ var errFlaky = errors.New("flaky")
 
 // fast is a config whose waits are negligible in real time.
 func fast(cfg retry.Config) retry.Config {
-	if cfg.InitialDelay == 0 {
-		cfg.InitialDelay = time.Microsecond
-	}
-	if cfg.MaxDelay == 0 {
-		cfg.MaxDelay = 10 * time.Microsecond
+	if cfg.Backoff == nil {
+		cfg.Backoff = retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Microsecond, MaxDelay: 10 * time.Microsecond})
 	}
 	return cfg
 }
@@ -60,31 +58,39 @@ func failing(n int, err error) (func(context.Context) error, *int) {
 }
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
+	exp := func(c retry.ExponentialConfig) retry.Config { return retry.Config{Backoff: retry.Exponential(c)} }
 	tests := []struct {
 		name  string
 		give  retry.Config
 		field string
 	}{
 		{"negative attempts", retry.Config{MaxAttempts: -1}, "Config.MaxAttempts"},
-		{"negative initial delay", retry.Config{InitialDelay: -time.Second}, "Config.InitialDelay"},
-		{"negative max delay", retry.Config{MaxDelay: -time.Second}, "Config.MaxDelay"},
-		{"max below initial", retry.Config{InitialDelay: time.Second, MaxDelay: time.Millisecond}, "Config.MaxDelay"},
-		{"max below default initial", retry.Config{MaxDelay: time.Millisecond}, "Config.MaxDelay"},
-		{"multiplier below 1", retry.Config{Multiplier: 0.5}, "Config.Multiplier"},
-		{"negative multiplier", retry.Config{Multiplier: -2}, "Config.Multiplier"},
-		{"NaN multiplier", retry.Config{Multiplier: nan()}, "Config.Multiplier"},
-		{"unknown jitter", retry.Config{Jitter: retry.Jitter(42)}, "Config.Jitter"},
-		{"negative jitter", retry.Config{Jitter: retry.Jitter(-1)}, "Config.Jitter"},
+		{"Off attempts", retry.Config{MaxAttempts: retry.Off}, "Config.MaxAttempts"},
+		{"negative initial delay", exp(retry.ExponentialConfig{InitialDelay: -time.Second}), "ExponentialConfig.InitialDelay"},
+		{"negative max delay", exp(retry.ExponentialConfig{MaxDelay: -time.Second}), "ExponentialConfig.MaxDelay"},
+		{"max below initial", exp(retry.ExponentialConfig{InitialDelay: time.Second, MaxDelay: time.Millisecond}), "ExponentialConfig.MaxDelay"},
+		{"max below default initial", exp(retry.ExponentialConfig{MaxDelay: time.Millisecond}), "ExponentialConfig.MaxDelay"},
+		{"multiplier below 1", exp(retry.ExponentialConfig{Multiplier: 0.5}), "ExponentialConfig.Multiplier"},
+		{"negative multiplier", exp(retry.ExponentialConfig{Multiplier: -2}), "ExponentialConfig.Multiplier"},
+		{"NaN multiplier", exp(retry.ExponentialConfig{Multiplier: nan()}), "ExponentialConfig.Multiplier"},
+		{"unknown jitter", exp(retry.ExponentialConfig{Jitter: retry.Jitter(42)}), "ExponentialConfig.Jitter"},
+		{"negative jitter", exp(retry.ExponentialConfig{Jitter: retry.Jitter(-1)}), "ExponentialConfig.Jitter"},
+		{"negative constant", retry.Config{Backoff: retry.Constant(-time.Second)}, "Config.Backoff"},
 		{"negative elapsed", retry.Config{MaxElapsedTime: -1}, "Config.MaxElapsedTime"},
 		{"negative attempt timeout", retry.Config{AttemptTimeout: -1}, "Config.AttemptTimeout"},
+		{"negative server delay other than Off", retry.Config{MaxServerDelay: -time.Second}, "Config.MaxServerDelay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := retry.New(tt.give)
 			require.Error(t, err)
 			assert.Nil(t, p)
-			assert.Contains(t, err.Error(), tt.field)
-			assert.Contains(t, err.Error(), "retry: ")
+			assert.ErrorIs(t, err, retry.ErrInvalidConfig)
+			var ce *retry.ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tt.field, ce.Field)
+			assert.NotEmpty(t, ce.Reason)
+			assert.Equal(t, "retry: invalid configuration: "+ce.Field+": "+ce.Reason, err.Error())
 		})
 	}
 }
@@ -98,10 +104,12 @@ func TestNewAcceptsValidConfig(t *testing.T) {
 	for _, cfg := range []retry.Config{
 		{},
 		{MaxAttempts: 1},
-		{Multiplier: 1, Jitter: retry.JitterNone},
-		{InitialDelay: time.Minute}, // MaxDelay defaults to at least InitialDelay
-		{MaxServerDelay: -1},
-		{Jitter: retry.JitterDecorrelated, Name: "db"},
+		{Backoff: retry.Exponential(retry.ExponentialConfig{Multiplier: 1, Jitter: retry.JitterNone})},
+		{Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Minute})}, // MaxDelay defaults to at least InitialDelay
+		{Backoff: retry.Constant(0)},
+		{Backoff: retry.BackoffFunc(func(int, time.Duration) time.Duration { return time.Second })},
+		{MaxServerDelay: retry.Off},
+		{Backoff: retry.Exponential(retry.ExponentialConfig{Jitter: retry.JitterDecorrelated}), Name: "db"},
 	} {
 		_, err := retry.New(cfg)
 		assert.NoError(t, err, "%+v", cfg)
@@ -152,13 +160,20 @@ type statusError struct{ code int }
 func (e *statusError) Error() string { return fmt.Sprintf("status %d", e.code) }
 
 func TestClassification(t *testing.T) {
-	retryable5xx := func(err error) bool {
+	classify5xx := func(_ any, err error) selfheal.Outcome {
 		var se *statusError
-		return errors.As(err, &se) && se.code >= 500
+		switch {
+		case err == nil:
+			return selfheal.Success
+		case errors.As(err, &se) && se.code >= 500:
+			return selfheal.Failure
+		}
+		return selfheal.Ignored
 	}
+	always := func(any, error) selfheal.Outcome { return selfheal.Failure }
 	tests := []struct {
 		name      string
-		retryable func(error) bool
+		classify  selfheal.Classifier
 		give      error
 		wantCalls int
 		wantSame  bool // the error is returned as it is
@@ -166,18 +181,19 @@ func TestClassification(t *testing.T) {
 		{"plain error retried", nil, errFlaky, 3, false},
 		{"wrapped plain error retried", nil, fmt.Errorf("op: %w", errFlaky), 3, false},
 		{"context canceled not retried", nil, context.Canceled, 1, true},
-		{"wrapped deadline not retried", nil, fmt.Errorf("dial: %w", context.DeadlineExceeded), 1, true},
+		{"wrapped deadline retried", nil, fmt.Errorf("dial: %w", context.DeadlineExceeded), 3, false},
 		{"our permanent not retried", nil, retry.Permanent(errFlaky), 1, true},
 		{"backoff permanent not retried", nil, backoff.Permanent(errFlaky), 1, true},
 		{"wrapped permanent not retried", nil, fmt.Errorf("x: %w", retry.Permanent(errFlaky)), 1, true},
-		{"predicate accepts 503", retryable5xx, &statusError{503}, 3, false},
-		{"predicate rejects 404", retryable5xx, &statusError{404}, 1, true},
-		{"permanent wins over predicate", func(error) bool { return true }, retry.Permanent(errFlaky), 1, true},
-		{"predicate may retry context errors", func(error) bool { return true }, context.DeadlineExceeded, 3, false},
+		{"classifier fails 503", classify5xx, &statusError{503}, 3, false},
+		{"classifier ignores 404", classify5xx, &statusError{404}, 1, true},
+		{"classifier success on an error", func(any, error) selfheal.Outcome { return selfheal.Success }, errFlaky, 1, true},
+		{"permanent wins over classifier", always, retry.Permanent(errFlaky), 1, true},
+		{"classifier may retry context errors", always, context.Canceled, 3, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := mustNew(t, fast(retry.Config{MaxAttempts: 3, Retryable: tt.retryable}))
+			p := mustNew(t, fast(retry.Config{MaxAttempts: 3, Classify: tt.classify}))
 			fn, calls := failing(100, tt.give)
 			err := p.Do(context.Background(), fn)
 			assert.Equal(t, tt.wantCalls, *calls)
@@ -191,23 +207,67 @@ func TestClassification(t *testing.T) {
 	}
 }
 
-func TestDefaultRetryable(t *testing.T) {
+func TestDefaultClassify(t *testing.T) {
 	tests := []struct {
 		give error
-		want bool
+		want selfheal.Outcome
 	}{
-		{errFlaky, true},
-		{io.ErrUnexpectedEOF, true},
-		{context.Canceled, false},
-		{context.DeadlineExceeded, false},
-		{retry.Permanent(errFlaky), false},
-		{backoff.Permanent(errFlaky), false},
-		{retry.After(errFlaky, time.Second), true},
-		{retry.After(retry.Permanent(errFlaky), time.Second), false},
+		{nil, selfheal.Success},
+		{errFlaky, selfheal.Failure},
+		{io.ErrUnexpectedEOF, selfheal.Failure},
+		{context.Canceled, selfheal.Ignored},
+		{context.DeadlineExceeded, selfheal.Failure},
+		{fmt.Errorf("attempt: %w", context.DeadlineExceeded), selfheal.Failure},
+		{retry.Permanent(errFlaky), selfheal.Ignored},
+		{backoff.Permanent(errFlaky), selfheal.Ignored},
+		{retry.After(errFlaky, time.Second), selfheal.Failure},
+		{retry.After(retry.Permanent(errFlaky), time.Second), selfheal.Ignored},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.want, retry.DefaultRetryable(tt.give), "%v", tt.give)
+		assert.Equal(t, tt.want, retry.DefaultClassify("ignored result", tt.give), "%v", tt.give)
 	}
+}
+
+// A result can be retried: Call passes each attempt's value to Classify, retries a
+// result it judges a failure, and returns the last value with the error.
+func TestCallRetriesResults(t *testing.T) {
+	type reply struct{ status string }
+	var seen []any
+	p := mustNew(t, fast(retry.Config{MaxAttempts: 3, Classify: func(res any, err error) selfheal.Outcome {
+		seen = append(seen, res)
+		if r, ok := res.(reply); ok && r.status == "try again" {
+			return selfheal.Failure
+		}
+		return retry.DefaultClassify(res, err)
+	}}))
+
+	n := 0
+	v, err := retry.Call(context.Background(), p, func(context.Context) (reply, error) {
+		n++
+		if n < 3 {
+			return reply{"try again"}, nil
+		}
+		return reply{"done"}, nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, reply{"done"}, v)
+	assert.Equal(t, []any{reply{"try again"}, reply{"try again"}, reply{"done"}}, seen)
+
+	n = 0
+	v, err = retry.Call(context.Background(), p, func(context.Context) (reply, error) {
+		n++
+		return reply{"try again"}, nil
+	})
+	assert.Equal(t, 3, n)
+	assert.Equal(t, reply{"try again"}, v, "the last attempt's value")
+	assert.ErrorIs(t, err, retry.ErrExhausted)
+	assert.ErrorIs(t, err, retry.ErrFailedResult)
+	assert.Equal(t, "retry: gave up after 3 attempts (max attempts reached): retry: result classified as a failure", err.Error())
+
+	// Do has no result: Classify sees nil.
+	seen = nil
+	require.NoError(t, p.Do(context.Background(), func(context.Context) error { return nil }))
+	assert.Equal(t, []any{nil}, seen)
 }
 
 func TestPermanentAndAfterOfNil(t *testing.T) {
@@ -275,7 +335,8 @@ func TestOnRetryHook(t *testing.T) {
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, "caller")
 	p := mustNew(t, retry.Config{
-		MaxAttempts: 4, InitialDelay: time.Microsecond, Multiplier: 1, Jitter: retry.JitterNone,
+		MaxAttempts: 4,
+		Backoff:     retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Microsecond, Multiplier: 1, Jitter: retry.JitterNone}),
 		OnRetry: func(ctx context.Context, attempt int, err error, delay time.Duration) {
 			hookGoroutineCtx = ctx
 			got = append(got, call{attempt, err, delay})
@@ -293,9 +354,10 @@ func TestPolicyIsSafeForConcurrentUse(t *testing.T) {
 	b, err := retry.NewBudget(retry.BudgetConfig{})
 	require.NoError(t, err)
 	for _, j := range []retry.Jitter{retry.JitterFull, retry.JitterEqual, retry.JitterDecorrelated, retry.JitterNone} {
-		p := mustNew(t, fast(retry.Config{MaxAttempts: 3, Jitter: j, Budget: b}))
-		pb := mustNew(t, fast(retry.Config{MaxAttempts: 3, NewBackOff: retry.Exponential(
-			backoff.WithInitialInterval(time.Microsecond), backoff.WithMaxInterval(10*time.Microsecond))}))
+		p := mustNew(t, retry.Config{MaxAttempts: 3, Budget: b, Backoff: retry.Exponential(retry.ExponentialConfig{
+			InitialDelay: time.Microsecond, MaxDelay: 10 * time.Microsecond, Jitter: j})})
+		pc := mustNew(t, retry.Config{MaxAttempts: 3, Backoff: retry.Constant(time.Microsecond),
+			Classify: func(_ any, err error) selfheal.Outcome { return retry.DefaultClassify(nil, err) }})
 		var wg sync.WaitGroup
 		for g := 0; g < 8; g++ {
 			wg.Add(1)
@@ -305,7 +367,7 @@ func TestPolicyIsSafeForConcurrentUse(t *testing.T) {
 					fn, _ := failing(i%4, errFlaky)
 					_ = p.Do(context.Background(), fn)
 					fn, _ = failing(i%4, errFlaky)
-					_ = pb.Do(context.Background(), fn)
+					_, _ = retry.Call(context.Background(), pc, func(ctx context.Context) (int, error) { return i, fn(ctx) })
 				}
 			}()
 		}
@@ -380,7 +442,7 @@ func (s *span) AddEvent(name string, opts ...trace.EventOption) {
 }
 
 func TestSpanEvents(t *testing.T) {
-	p := mustNew(t, retry.Config{MaxAttempts: 3, InitialDelay: time.Millisecond, Multiplier: 2, Jitter: retry.JitterNone})
+	p := mustNew(t, retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond, Multiplier: 2, Jitter: retry.JitterNone})})
 
 	rec := &span{recording: true}
 	fn, _ := failing(100, errFlaky)
@@ -399,28 +461,22 @@ func TestSpanEvents(t *testing.T) {
 	assert.Empty(t, quiet.events, "no events on a span that is not recording")
 }
 
-func TestNewBackOffIsPerCall(t *testing.T) {
-	made := 0
-	p := mustNew(t, retry.Config{MaxAttempts: 4, NewBackOff: func() backoff.BackOff {
-		made++
-		return &backoff.ZeroBackOff{}
-	}})
-	fn, _ := failing(0, nil)
-	require.NoError(t, p.Do(context.Background(), fn))
-	assert.Equal(t, 0, made, "no backoff is made for a call that does not retry")
-	fn, _ = failing(2, errFlaky)
-	require.NoError(t, p.Do(context.Background(), fn))
-	assert.Equal(t, 1, made, "one backoff per call")
-}
-
-func TestNewBackOffStop(t *testing.T) {
-	p := mustNew(t, retry.Config{MaxAttempts: 4, NewBackOff: func() backoff.BackOff { return &backoff.StopBackOff{} }})
+func TestBackoffFuncAndStop(t *testing.T) {
+	var got []int
+	p := mustNew(t, retry.Config{MaxAttempts: 10, Backoff: retry.BackoffFunc(func(n int, prev time.Duration) time.Duration {
+		got = append(got, n)
+		if n == 3 {
+			return retry.Stop
+		}
+		return 0
+	})})
 	fn, calls := failing(100, errFlaky)
 	err := p.Do(context.Background(), fn)
 	var ee *retry.ExhaustedError
 	require.ErrorAs(t, err, &ee)
-	assert.Equal(t, retry.ReasonBackOff, ee.Reason)
-	assert.Equal(t, 1, *calls)
+	assert.Equal(t, retry.ReasonBackoff, ee.Reason)
+	assert.Equal(t, 3, *calls)
+	assert.Equal(t, []int{1, 2, 3}, got, "called only when a retry is about to happen")
 }
 
 func TestJitterString(t *testing.T) {
@@ -436,7 +492,7 @@ func TestFirstAttemptSuccessDoesNotAllocate(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	ok := func(context.Context) error { return nil }
-	for _, cfg := range []retry.Config{{}, {Name: "db", Budget: b, MaxElapsedTime: time.Second}} {
+	for _, cfg := range []retry.Config{{}, {Name: "db", Budget: b, MaxElapsedTime: time.Second}, {Backoff: retry.Constant(time.Second)}} {
 		p := mustNew(t, cfg)
 		assert.Zero(t, testing.AllocsPerRun(100, func() { _ = p.Do(ctx, ok) }))
 		assert.Zero(t, testing.AllocsPerRun(100, func() {

@@ -7,7 +7,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -36,7 +35,7 @@ func waits(t *testing.T, cfg retry.Config, ctx context.Context, fn func(context.
 
 func TestWaitsAreExactlyTheAnnouncedDelays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		delays, starts, err := waits(t, retry.Config{MaxAttempts: 6, InitialDelay: 100 * time.Millisecond}, context.Background(), nil)
+		delays, starts, err := waits(t, retry.Config{MaxAttempts: 6, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 100 * time.Millisecond})}, context.Background(), nil)
 		require.ErrorIs(t, err, retry.ErrExhausted)
 		require.Len(t, delays, 5)
 		var at time.Duration
@@ -50,23 +49,22 @@ func TestWaitsAreExactlyTheAnnouncedDelays(t *testing.T) {
 func TestExponentialAndCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		delays, _, _ := waits(t, retry.Config{
-			MaxAttempts: 8, InitialDelay: 100 * time.Millisecond, MaxDelay: time.Second, Jitter: retry.JitterNone,
+			MaxAttempts: 8,
+			Backoff:     retry.Exponential(retry.ExponentialConfig{InitialDelay: 100 * time.Millisecond, MaxDelay: time.Second, Jitter: retry.JitterNone}),
 		}, context.Background(), nil)
 		ms := time.Millisecond
 		assert.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1000 * ms, 1000 * ms, 1000 * ms}, delays)
 
 		delays, _, _ = waits(t, retry.Config{
-			MaxAttempts: 4, InitialDelay: 50 * time.Millisecond, Multiplier: 1, Jitter: retry.JitterNone,
+			MaxAttempts: 4,
+			Backoff:     retry.Exponential(retry.ExponentialConfig{InitialDelay: 50 * time.Millisecond, Multiplier: 1, Jitter: retry.JitterNone}),
 		}, context.Background(), nil)
 		assert.Equal(t, []time.Duration{50 * ms, 50 * ms, 50 * ms}, delays, "multiplier 1 is a constant delay")
 
-		delays, _, _ = waits(t, retry.Config{MaxAttempts: 4, NewBackOff: retry.Constant(70 * ms)}, context.Background(), nil)
+		delays, _, _ = waits(t, retry.Config{MaxAttempts: 4, Backoff: retry.Constant(70 * ms)}, context.Background(), nil)
 		assert.Equal(t, []time.Duration{70 * ms, 70 * ms, 70 * ms}, delays)
 
-		delays, _, _ = waits(t, retry.Config{MaxAttempts: 4, MaxDelay: 200 * ms, NewBackOff: retry.Constant(time.Hour)}, context.Background(), nil)
-		assert.Equal(t, []time.Duration{200 * ms, 200 * ms, 200 * ms}, delays, "MaxDelay caps NewBackOff too")
-
-		delays, _, _ = waits(t, retry.Config{MaxAttempts: 40, InitialDelay: time.Second, MaxDelay: time.Hour, Multiplier: 10, Jitter: retry.JitterNone},
+		delays, _, _ = waits(t, retry.Config{MaxAttempts: 40, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Second, MaxDelay: time.Hour, Multiplier: 10, Jitter: retry.JitterNone})},
 			context.Background(), nil)
 		assert.Equal(t, time.Hour, delays[len(delays)-1], "huge exponents saturate at the cap")
 	})
@@ -98,7 +96,7 @@ func TestJitterBounds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.jitter.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				cfg := retry.Config{MaxAttempts: 10, InitialDelay: base, MaxDelay: cap, Jitter: tt.jitter}
+				cfg := retry.Config{MaxAttempts: 10, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: base, MaxDelay: cap, Jitter: tt.jitter})}
 				distinct := map[time.Duration]bool{}
 				for range 200 {
 					delays, starts, _ := waits(t, cfg, context.Background(), nil)
@@ -131,7 +129,8 @@ func TestDeadlineIsNeverOverslept(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 					begin := time.Now()
 					delays, starts, err := waits(t, retry.Config{
-						MaxAttempts: 100, InitialDelay: 50 * time.Millisecond, MaxDelay: 400 * time.Millisecond, Jitter: j,
+						MaxAttempts: 100,
+						Backoff:     retry.Exponential(retry.ExponentialConfig{InitialDelay: 50 * time.Millisecond, MaxDelay: 400 * time.Millisecond, Jitter: j}),
 					}, ctx, func(ctx context.Context) error {
 						// The attempt takes time too, and honours ctx.
 						tm := time.NewTimer(10 * time.Millisecond)
@@ -178,7 +177,8 @@ func TestDeadlineReturnsAtOnce(t *testing.T) {
 		defer cancel()
 		begin := time.Now()
 		_, starts, err := waits(t, retry.Config{
-			MaxAttempts: 10, InitialDelay: 300 * time.Millisecond, Jitter: retry.JitterNone,
+			MaxAttempts: 10,
+			Backoff:     retry.Exponential(retry.ExponentialConfig{InitialDelay: 300 * time.Millisecond, Jitter: retry.JitterNone}),
 		}, ctx, nil)
 		// Waits 300ms and 600ms fit (900ms); the next, 1.2s, cannot end before 1s.
 		assert.Equal(t, []time.Duration{0, 300 * time.Millisecond, 900 * time.Millisecond}, starts)
@@ -192,7 +192,8 @@ func TestMaxElapsedTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		begin := time.Now()
 		_, starts, err := waits(t, retry.Config{
-			MaxAttempts: 10, InitialDelay: 300 * time.Millisecond, Jitter: retry.JitterNone, MaxElapsedTime: time.Second,
+			MaxAttempts: 10,
+			Backoff:     retry.Exponential(retry.ExponentialConfig{InitialDelay: 300 * time.Millisecond, Jitter: retry.JitterNone}), MaxElapsedTime: time.Second,
 		}, context.Background(), func(context.Context) error {
 			time.Sleep(20 * time.Millisecond)
 			return errFlaky
@@ -217,7 +218,7 @@ func TestCancelDuringWait(t *testing.T) {
 			cancel()
 		}()
 		begin := time.Now()
-		_, starts, err := waits(t, retry.Config{MaxAttempts: 5, InitialDelay: time.Second, Jitter: retry.JitterNone}, ctx, nil)
+		_, starts, err := waits(t, retry.Config{MaxAttempts: 5, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Second, Jitter: retry.JitterNone})}, ctx, nil)
 		assert.Equal(t, 250*time.Millisecond, time.Since(begin), "the wait ends when ctx is done")
 		assert.Len(t, starts, 1)
 		assert.ErrorIs(t, err, context.Canceled)
@@ -242,14 +243,15 @@ func TestServerRequestedDelay(t *testing.T) {
 		reason retry.Reason // when the call gives up instead
 	}{
 		{"After is honoured", retry.Config{}, retry.After(errFlaky, 5*time.Second), 5 * time.Second, ""},
-		{"After beyond the backoff cap", retry.Config{MaxDelay: time.Second}, retry.After(errFlaky, 20*time.Second), 20 * time.Second, ""},
-		{"After capped", retry.Config{MaxServerDelay: 10 * time.Second}, retry.After(errFlaky, time.Hour), 10 * time.Second, ""},
-		{"default cap 30s", retry.Config{}, retry.After(errFlaky, time.Hour), 30 * time.Second, ""},
+		{"After beyond the backoff cap", retry.Config{Backoff: retry.Exponential(retry.ExponentialConfig{MaxDelay: time.Second})}, retry.After(errFlaky, 20*time.Second), 20 * time.Second, ""},
+		{"After at the cap", retry.Config{MaxServerDelay: 10 * time.Second}, retry.After(errFlaky, 10*time.Second), 10 * time.Second, ""},
+		{"After beyond the cap gives up", retry.Config{MaxServerDelay: 10 * time.Second}, retry.After(errFlaky, 11*time.Second), 0, retry.ReasonServerDelay},
+		{"default cap 30s gives up", retry.Config{}, retry.After(errFlaky, 31*time.Second), 0, retry.ReasonServerDelay},
 		{"interface of another package", retry.Config{}, hinted{1500 * ms}, 1500 * ms, ""},
 		{"wrapped interface", retry.Config{}, errors.Join(errFlaky, hinted{700 * ms}), 700 * ms, ""},
-		{"ignored when MaxServerDelay < 0", retry.Config{MaxServerDelay: -1, Jitter: retry.JitterNone}, retry.After(errFlaky, time.Hour), 100 * ms, ""},
-		{"zero delay means backoff", retry.Config{Jitter: retry.JitterNone}, retry.After(errFlaky, 0), 100 * ms, ""},
-		{"negative delay means backoff", retry.Config{Jitter: retry.JitterNone}, hinted{-time.Second}, 100 * ms, ""},
+		{"ignored when MaxServerDelay is Off", retry.Config{Backoff: retry.Exponential(retry.ExponentialConfig{Jitter: retry.JitterNone}), MaxServerDelay: retry.Off}, retry.After(errFlaky, time.Hour), 100 * ms, ""},
+		{"zero delay means backoff", retry.Config{Backoff: retry.Exponential(retry.ExponentialConfig{Jitter: retry.JitterNone})}, retry.After(errFlaky, 0), 100 * ms, ""},
+		{"negative delay means backoff", retry.Config{Backoff: retry.Exponential(retry.ExponentialConfig{Jitter: retry.JitterNone})}, hinted{-time.Second}, 100 * ms, ""},
 		{"deadline still wins", retry.Config{MaxServerDelay: time.Hour}, retry.After(errFlaky, 2*time.Minute), 0, retry.ReasonDeadline},
 	}
 	for _, tt := range tests {
@@ -276,7 +278,7 @@ func TestServerRequestedDelay(t *testing.T) {
 
 func TestAttemptTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := mustNew(t, retry.Config{MaxAttempts: 3, InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone,
+		p := mustNew(t, retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone}),
 			AttemptTimeout: 100 * time.Millisecond})
 		begin := time.Now()
 		calls := 0
@@ -314,19 +316,5 @@ func TestAttemptTimeout(t *testing.T) {
 		assert.Equal(t, 1, calls)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		assert.False(t, errors.As(err, &te))
-	})
-}
-
-func TestExponentialIsBackoffsOwn(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		delays, _, _ := waits(t, retry.Config{MaxAttempts: 5, NewBackOff: retry.Exponential(
-			backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMultiplier(2), backoff.WithRandomizationFactor(0.5),
-		)}, context.Background(), nil)
-		require.Len(t, delays, 4)
-		for i, d := range delays {
-			interval := 100 * time.Millisecond << i
-			assert.GreaterOrEqual(t, d, interval/2, "retry %d", i+1)
-			assert.LessOrEqual(t, d, interval*3/2+1, "retry %d", i+1)
-		}
 	})
 }

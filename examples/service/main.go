@@ -144,7 +144,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 		Name:    "downstream",
 		Base:    &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 10 * time.Second},
 		Breaker: breaker.GroupConfig{},
-		Retry:   retry.Config{MaxAttempts: 3, InitialDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond},
+		Retry:   retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond})},
 	})
 	if err != nil {
 		return err

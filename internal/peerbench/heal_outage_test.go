@@ -171,7 +171,7 @@ func BenchmarkHealOutage(b *testing.B) {
 		}},
 		{"selfheal", func(b *testing.B) func(context.Context) error {
 			p, err := heal.New(heal.Config{
-				Retry:    retry.Config{MaxAttempts: 3, InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
+				Retry:    retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond})},
 				Breaker:  breaker.Config{ConsecutiveFailures: 5, OpenDuration: healOpenFor},
 				Timeout:  time.Second,
 				Bulkhead: heal.BulkheadConfig{MaxConcurrent: 100},
@@ -187,7 +187,7 @@ func BenchmarkHealOutage(b *testing.B) {
 			tr, err := heal.NewTransport(heal.TransportConfig{
 				Base:    client.Transport,
 				Breaker: breaker.GroupConfig{Breaker: breaker.Config{ConsecutiveFailures: 5, OpenDuration: healOpenFor}},
-				Retry:   retry.Config{MaxAttempts: 3, InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
+				Retry:   retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond})},
 			})
 			if err != nil {
 				b.Fatal(err)

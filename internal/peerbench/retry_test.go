@@ -216,7 +216,7 @@ func (d *retryDownstream) storm(call func(context.Context) error) int64 {
 
 func BenchmarkRetryStorm(b *testing.B) {
 	const maxAttempts = 3
-	tiny := retry.Config{MaxAttempts: maxAttempts, InitialDelay: 20 * time.Microsecond, MaxDelay: 100 * time.Microsecond}
+	tiny := retry.Config{MaxAttempts: maxAttempts, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 20 * time.Microsecond, MaxDelay: 100 * time.Microsecond})}
 
 	run := func(b *testing.B, call func(d *retryDownstream) func(context.Context) error) {
 		d := newRetryDownstream(b)
