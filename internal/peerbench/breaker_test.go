@@ -15,7 +15,7 @@ import (
 	"github.com/selfheal-go/selfheal/breaker"
 )
 
-// Breaker benchmarks: selfheal's breaker.Breaker against gobreaker v2 (its engine) and
+// Breaker benchmarks: selfheal's breaker.Breaker against gobreaker v2 (its former engine) and
 // failsafe-go's circuit breaker, on the success path through a closed breaker and on
 // the rejection path of an open one. All three run with their default settings and
 // the global (no-op) OpenTelemetry providers.
