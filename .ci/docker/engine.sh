@@ -343,6 +343,11 @@ start_all() {
 	print_env
 }
 
+# Sourced (by lab.sh, for the package cache and its functions): define, do not run.
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+	return 0
+fi
+
 cmd="${1:-}"
 case "$cmd" in
 start) start_all ;;

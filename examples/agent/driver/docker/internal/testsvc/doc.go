@@ -1,5 +1,6 @@
 // Command testsvc is a small HTTP service for the docker driver's integration tests,
-// so that they do not depend on the demo service. It listens on 127.0.0.1:$PORT and
+// so that they do not depend on the demo service. It listens on $LISTEN_HOST:$PORT
+// (LISTEN_HOST defaults to 127.0.0.1; the test-host lab sets 0.0.0.0) and
 // serves /livez, /readyz and a health document on /health, carries its version
 // ($VERSION), and has fault endpoints (POST only):
 //

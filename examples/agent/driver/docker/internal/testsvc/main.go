@@ -28,7 +28,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testsvc: PORT is not set")
 		os.Exit(1)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", os.Getenv("PORT")))
+	// LISTEN_HOST: the address to listen on; 127.0.0.1 unless set (the test-host lab's
+	// instances listen on their host's lab address, which the agent probes).
+	host := os.Getenv("LISTEN_HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, os.Getenv("PORT")))
 	if err == nil {
 		err = serve(ctx, ln, os.Getenv("VERSION"), func() { os.Exit(3) })
 	}
