@@ -78,7 +78,7 @@ func TestNewTransportErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "AttemptTimeout")
 	_, err = heal.NewTransport(heal.TransportConfig{Retry: retry.Config{MaxAttempts: -1}})
 	assert.ErrorContains(t, err, "MaxAttempts")
-	_, err = heal.NewTransport(heal.TransportConfig{Breaker: breaker.GroupConfig{MaxKeys: -1}})
+	_, err = heal.NewTransport(heal.TransportConfig{Breaker: breaker.GroupConfig{MaxKeys: -2}})
 	assert.ErrorIs(t, err, breaker.ErrInvalidConfig)
 }
 
