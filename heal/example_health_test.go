@@ -22,7 +22,7 @@ func ExampleRegisterHealth() {
 	payments, _ := breaker.New(breaker.Config{Name: "payments"})
 	payments.ForceOpen()
 
-	reg, _ := health.New(health.Config{})
+	reg := health.New(health.Config{})
 	if err := heal.RegisterHealth(reg, heal.HealthSources{
 		Server:   m,
 		Breakers: []heal.BreakerStates{heal.Breakers(payments)},
@@ -40,7 +40,7 @@ func ExampleRegisterHealth() {
 	b := doc.Checks["breaker:state"][0]
 	fmt.Println(b.ComponentID, b.ObservedValue, b.Status)
 	// An open breaker warns; liveness is never affected.
-	fmt.Println(reg.Status(context.Background(), health.Readiness), reg.Status(context.Background(), health.Liveness))
+	fmt.Println(reg.Evaluate(context.Background(), health.Readiness), reg.Evaluate(context.Background(), health.Liveness))
 	// Output:
 	// [breaker:state http:inFlight http:responseTime http:shed http:throughput http:utilization]
 	// payments open warn

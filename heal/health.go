@@ -97,7 +97,7 @@ func observeCheck(name string, fn func() []health.Observation) health.Check {
 		Kinds:         health.Readiness,
 		ComponentType: "component",
 		NonCritical:   true,
-		CacheTTL:      -1, // the snapshots are cheap and should be current
+		CacheTTL:      health.Off, // the snapshots are cheap and should be current
 		// Inline: a snapshot never blocks, so it runs on the probe's goroutine, with
 		// no goroutine or timer per scrape.
 		Inline: true,

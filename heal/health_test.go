@@ -50,8 +50,7 @@ func TestRegisterHealthServer(t *testing.T) {
 		}
 		synctest.Wait() // 4 in flight, 1 shed
 
-		reg, err := health.New(health.Config{})
-		require.NoError(t, err)
+		reg := health.New(health.Config{})
 		require.NoError(t, heal.RegisterHealth(reg, heal.HealthSources{Server: m}))
 		doc := reg.Document(context.Background())
 
@@ -69,15 +68,14 @@ func TestRegisterHealthServer(t *testing.T) {
 		assert.Equal(t, "req/s", tp.ObservedUnit)
 		v, _ := tp.Float()
 		assert.Greater(t, v, 0.0)
-		assert.Equal(t, health.StatusPass, reg.Status(context.Background(), health.Readiness))
+		assert.Equal(t, health.StatusPass, reg.Evaluate(context.Background(), health.Readiness))
 		close(release)
 		synctest.Wait()
 	})
 }
 
 func TestRegisterHealthBreakersBulkheads(t *testing.T) {
-	reg, err := health.New(health.Config{})
-	require.NoError(t, err)
+	reg := health.New(health.Config{})
 	b1, err := breaker.New(breaker.Config{Name: "payments"})
 	require.NoError(t, err)
 	b2, err := breaker.New(breaker.Config{Name: "search"})
@@ -92,7 +90,7 @@ func TestRegisterHealthBreakersBulkheads(t *testing.T) {
 		Bulkheads: []*heal.Bulkhead{bh},
 	}))
 	ctx := context.Background()
-	assert.Equal(t, health.StatusPass, reg.Status(ctx, health.Readiness))
+	assert.Equal(t, health.StatusPass, reg.Evaluate(ctx, health.Readiness))
 
 	b1.ForceOpen()
 	require.True(t, bh.TryAcquire())
@@ -109,8 +107,8 @@ func TestRegisterHealthBreakersBulkheads(t *testing.T) {
 	assert.Equal(t, health.StatusWarn, bk.Status)
 
 	// An open breaker makes readiness warn, never fail, and liveness is untouched.
-	assert.Equal(t, health.StatusWarn, reg.Status(ctx, health.Readiness))
-	assert.Equal(t, health.StatusPass, reg.Status(ctx, health.Liveness))
+	assert.Equal(t, health.StatusWarn, reg.Evaluate(ctx, health.Readiness))
+	assert.Equal(t, health.StatusPass, reg.Evaluate(ctx, health.Liveness))
 
 	// Registering twice reports the duplicates.
 	err = heal.RegisterHealth(reg, heal.HealthSources{Bulkheads: []*heal.Bulkhead{bh}})
@@ -130,8 +128,7 @@ func TestRegisterHealthSupervisor(t *testing.T) {
 			return errors.New("connection refused")
 		}), supervise.ChildConfig{Name: "flaky"})
 		require.NoError(t, err)
-		reg, err := health.New(health.Config{})
-		require.NoError(t, err)
+		reg := health.New(health.Config{})
 		require.NoError(t, heal.RegisterHealth(reg, heal.HealthSources{Supervisors: []*supervise.Supervisor{sup}}))
 
 		ctx, cancel := context.WithCancel(context.Background())
@@ -147,7 +144,7 @@ func TestRegisterHealthSupervisor(t *testing.T) {
 		assert.Equal(t, "backing-off", ss["root/flaky"].ObservedValue)
 		assert.Equal(t, health.StatusWarn, ss["root/flaky"].Status)
 		assert.Equal(t, "connection refused", ss["root/flaky"].Output)
-		assert.Equal(t, health.StatusPass, reg.Status(context.Background(), health.Liveness))
+		assert.Equal(t, health.StatusPass, reg.Evaluate(context.Background(), health.Liveness))
 		cancel()
 		<-done
 	})

@@ -19,17 +19,19 @@ const (
 	KeyHeap       = "runtime:heap"
 )
 
-// HTTPConfig configures [HTTPGet].
+// HTTPConfig configures [HTTPGet]. URL is required; every other field's zero value
+// means its documented default.
 type HTTPConfig struct {
 	// URL to GET. Required.
 	URL string
-	// Client sends the request. Nil means a client that does not follow redirects
-	// (a redirect to a login page is not health).
+	// Client sends the request. Nil (the default) means a client that does not
+	// follow redirects (a redirect to a login page is not health).
 	Client *http.Client
 	// MinStatus and MaxStatus bound the accepted status codes, inclusive. Zero means
-	// 200 and 299.
+	// 200 (MinStatus) and 299 (MaxStatus). Other values must be HTTP status codes
+	// (100 to 599), with MinStatus <= MaxStatus.
 	MinStatus, MaxStatus int
-	// Header is added to the request. Nil: none.
+	// Header is added to the request. Nil (the default): none.
 	Header http.Header
 }
 
@@ -41,14 +43,20 @@ var noRedirectClient = &http.Client{
 // [MinStatus, MaxStatus]. The body is discarded (at most 64 KiB of it is read so the
 // connection can be reused).
 //
-// Errors: a *[ConfigError] when URL is empty or does not parse, or the status range
-// is empty.
+// Errors: a *[ConfigError] (matching [ErrInvalidConfig]) when URL is empty or does
+// not parse, a status bound is not an HTTP status code, or the status range is empty.
 func HTTPGet(cfg HTTPConfig) (CheckFunc, error) {
 	if cfg.URL == "" {
 		return nil, &ConfigError{Field: "HTTPConfig.URL", Reason: "must not be empty"}
 	}
 	if _, err := http.NewRequest(http.MethodGet, cfg.URL, nil); err != nil {
 		return nil, &ConfigError{Field: "HTTPConfig.URL", Reason: err.Error()}
+	}
+	if cfg.MinStatus != 0 && (cfg.MinStatus < 100 || cfg.MinStatus > 599) {
+		return nil, &ConfigError{Field: "HTTPConfig.MinStatus", Reason: fmt.Sprintf("%d is not an HTTP status code (100-599)", cfg.MinStatus)}
+	}
+	if cfg.MaxStatus != 0 && (cfg.MaxStatus < 100 || cfg.MaxStatus > 599) {
+		return nil, &ConfigError{Field: "HTTPConfig.MaxStatus", Reason: fmt.Sprintf("%d is not an HTTP status code (100-599)", cfg.MaxStatus)}
 	}
 	if cfg.MinStatus == 0 {
 		cfg.MinStatus = 200

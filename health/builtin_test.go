@@ -57,9 +57,24 @@ func TestHTTPGet(t *testing.T) {
 		})
 	}
 
-	for _, bad := range []health.HTTPConfig{{}, {URL: "::nope"}, {URL: srv.URL, MinStatus: 500, MaxStatus: 200}} {
-		_, err := health.HTTPGet(bad)
+	for _, bad := range []struct {
+		give      health.HTTPConfig
+		wantField string
+	}{
+		{health.HTTPConfig{}, "HTTPConfig.URL"},
+		{health.HTTPConfig{URL: "::nope"}, "HTTPConfig.URL"},
+		{health.HTTPConfig{URL: srv.URL, MinStatus: 500, MaxStatus: 200}, "HTTPConfig.MaxStatus"},
+		{health.HTTPConfig{URL: srv.URL, MinStatus: -1}, "HTTPConfig.MinStatus"},
+		{health.HTTPConfig{URL: srv.URL, MaxStatus: -1}, "HTTPConfig.MaxStatus"},
+		{health.HTTPConfig{URL: srv.URL, MaxStatus: 600}, "HTTPConfig.MaxStatus"},
+		{health.HTTPConfig{URL: srv.URL, MinStatus: 99}, "HTTPConfig.MinStatus"},
+	} {
+		_, err := health.HTTPGet(bad.give)
 		assert.ErrorIs(t, err, health.ErrInvalidConfig)
+		var ce *health.ConfigError
+		if assert.ErrorAs(t, err, &ce) {
+			assert.Equal(t, bad.wantField, ce.Field)
+		}
 	}
 
 	// A server that went away.
@@ -147,7 +162,7 @@ func TestRuntimeChecks(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hb := health.NewHeartbeat(10 * time.Second)
-		reg := newRegistry(t, health.Check{Name: "job:heartbeat", Kinds: health.Liveness, CacheTTL: -1, Func: hb.Check})
+		reg := newRegistry(t, health.Check{Name: "job:heartbeat", Kinds: health.Liveness, CacheTTL: health.Off, Func: hb.Check})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { // a job that ticks every 5 s until it is stopped
@@ -167,14 +182,14 @@ func TestHeartbeat(t *testing.T) {
 		for range 6 {
 			time.Sleep(5 * time.Second)
 			synctest.Wait()
-			assert.Equal(t, health.StatusPass, reg.Status(bg, health.Liveness))
+			assert.Equal(t, health.StatusPass, reg.Evaluate(bg, health.Liveness))
 		}
 		cancel() // the job stops ticking
 		<-done
 		time.Sleep(10 * time.Second)
-		assert.Equal(t, health.StatusPass, reg.Status(bg, health.Liveness))
+		assert.Equal(t, health.StatusPass, reg.Evaluate(bg, health.Liveness))
 		time.Sleep(time.Nanosecond)
-		assert.Equal(t, health.StatusFail, reg.Status(bg, health.Liveness))
+		assert.Equal(t, health.StatusFail, reg.Evaluate(bg, health.Liveness))
 		err := hb.Check(bg)
 		assert.ErrorIs(t, err, health.ErrNoHeartbeat)
 		assert.EqualError(t, err, "health: no heartbeat for 10s (max 10s)")

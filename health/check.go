@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/selfheal-go/selfheal"
 )
 
 // Default settings of a [Check].
@@ -12,6 +14,13 @@ const (
 	DefaultTimeout  = 5 * time.Second
 	DefaultCacheTTL = time.Second
 )
+
+// Off, given to a field whose documentation says so, turns that limit off:
+// [Check.CacheTTL] (no caching), [Check.Timeout] (no timeout of the check's own),
+// [DrainConfig.Delay] (no delay) and [DrainConfig.ShutdownTimeout] (no bound). It is
+// [selfheal.Off]; zero always means the documented default, and other negative
+// values are invalid.
+const Off = selfheal.Off
 
 // CheckFunc is a check that passes when it returns nil. It must honour ctx, which
 // carries the check's timeout.
@@ -54,9 +63,10 @@ type Check struct {
 	// dependency check must not be a liveness check (see the package documentation).
 	Kinds Kind
 
-	// Func is a pass/fail check.
+	// Func is a pass/fail check. Exactly one of Func and Observe is required.
 	Func CheckFunc
-	// Observe is a check that reports observations.
+	// Observe is a check that reports observations. Exactly one of Func and Observe
+	// is required.
 	Observe ObserveFunc
 
 	// ComponentID and ComponentType describe the component in the document; empty
@@ -64,24 +74,30 @@ type Check struct {
 	ComponentID   string
 	ComponentType string
 	// AffectedEndpoints lists the URLs this check's failure affects, for the document.
+	// Nil (the default): none.
 	AffectedEndpoints []string
 
 	// Interval > 0 makes the check periodic: [Registry.Run] runs it every Interval
-	// in the background and probes read the cached result. Zero means on demand: a
-	// probe runs the check when its cached result is older than CacheTTL.
+	// in the background and probes read the cached result. Zero (the default) means
+	// on demand: a probe runs the check when its cached result is older than
+	// CacheTTL. Negative is invalid.
 	Interval time.Duration
-	// InitialDelay postpones the first run of a periodic check. Zero: run at once.
+	// InitialDelay postpones the first run of a periodic check. Zero (the default):
+	// run at once. Negative is invalid.
 	InitialDelay time.Duration
-	// Jitter adds a random delay in [0, Jitter) to every period of a periodic check,
-	// so that replicas do not hit a shared dependency in step. Zero: no jitter.
+	// Jitter adds a random delay in [0, Jitter) to every period of a periodic check
+	// (and to its first run), so that replicas started together do not hit a shared
+	// dependency in step. Zero (the default): no jitter. Negative is invalid.
 	Jitter time.Duration
 	// CacheTTL is how long the result of an on-demand check is reused. Zero means
-	// DefaultCacheTTL (1 s); negative means no caching (concurrent probes still share
-	// one run).
+	// DefaultCacheTTL (1 s); [Off] means no caching, every probe runs the check
+	// (concurrent probes still share one run). Other negative values are invalid.
 	CacheTTL time.Duration
 	// Timeout bounds one run; the check's context ends then and the run counts as a
 	// failure. Zero means DefaultTimeout (5 s). Keep it below the orchestrator's probe
-	// timeout.
+	// timeout. [Off] means no timeout of the check's own: a run lasts until the
+	// function returns (probes still stop waiting when their request ends). Other
+	// negative values are invalid.
 	Timeout time.Duration
 	// Inline runs the check on the goroutine that needs it (a probe, or Run) instead
 	// of a goroutine of its own, and without Timeout: for checks that only read
@@ -92,13 +108,15 @@ type Check struct {
 	Inline bool
 
 	// FailureThreshold is the number of consecutive failures after which a passing
-	// check fails; the failures before it report warn. Zero means 1.
+	// check fails; the failures before it report warn. Zero means 1. Negative is
+	// invalid.
 	FailureThreshold int
 	// SuccessThreshold is the number of consecutive successes after which a failing
-	// check passes again. Zero means 1.
+	// check passes again. Zero means 1. Negative is invalid.
 	SuccessThreshold int
 	// NonCritical degrades the check's fail to warn: it shows in the document and
-	// the listeners hear of it, but it never fails a probe.
+	// the listeners hear of it, but it never fails a probe. False (the default):
+	// the check's fail fails its probes.
 	NonCritical bool
 }
 
@@ -123,8 +141,10 @@ func (c Check) normalize() (Check, error) {
 		return c, &ConfigError{Field: "Check.InitialDelay", Reason: "must not be negative (check " + c.Name + ")"}
 	case c.Jitter < 0:
 		return c, &ConfigError{Field: "Check.Jitter", Reason: "must not be negative (check " + c.Name + ")"}
-	case c.Timeout < 0:
-		return c, &ConfigError{Field: "Check.Timeout", Reason: "must not be negative (check " + c.Name + ")"}
+	case c.Timeout < 0 && c.Timeout != Off:
+		return c, &ConfigError{Field: "Check.Timeout", Reason: "must not be negative other than Off (check " + c.Name + ")"}
+	case c.CacheTTL < 0 && c.CacheTTL != Off:
+		return c, &ConfigError{Field: "Check.CacheTTL", Reason: "must not be negative other than Off (check " + c.Name + ")"}
 	case c.FailureThreshold < 0:
 		return c, &ConfigError{Field: "Check.FailureThreshold", Reason: "must not be negative (check " + c.Name + ")"}
 	case c.SuccessThreshold < 0:

@@ -6,7 +6,19 @@
 //
 // A [Registry] holds named checks ([Check]); [New] creates one, [Registry.Register]
 // and [Registry.Remove] change its checks at any time, [Registry.Run] runs the
-// periodic ones in the background, and [Registry.Handler] serves every endpoint.
+// periodic ones in the background, and [Registry.Mount] serves every endpoint on a
+// [net/http.ServeMux] in one call.
+//
+// # Configuration
+//
+// Every Config of the package ([Config], [Check], [HandlerConfig], [HTTPConfig],
+// [DrainConfig]) follows selfheal's conventions: the zero value of every field is its
+// documented default; a limit that can be turned off ([Check.CacheTTL],
+// [Check.Timeout], [DrainConfig.Delay], [DrainConfig.ShutdownTimeout]) is turned off
+// with [Off]; other negative values are invalid, and the call that takes the Config
+// ([Registry.Register], [HTTPGet], [Registry.Drain]) returns a *[ConfigError] naming
+// the field, matching [ErrInvalidConfig]. A Registry's Config cannot be invalid, so
+// [New] returns no error.
 //
 // # Kinds: liveness, readiness, startup
 //
@@ -60,9 +72,10 @@
 // # Execution: periodic or on demand
 //
 // A check with an [Check.Interval] is periodic: [Registry.Run] runs it every
-// Interval (after [Check.InitialDelay], plus a random [Check.Jitter] per period,
-// measured from the end of the previous run) and probes only ever read the cached
-// result. Until its first run ends a periodic check reports fail ("has not run
+// Interval (after [Check.InitialDelay], plus a random [Check.Jitter] per period and
+// before the first run, measured from the end of the previous run) and probes only
+// ever read the cached result. Jitter keeps replicas started together from hitting a
+// shared dependency in step. Until its first run ends a periodic check reports fail ("has not run
 // yet"): the service is not ready (and not started) before its checks have run
 // once. A liveness probe alone passes such a check, as Kubernetes counts a liveness
 // probe as passing until its first run: a liveness check with an InitialDelay must
@@ -71,8 +84,15 @@
 // Interval per instance, however often the instance is probed.
 //
 // A check without an Interval runs on demand: a probe runs it when its cached
-// result is older than [Check.CacheTTL] (1 s by default; negative disables the
-// cache). On-demand checks need no Run.
+// result is older than [Check.CacheTTL] (1 s by default; [Off] disables the cache).
+// On-demand checks need no Run.
+//
+// # Reading the results
+//
+// [Registry.Snapshot] returns the last result of every check and runs nothing: it
+// has no side effects, calls no listener, and is safe from a listener. Probes,
+// [Registry.Evaluate] and [Registry.Document] first run the stale on-demand checks
+// (sharing runs in flight), then answer.
 //
 // Either way, checks run concurrently (a probe of five stale checks waits for the
 // slowest, not for the sum), and one check never runs twice at once: concurrent
@@ -84,7 +104,7 @@
 // # Timeouts and goroutines
 //
 // Every run gets a context that ends after [Check.Timeout] (5 s by default; keep it
-// below the orchestrator's probe timeout). When the timeout passes, the run is
+// below the orchestrator's probe timeout; [Off] for none). When the timeout passes, the run is
 // recorded as failed ([ErrTimeout]) and the probes waiting for it return, whether
 // or not the check function has returned. A check that honours its context returns
 // then and its goroutine ends. A check that ignores its context keeps its goroutine
@@ -104,8 +124,9 @@
 //
 // # Endpoints
 //
-// [Registry.Handler] serves all of them; [Registry.ProbeHandler] and
-// [Registry.DocumentHandler] serve one each, for your own mux.
+// [Registry.Mount] registers all of them on a ServeMux; [Registry.Handler] is the
+// one handler behind them; [Registry.ProbeHandler] and [Registry.DocumentHandler]
+// serve one each, for your own patterns.
 //
 //	GET /livez              200 "ok" or 503 "livez check failed"
 //	GET /readyz             the same for readiness; also fails while draining
@@ -114,6 +135,15 @@
 //	GET /readyz?exclude=a   leaves check a out (repeatable: ?exclude=a&exclude=b)
 //	GET /readyz/<name>      one check of that probe: 200, 503, or 404 when unknown
 //	GET /health             the health document
+//
+// As in kube-apiserver, an excluded check keeps its line ("[+]a excluded: ok"), and
+// exclude names that match no check of the probe get one warning line:
+//
+//	warn: some health checks cannot be excluded: no matches for "x","y"
+//
+// The names come back quoted, so a hostile name cannot forge a line. A query longer
+// than 16 KiB, with more than 64 exclude parameters, or that does not parse (a bad
+// percent-escape, a semicolon) gets 400 Bad Request with a text/plain reason.
 //
 // The probe responses are text/plain and never cached (Cache-Control: no-store).
 //
@@ -128,7 +158,11 @@
 // microsecond.
 //
 // The client side is [ParseDocument] (tolerant of unknown fields, strict about
-// types, bounded by [MaxDocumentSize], never panics) and [Fetch].
+// types, bounded by [MaxDocumentSize], never panics) and [Fetch]. As the draft
+// allows, they read the statuses case-insensitively and accept its aliases ("ok" and
+// "up" for pass, "error" and "down" for fail), so the documents of Spring Boot's
+// actuator ({"status":"UP",...}), NestJS Terminus and
+// github.com/alexliesenfeld/health parse too.
 //
 // # Security
 //
@@ -145,7 +179,8 @@
 // [Registry.Drain]s: readiness (and the document) fail at once while liveness keeps
 // passing, so the orchestrator stops sending traffic without restarting the
 // process; after [DrainConfig.Delay] the http.Server shuts down gracefully, bounded
-// by [DrainConfig.ShutdownTimeout]. [Registry.SetDraining] flips readiness alone.
+// by [DrainConfig.ShutdownTimeout] (either can be [Off]). [Registry.SetDraining]
+// flips readiness alone.
 //
 // # Built-in checks
 //

@@ -117,9 +117,17 @@ type wireCheckResult struct {
 
 // ParseDocument parses a health document. It is tolerant of fields it does not know
 // (they are ignored) and strict about the types of those it does: status must be
-// "pass", "warn" or "fail" (and is required at the top level); checks must be an
+// "pass", "warn" or "fail" or one of the aliases the draft accepts, "ok" and "up"
+// for pass (Node's Terminus, Spring Boot), "error" and "down" for fail, in any case
+// (the draft makes the status case-insensitive: Spring Boot writes "UP"); the
+// Document holds the canonical [StatusPass], [StatusWarn] or [StatusFail]. Status is
+// required at the top level and optional in the entries of checks. Checks must be an
 // object of arrays of objects; string fields must be strings; time must be RFC 3339;
 // observedValue may be any JSON value. Input larger than [MaxDocumentSize] is refused.
+//
+// So the documents of Spring Boot's actuator ({"status":"UP","components":{...}})
+// and of github.com/alexliesenfeld/health ({"status":"up","details":{...}}) parse:
+// their status is read, and their own fields (components, details) are ignored.
 //
 // Every error is a *[ParseError] that matches [ErrMalformed] and names where the
 // document is wrong. ParseDocument never panics.
@@ -145,17 +153,18 @@ func ParseDocument(data []byte) (*Document, error) {
 	if w.Status == nil {
 		return nil, &ParseError{Path: "status", Err: errors.New("missing")}
 	}
+	st, ok := parseStatus(*w.Status)
+	if !ok {
+		return nil, &ParseError{Path: "status", Err: fmt.Errorf("%q is not pass, warn or fail", *w.Status)}
+	}
 	d := &Document{
-		Status:      Status(*w.Status),
+		Status:      st,
 		Version:     w.Version,
 		ReleaseID:   w.ReleaseID,
 		ServiceID:   w.ServiceID,
 		Description: w.Description,
 		Notes:       w.Notes,
 		Output:      w.Output,
-	}
-	if !d.Status.Valid() {
-		return nil, &ParseError{Path: "status", Err: fmt.Errorf("%q is not pass, warn or fail", *w.Status)}
 	}
 	if w.Checks != nil {
 		d.Checks = make(map[string][]CheckResult, len(w.Checks))
@@ -177,12 +186,15 @@ func ParseDocument(data []byte) (*Document, error) {
 				ComponentID:       e.ComponentID,
 				ComponentType:     e.ComponentType,
 				ObservedUnit:      e.ObservedUnit,
-				Status:            Status(e.Status),
 				AffectedEndpoints: e.AffectedEndpoints,
 				Output:            e.Output,
 			}
-			if c.Status != "" && !c.Status.Valid() {
-				return nil, &ParseError{Path: path(".status"), Err: fmt.Errorf("%q is not pass, warn or fail", e.Status)}
+			if e.Status != "" {
+				st, ok := parseStatus(e.Status)
+				if !ok {
+					return nil, &ParseError{Path: path(".status"), Err: fmt.Errorf("%q is not pass, warn or fail", e.Status)}
+				}
+				c.Status = st
 			}
 			if len(e.ObservedValue) > 0 {
 				if err := json.Unmarshal(e.ObservedValue, &c.ObservedValue); err != nil {
@@ -201,6 +213,31 @@ func ParseDocument(data []byte) (*Document, error) {
 		d.Checks[key] = out
 	}
 	return d, nil
+}
+
+// parseStatus returns the Status s names: pass, warn or fail, or one of the draft's
+// aliases (ok and up for pass, error and down for fail), in any ASCII case.
+func parseStatus(s string) (Status, bool) {
+	if len(s) > len("error") {
+		return "", false
+	}
+	var buf [len("error")]byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	switch string(buf[:len(s)]) {
+	case "pass", "ok", "up":
+		return StatusPass, true
+	case "warn":
+		return StatusWarn, true
+	case "fail", "error", "down":
+		return StatusFail, true
+	}
+	return "", false
 }
 
 // jsonKind names a Go reflect kind the way a JSON author thinks of it.

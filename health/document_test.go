@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -79,8 +80,13 @@ func TestParseDocumentErrors(t *testing.T) {
 		{give: `{`},
 		{give: `{}`, wantPath: "status"},
 		{give: `{"status":null}`, wantPath: "status"},
-		{give: `{"status":"ok"}`, wantPath: "status"},
-		{give: `{"status":"PASS"}`, wantPath: "status"},
+		{give: `{"status":""}`, wantPath: "status"},
+		{give: `{"status":"okay"}`, wantPath: "status"},
+		{give: `{"status":"healthy"}`, wantPath: "status"},
+		{give: `{"status":"UNKNOWN"}`, wantPath: "status"},
+		{give: `{"status":"OUT_OF_SERVICE"}`, wantPath: "status"},
+		{give: `{"status":"pas\u017f"}`, wantPath: "status"}, // a long s folds to s in Unicode, not in the draft
+		{give: `{"status":" up"}`, wantPath: "status"},
 		{give: `{"status":1}`, wantPath: "status"},
 		{give: `{"status":"pass"} {}`},
 		{give: `{"status":"pass","version":2}`, wantPath: "version"},
@@ -89,7 +95,7 @@ func TestParseDocumentErrors(t *testing.T) {
 		{give: `{"status":"pass","checks":{"a":{}}}`},
 		{give: `{"status":"pass","checks":{"a":[1]}}`},
 		{give: `{"status":"pass","checks":{"a":[null]}}`, wantPath: `checks["a"][0]`},
-		{give: `{"status":"pass","checks":{"a":[{"status":"down"}]}}`, wantPath: `checks["a"][0].status`},
+		{give: `{"status":"pass","checks":{"a":[{"status":"sideways"}]}}`, wantPath: `checks["a"][0].status`},
 		{give: `{"status":"pass","checks":{"a":[{"status":true}]}}`},
 		{give: `{"status":"pass","checks":{"a":[{"time":"yesterday"}]}}`, wantPath: `checks["a"][0].time`},
 		{give: `{"status":"pass","checks":{"a":[{"observedUnit":5}]}}`},
@@ -109,6 +115,99 @@ func TestParseDocumentErrors(t *testing.T) {
 			assert.True(t, strings.HasPrefix(err.Error(), "health: malformed health document: "), err.Error())
 		})
 	}
+}
+
+// The draft accepts "ok" and "up" for pass and "error" and "down" for fail, and
+// makes the status case-insensitive; the Document holds the canonical status.
+func TestParseDocumentStatusAliases(t *testing.T) {
+	tests := []struct {
+		give string
+		want health.Status
+	}{
+		{"pass", health.StatusPass}, {"PASS", health.StatusPass}, {"ok", health.StatusPass}, {"OK", health.StatusPass},
+		{"up", health.StatusPass}, {"UP", health.StatusPass}, {"Up", health.StatusPass},
+		{"warn", health.StatusWarn}, {"WARN", health.StatusWarn},
+		{"fail", health.StatusFail}, {"Fail", health.StatusFail}, {"error", health.StatusFail}, {"ERROR", health.StatusFail},
+		{"down", health.StatusFail}, {"DOWN", health.StatusFail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			d, err := health.ParseDocument([]byte(`{"status":"` + tt.give + `","checks":{"db:ping":[{"status":"` + tt.give + `"}]}}`))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, d.Status)
+			c, ok := d.Find("db:ping", "")
+			require.True(t, ok)
+			assert.Equal(t, tt.want, c.Status)
+		})
+	}
+}
+
+// Documents as other libraries serve them: Spring Boot's actuator (/actuator/health
+// with show-details, and a health group) and github.com/alexliesenfeld/health, up and
+// down, and NestJS Terminus.
+func TestParseDocumentOfOtherLibraries(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+		want health.Status
+	}{
+		{"spring boot up", `{
+  "status": "UP",
+  "components": {
+    "db": {"status": "UP", "details": {"database": "PostgreSQL", "validationQuery": "isValid()"}},
+    "diskSpace": {"status": "UP", "details": {"total": 499963174912, "free": 91300069376, "threshold": 10485760, "path": "/app/.", "exists": true}},
+    "livenessState": {"status": "UP"},
+    "ping": {"status": "UP"},
+    "readinessState": {"status": "UP"}
+  },
+  "groups": ["liveness", "readiness"]
+}`, health.StatusPass},
+		{"spring boot down", `{
+  "status": "DOWN",
+  "components": {
+    "db": {"status": "DOWN", "details": {"error": "org.springframework.jdbc.CannotGetJdbcConnectionException: Failed to obtain JDBC Connection"}},
+    "ping": {"status": "UP"}
+  }
+}`, health.StatusFail},
+		{"spring boot readiness group", `{"status":"UP","components":{"readinessState":{"status":"UP"}}}`, health.StatusPass},
+		{"alexliesenfeld up", `{
+  "status": "up",
+  "details": {
+    "database": {"status": "up", "timestamp": "2024-05-01T08:05:14.603364Z"},
+    "redis": {"status": "up", "timestamp": "2024-05-01T08:05:14.603371Z"}
+  }
+}`, health.StatusPass},
+		{"alexliesenfeld down", `{
+  "status": "down",
+  "details": {
+    "database": {"status": "down", "timestamp": "2024-05-01T08:05:14.603364Z", "error": "failed to ping database"}
+  }
+}`, health.StatusFail},
+		{"nestjs terminus ok", `{"status":"ok","info":{"database":{"status":"up"}},"error":{},"details":{"database":{"status":"up"}}}`, health.StatusPass},
+		{"nestjs terminus error", `{"status":"error","info":{},"error":{"database":{"status":"down","message":"timeout"}},"details":{"database":{"status":"down","message":"timeout"}}}`, health.StatusFail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := health.ParseDocument([]byte(tt.give))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, d.Status)
+			assert.Empty(t, d.Checks)
+		})
+	}
+}
+
+// Fetch reads a Spring Boot actuator's answer, 503 and all, as the agent does.
+func TestFetchSpringBoot(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.spring-boot.actuator.v3+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"DOWN","components":{"db":{"status":"DOWN"}}}`)
+	}))
+	defer srv.Close()
+	d, code, err := health.Fetch(context.Background(), srv.Client(), srv.URL+"/actuator/health")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, health.StatusFail, d.Status)
 }
 
 func TestParseDocumentTooLarge(t *testing.T) {
@@ -212,6 +311,9 @@ func FuzzParseDocument(f *testing.F) {
 	f.Add([]byte(`{"status":"fail","checks":{"a":[{"status":"warn","observedValue":[1,{"x":null}],"time":"2020-01-01T00:00:00Z"}]}}`))
 	f.Add([]byte(`{"status":"pass","checks":{"a":null,"b":[]}}`))
 	f.Add([]byte(`[`))
+	f.Add([]byte(`{"status":"UP","components":{"db":{"status":"DOWN","details":{"error":"x"}}}}`))
+	f.Add([]byte(`{"status":"down","details":{"database":{"status":"down","timestamp":"2024-05-01T08:05:14Z","error":"x"}}}`))
+	f.Add([]byte(`{"status":"Ok","checks":{"a":[{"status":"ERROR"},{"status":"Up"}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := health.ParseDocument(data)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -138,4 +139,77 @@ func TestDrainWithoutServer(t *testing.T) {
 	cancel()
 	require.NoError(t, reg.Drain(ctx, nil, health.DrainConfig{}))
 	assert.True(t, reg.Draining())
+}
+
+// Negative durations other than Off are refused before anything changes.
+func TestDrainInvalidConfig(t *testing.T) {
+	reg := newRegistry(t)
+	for _, tt := range []struct {
+		give      health.DrainConfig
+		wantField string
+	}{
+		{health.DrainConfig{Delay: -2}, "DrainConfig.Delay"},
+		{health.DrainConfig{ShutdownTimeout: -time.Second}, "DrainConfig.ShutdownTimeout"},
+	} {
+		for name, drain := range map[string]func() error{
+			"Drain":         func() error { return reg.Drain(context.Background(), nil, tt.give) },
+			"DrainOnSignal": func() error { return reg.DrainOnSignal(context.Background(), nil, tt.give) },
+		} {
+			err := drain()
+			assert.ErrorIs(t, err, health.ErrInvalidConfig, name)
+			var ce *health.ConfigError
+			require.ErrorAs(t, err, &ce, name)
+			assert.Equal(t, tt.wantField, ce.Field, name)
+			assert.False(t, reg.Draining(), name)
+		}
+	}
+}
+
+// Delay: zero waits DefaultDrainDelay, Off not at all.
+func TestDrainDelayOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := newRegistry(t)
+		start := time.Now()
+		require.NoError(t, reg.Drain(context.Background(), nil, health.DrainConfig{Delay: health.Off}))
+		assert.Equal(t, time.Duration(0), time.Since(start))
+		assert.True(t, reg.Draining())
+		require.NoError(t, reg.Drain(context.Background(), nil, health.DrainConfig{}))
+		assert.Equal(t, health.DefaultDrainDelay, time.Since(start))
+	})
+}
+
+// ShutdownTimeout: Off waits for the requests in flight however long they take.
+func TestDrainShutdownTimeoutOff(t *testing.T) {
+	reg := newRegistry(t)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	srv, base, served := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		io.WriteString(w, "done")
+	}))
+	got := make(chan int, 1)
+	go func() {
+		resp, err := noKeepAlive.Get(base + "/slow")
+		if err != nil {
+			got <- 0
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	<-started
+	drained := make(chan error, 1)
+	go func() {
+		drained <- reg.Drain(context.Background(), srv, health.DrainConfig{Delay: health.Off, ShutdownTimeout: health.Off})
+	}()
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned %v while a request was in flight", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	require.NoError(t, <-drained)
+	assert.Equal(t, http.StatusOK, <-got)
+	assert.ErrorIs(t, <-served, http.ErrServerClosed)
 }

@@ -1,9 +1,6 @@
 package health
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // Sentinel errors. Match them with [errors.Is].
 var (
@@ -28,18 +25,23 @@ var (
 )
 
 // ConfigError reports an invalid setting, naming the field. It matches
-// [ErrInvalidConfig].
+// [ErrInvalidConfig] with [errors.Is] and unwraps to it. [Registry.Register],
+// [HTTPGet], [Registry.Drain] and [Registry.DrainOnSignal] return it.
 type ConfigError struct {
 	Field  string // for example "Check.Name"
 	Reason string // for example "must not be empty"
 }
 
+// Error reads "health: invalid configuration: Check.Name: must not be empty".
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("health: invalid %s: %s", e.Field, e.Reason)
+	return "health: invalid configuration: " + e.Field + ": " + e.Reason
 }
 
 // Is reports whether target is [ErrInvalidConfig].
 func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns [ErrInvalidConfig].
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
 // ParseError reports a malformed health document: where (a JSON path such as
 // "checks[\"db:ping\"][0].status", empty for the whole document) and why. It matches

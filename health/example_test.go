@@ -26,10 +26,7 @@ func serve(h http.Handler, target, token string) {
 // exampleRegistry has a liveness check of the process itself and two readiness
 // checks of dependencies, one of them down.
 func exampleRegistry() *health.Registry {
-	reg, err := health.New(health.Config{Version: "1.4.2", ServiceID: "orders-7f9c"})
-	if err != nil {
-		panic(err)
-	}
+	reg := health.New(health.Config{Version: "1.4.2", ServiceID: "orders-7f9c"})
 	must := func(err error) {
 		if err != nil {
 			panic(err)
@@ -87,21 +84,23 @@ func ExampleRegistry_Handler_verbose() {
 	// readyz check failed
 }
 
-// ?exclude=name leaves checks out (it may repeat); /readyz/<name> answers for one
-// check.
+// ?exclude=name leaves checks out (it may repeat); a name that matches no check of
+// the probe gets a warning, as kube-apiserver prints it. /readyz/<name> answers for
+// one check.
 func ExampleRegistry_Handler_exclude() {
 	h := exampleRegistry().Handler(health.HandlerConfig{Authorize: health.BearerToken("s3cret")})
 	serve(h, "/readyz?exclude=postgres:ping", "")
-	serve(h, "/readyz?exclude=postgres:ping&verbose", "s3cret")
+	serve(h, "/readyz?exclude=postgres:ping&exclude=postgress:ping&verbose", "s3cret")
 	serve(h, "/readyz/redis:ping", "")
 	serve(h, "/readyz/postgres:ping", "")
 	// Output:
 	// GET /readyz?exclude=postgres:ping: 200
 	// ok
-	// GET /readyz?exclude=postgres:ping&verbose: 200
+	// GET /readyz?exclude=postgres:ping&exclude=postgress:ping&verbose: 200
+	// [+]postgres:ping excluded: ok
 	// [+]redis:ping ok
 	// [+]self ok
-	// [+]postgres:ping excluded: ok
+	// warn: some health checks cannot be excluded: no matches for "postgress:ping"
 	// readyz check passed
 	// GET /readyz/redis:ping: 200
 	// ok
@@ -112,10 +111,10 @@ func ExampleRegistry_Handler_exclude() {
 // /startupz holds off the other probes until the service has started: here, until
 // a cache is warm.
 func ExampleRegistry_Handler_startupz() {
-	reg, _ := health.New(health.Config{})
+	reg := health.New(health.Config{})
 	var warm bool
 	_ = reg.Register(health.Check{
-		Name: "cache:warm", Kinds: health.Startup, CacheTTL: -1,
+		Name: "cache:warm", Kinds: health.Startup, CacheTTL: health.Off,
 		Func: func(context.Context) error {
 			if !warm {
 				return errors.New("still loading")
@@ -198,7 +197,7 @@ func ExampleRegistry_ProbeHandler() {
 
 // Periodic checks run in the background inside Run; probes read the cached results.
 func ExampleRegistry_Run() {
-	reg, _ := health.New(health.Config{})
+	reg := health.New(health.Config{})
 	ran := make(chan struct{}, 1)
 	_ = reg.Register(health.Check{
 		Name:     "queue:ping",
@@ -215,10 +214,10 @@ func ExampleRegistry_Run() {
 	done := make(chan error)
 	go func() { done <- reg.Run(ctx) }()
 	<-ran // the first run starts at once (no InitialDelay)
-	for reg.Status(ctx, health.Readiness) != health.StatusPass {
+	for reg.Evaluate(ctx, health.Readiness) != health.StatusPass {
 		time.Sleep(time.Millisecond) // the result is being recorded
 	}
-	fmt.Println(reg.Status(ctx, health.Readiness))
+	fmt.Println(reg.Evaluate(ctx, health.Readiness))
 	cancel()
 	fmt.Println(<-done)
 	// Output:
@@ -229,19 +228,20 @@ func ExampleRegistry_Run() {
 // A heartbeat check fails when a background job stops ticking.
 func ExampleHeartbeat() {
 	hb := health.NewHeartbeat(time.Minute)
-	reg, _ := health.New(health.Config{})
+	reg := health.New(health.Config{})
 	_ = reg.Register(health.Check{Name: "reaper:heartbeat", Kinds: health.Liveness, Func: hb.Check})
 
 	// In the job's loop:
 	hb.Beat()
 
-	fmt.Println(reg.Status(context.Background(), health.Liveness))
+	fmt.Println(reg.Evaluate(context.Background(), health.Liveness))
 	// Output:
 	// pass
 }
 
 // ParseDocument reads a health document, tolerating fields it does not know and
-// refusing wrong types with an error that says where.
+// refusing wrong types with an error that says where. It reads the status aliases
+// of the draft in any case, so a Spring Boot actuator document parses too.
 func ExampleParseDocument() {
 	doc, err := health.ParseDocument([]byte(`{
 		"status": "warn",
@@ -260,13 +260,20 @@ func ExampleParseDocument() {
 	b, _ := doc.Find("breaker:state", "payments")
 	fmt.Println(doc.Status, n, b.ObservedValue)
 
-	_, err = health.ParseDocument([]byte(`{"status":"ok"}`))
+	spring, err := health.ParseDocument([]byte(`{"status":"DOWN","components":{"db":{"status":"DOWN","details":{"error":"connection refused"}}}}`))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(spring.Status)
+
+	_, err = health.ParseDocument([]byte(`{"status":"mostly fine"}`))
 	fmt.Println(err)
 	_, err = health.ParseDocument([]byte(`{"status":"pass","checks":{"db":[{"status":"pass","time":"noon"}]}}`))
 	fmt.Println(err)
 	// Output:
 	// warn 512 open
-	// health: malformed health document: status: "ok" is not pass, warn or fail
+	// fail
+	// health: malformed health document: status: "mostly fine" is not pass, warn or fail
 	// health: malformed health document: checks["db"][0].time: "noon" is not an RFC 3339 time
 }
 
@@ -274,7 +281,9 @@ func ExampleParseDocument() {
 // valid document, which is not an error.
 func ExampleFetch() {
 	reg := exampleRegistry()
-	srv := httptest.NewServer(reg.Handler(health.HandlerConfig{Authorize: health.LoopbackOnly}))
+	mux := http.NewServeMux()
+	reg.Mount(mux, health.HandlerConfig{Authorize: health.LoopbackOnly})
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
 	doc, code, err := health.Fetch(context.Background(), srv.Client(), srv.URL+"/health")
@@ -290,7 +299,9 @@ func ExampleFetch() {
 // delay the server shuts down gracefully.
 func ExampleRegistry_DrainOnSignal() {
 	reg := exampleRegistry()
-	srv := &http.Server{Addr: "127.0.0.1:0", Handler: reg.Handler(health.HandlerConfig{})}
+	mux := http.NewServeMux()
+	reg.Mount(mux, health.HandlerConfig{})
+	srv := &http.Server{Addr: "127.0.0.1:0", Handler: mux}
 	go func() {
 		if err := reg.DrainOnSignal(context.Background(), srv, health.DrainConfig{Delay: 5 * time.Second}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -326,13 +337,51 @@ func ExampleHTTPGet() {
 	if err != nil {
 		panic(err)
 	}
-	reg, _ := health.New(health.Config{})
+	reg := health.New(health.Config{})
 	_ = reg.Register(health.Check{Name: "upstream:ping", Func: get, Timeout: 2 * time.Second})
 	_ = reg.Register(health.Check{Name: health.KeyGoroutines, Kinds: health.Liveness, NonCritical: true, Observe: health.Goroutines(10000)})
 	_ = reg.Register(health.Check{Name: health.KeyHeap, Kinds: health.Liveness, NonCritical: true, Observe: health.Heap(0)})
-	fmt.Println(reg.Status(context.Background(), 0))
+	fmt.Println(reg.Evaluate(context.Background(), 0))
 	fmt.Println(reg.Names())
 	// Output:
 	// pass
 	// [runtime:goroutines runtime:heap upstream:ping]
+}
+
+// Mount registers every probe path and the health document on a ServeMux in one
+// call, next to the service's own routes.
+func ExampleRegistry_Mount() {
+	reg := exampleRegistry()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /orders", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "[]") })
+	reg.Mount(mux, health.HandlerConfig{Authorize: health.BearerToken("s3cret")})
+	for _, path := range []string{"/livez", "/readyz", "/readyz/redis:ping", "/startupz", "/health", "/orders"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		fmt.Println(path, rec.Code)
+	}
+	// Output:
+	// /livez 200
+	// /readyz 503
+	// /readyz/redis:ping 200
+	// /startupz 200
+	// /health 503
+	// /orders 200
+}
+
+// Snapshot reads the last results without running anything; Evaluate runs the
+// stale checks first, as a probe does.
+func ExampleRegistry_Snapshot() {
+	reg := health.New(health.Config{})
+	_ = reg.Register(health.Check{Name: "db:ping", Func: func(context.Context) error { return nil }})
+
+	s := reg.Snapshot()
+	fmt.Println(s.Status, s.Checks[0].Name, s.Checks[0].Pending) // nothing has run yet
+	fmt.Println(reg.Evaluate(context.Background(), health.Readiness))
+	s = reg.Snapshot()
+	fmt.Println(s.Status, s.Checks[0].Pending, s.StatusFor(health.Readiness))
+	// Output:
+	// fail db:ping true
+	// pass
+	// pass false pass
 }

@@ -5,6 +5,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -92,6 +95,27 @@ func (r *Registry) Handler(cfg HandlerConfig) http.Handler {
 	}
 }
 
+// paths are the patterns [Registry.Mount] registers: every path [Registry.Handler]
+// serves.
+var paths = [...]string{"/livez", "/livez/", "/readyz", "/readyz/", "/startupz", "/startupz/", "/health"}
+
+// Mount registers [Registry.Handler](cfg) on mux under every path it serves: the
+// probes /livez, /readyz and /startupz, one check of each (/readyz/<name>, ...),
+// and the health document /health. It is the one call a service needs:
+//
+//	mux := http.NewServeMux()
+//	reg.Mount(mux, health.HandlerConfig{Authorize: health.LoopbackOnly})
+//
+// Like [http.ServeMux.Handle], it panics when mux already has a handler for one of
+// those patterns. To serve under a prefix, mount on a mux of its own and hand that
+// to [http.StripPrefix].
+func (r *Registry) Mount(mux *http.ServeMux, cfg HandlerConfig) {
+	h := r.Handler(cfg)
+	for _, p := range paths {
+		mux.Handle(p, h)
+	}
+}
+
 type muxHandler struct {
 	live, ready, start *probeHandler
 	doc                *documentHandler
@@ -170,39 +194,74 @@ func (h *probeHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	h.serve(w, req, req.PathValue("name"))
 }
 
+// Limits on the query of a probe request. A longer query, or more exclude
+// parameters, is answered 400 Bad Request, saying which limit it passed: no check
+// name is longer than 200 bytes, so neither limit stands in the way of a real
+// request.
+const (
+	maxQueryBytes = 16 << 10
+	maxExcludes   = 64
+)
+
+// badRequest answers 400 with a text/plain reason.
+func badRequest(w http.ResponseWriter, reason string) {
+	hdr := w.Header()
+	hdr["Content-Type"] = textPlain
+	hdr["Cache-Control"] = noStore
+	hdr["X-Content-Type-Options"] = nosniff
+	w.WriteHeader(http.StatusBadRequest)
+	w.Write([]byte("health: bad request: " + reason + "\n"))
+}
+
 func (h *probeHandler) serve(w http.ResponseWriter, req *http.Request, only string) {
 	if !allowMethod(w, req) {
 		return
 	}
 	var verbose bool
-	var exclude []string
-	if req.URL.RawQuery != "" {
-		q := req.URL.Query()
+	var exclude map[string]bool // name -> matched a check of this probe
+	if raw := req.URL.RawQuery; raw != "" {
+		if len(raw) > maxQueryBytes {
+			badRequest(w, "query longer than "+strconv.Itoa(maxQueryBytes)+" bytes")
+			return
+		}
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			badRequest(w, "malformed query: "+err.Error())
+			return
+		}
 		_, verbose = q["verbose"]
-		exclude = q["exclude"]
+		if xs := q["exclude"]; len(xs) > 0 && only == "" {
+			if len(xs) > maxExcludes {
+				badRequest(w, "more than "+strconv.Itoa(maxExcludes)+" exclude parameters")
+				return
+			}
+			exclude = make(map[string]bool, len(xs))
+			for _, x := range xs {
+				exclude[x] = false
+			}
+		}
 	}
 	r := h.reg
+	set := r.set.Load()
 	var skip func(string) bool
 	switch {
 	case only != "":
-		e := r.set.Load().byName[only]
+		e := set.byName[only]
 		if e == nil || e.c.Kinds&h.kind == 0 {
 			http.NotFound(w, req)
 			return
 		}
 		skip = func(name string) bool { return name != only }
-	case len(exclude) > 0:
-		skip = func(name string) bool {
-			for _, x := range exclude {
-				if x == name {
-					return true
-				}
+	case exclude != nil:
+		for x := range exclude {
+			if e := set.byName[x]; e != nil && e.c.Kinds&h.kind != 0 {
+				exclude[x] = true
 			}
-			return false
 		}
+		skip = func(name string) bool { return exclude[name] }
 	}
 	var buf [32]*result
-	es, rs := r.collect(req.Context(), h.kind, skip, buf[:0])
+	es, rs := r.collect(req.Context(), set, h.kind, skip, buf[:0])
 	st := StatusPass
 	for _, res := range rs {
 		st = worse(st, res.statusFor(h.kind))
@@ -232,33 +291,36 @@ func (h *probeHandler) serve(w http.ResponseWriter, req *http.Request, only stri
 		return
 	}
 	// Authorized: the Kubernetes-style listing, also for a failure without ?verbose.
+	// Excluded checks keep their place ("[+]name excluded: ok"); exclude names that
+	// match no check of this probe get one warning line, as kube-apiserver prints it.
 	var b []byte
-	for i, e := range es {
-		res := rs[i]
-		if res.statusFor(h.kind) == StatusFail {
-			b = append(b, "[-]"...)
-			b = append(b, e.c.Name...)
-			b = append(b, " failed"...)
-			if out := res.output; out != "" {
-				b = append(b, ": "...)
-				b = appendOneLine(b, out)
-			} else if out := firstOutput(res); out != "" {
-				b = append(b, ": "...)
-				b = appendOneLine(b, out)
-			}
-		} else {
+	j := 0
+	for _, e := range set.list {
+		if j < len(es) && es[j] == e {
+			b = appendCheckLine(b, e.c.Name, rs[j], h.kind)
+			j++
+		} else if exclude[e.c.Name] && e.c.Kinds&h.kind != 0 {
 			b = append(b, "[+]"...)
 			b = append(b, e.c.Name...)
-			b = append(b, " ok"...)
-		}
-		b = append(b, '\n')
-	}
-	for _, x := range exclude {
-		if only == "" {
-			b = append(b, "[+]"...)
-			b = appendOneLine(b, x)
 			b = append(b, " excluded: ok\n"...)
 		}
+	}
+	var unmatched []string
+	for x, matched := range exclude {
+		if !matched {
+			unmatched = append(unmatched, x)
+		}
+	}
+	if len(unmatched) > 0 {
+		slices.Sort(unmatched)
+		b = append(b, "warn: some health checks cannot be excluded: no matches for "...)
+		for i, x := range unmatched {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendQuote(b, x)
+		}
+		b = append(b, '\n')
 	}
 	if draining {
 		b = append(b, "[-]"+drainingCheck+" failed: shutting down\n"...)
@@ -270,6 +332,28 @@ func (h *probeHandler) serve(w http.ResponseWriter, req *http.Request, only stri
 	}
 	w.WriteHeader(code)
 	w.Write(b)
+}
+
+// appendCheckLine appends the verbose line of one check: "[+]name ok" or
+// "[-]name failed: output".
+func appendCheckLine(b []byte, name string, res *result, kind Kind) []byte {
+	if res.statusFor(kind) != StatusFail {
+		b = append(b, "[+]"...)
+		b = append(b, name...)
+		return append(b, " ok\n"...)
+	}
+	b = append(b, "[-]"...)
+	b = append(b, name...)
+	b = append(b, " failed"...)
+	out := res.output
+	if out == "" {
+		out = firstOutput(res)
+	}
+	if out != "" {
+		b = append(b, ": "...)
+		b = appendOneLine(b, out)
+	}
+	return append(b, '\n')
 }
 
 func firstOutput(res *result) string {
@@ -320,7 +404,7 @@ func (h *documentHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var buf [32]*result
-	h.reg.collect(req.Context(), AllKinds, nil, buf[:0])
+	h.reg.collect(req.Context(), h.reg.set.Load(), AllKinds, nil, buf[:0])
 	d := h.reg.encoded()
 	body := d.anon
 	if h.cfg.authorized(req) {

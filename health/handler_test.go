@@ -19,8 +19,7 @@ func allow(*http.Request) bool { return true }
 
 func newRegistry(t *testing.T, checks ...health.Check) *health.Registry {
 	t.Helper()
-	reg, err := health.New(health.Config{Version: "1.2.3", ServiceID: "svc-1"})
-	require.NoError(t, err)
+	reg := health.New(health.Config{Version: "1.2.3", ServiceID: "svc-1"})
 	for _, c := range checks {
 		require.NoError(t, reg.Register(c))
 	}
@@ -229,4 +228,123 @@ func TestLoopbackOnlyWithRealServer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 503, resp.StatusCode)
 	assert.True(t, strings.HasPrefix(string(b), "[-]db failed: secret detail"), string(b))
+}
+
+// ?exclude= names that match no check of the probe are warned about as
+// kube-apiserver does, instead of being reported as "excluded: ok"; excluded checks
+// keep their place in the listing.
+func TestProbeExcludeUnknownWarns(t *testing.T) {
+	reg := newRegistry(t,
+		health.Check{Name: "b:ping", Func: failWith("down")},
+		health.Check{Name: "c:ping", Func: pass},
+		health.Check{Name: "a:live", Kinds: health.Liveness, Func: pass},
+	)
+	h := reg.Handler(health.HandlerConfig{Authorize: allow})
+	tests := []struct {
+		give     string
+		wantCode int
+		wantBody string
+	}{
+		{
+			give: "/readyz?verbose&exclude=b:ping", wantCode: 200,
+			wantBody: "[+]b:ping excluded: ok\n[+]c:ping ok\nreadyz check passed",
+		},
+		{
+			give: "/readyz?verbose&exclude=x&exclude=b:ping", wantCode: 200,
+			wantBody: "[+]b:ping excluded: ok\n[+]c:ping ok\nwarn: some health checks cannot be excluded: no matches for \"x\"\nreadyz check passed",
+		},
+		{
+			// a:live exists, but not in readiness; duplicates collapse; names sort.
+			give: "/readyz?verbose&exclude=z&exclude=a:live&exclude=z", wantCode: 503,
+			wantBody: "[-]b:ping failed: down\n[+]c:ping ok\nwarn: some health checks cannot be excluded: no matches for \"a:live\",\"z\"\nreadyz check failed",
+		},
+		{
+			// Control characters and odd bytes come back quoted, on one line.
+			give: "/readyz?verbose&exclude=%0A%5B%2B%5Devil%20ok%0A&exclude=%FF", wantCode: 503,
+			wantBody: "[-]b:ping failed: down\n[+]c:ping ok\nwarn: some health checks cannot be excluded: no matches for \"\\n[+]evil ok\\n\",\"\\xff\"\nreadyz check failed",
+		},
+		{give: "/readyz?exclude=nope", wantCode: 503, wantBody: "[-]b:ping failed: down\n[+]c:ping ok\nwarn: some health checks cannot be excluded: no matches for \"nope\"\nreadyz check failed"},
+		{give: "/livez?verbose&exclude=a:live", wantCode: 200, wantBody: "[+]a:live excluded: ok\nlivez check passed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			code, body, _ := get(t, h, tt.give, false)
+			assert.Equal(t, tt.wantCode, code)
+			assert.Equal(t, tt.wantBody, body)
+		})
+	}
+	// Anonymous callers get the short answer, never the names they sent back.
+	code, body, _ := get(t, reg.Handler(health.HandlerConfig{}), "/readyz?verbose&exclude=x&exclude=b:ping", false)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "ok", body)
+}
+
+// Hostile query strings get a clear 400, through a real server.
+func TestProbeHostileQueries(t *testing.T) {
+	reg := newRegistry(t, health.Check{Name: "db", Func: pass})
+	srv := httptest.NewServer(reg.Handler(health.HandlerConfig{Authorize: allow}))
+	defer srv.Close()
+	many := strings.Repeat("exclude=x&", 65)
+	tests := []struct {
+		name     string
+		query    string
+		wantCode int
+		wantBody string
+	}{
+		{"huge", "exclude=" + strings.Repeat("a", 20<<10), 400, "health: bad request: query longer than 16384 bytes\n"},
+		{"too many excludes", many + "verbose", 400, "health: bad request: more than 64 exclude parameters\n"},
+		{"64 excludes are fine", strings.Repeat("exclude=x&", 64), 200, "ok"},
+		{"bad escape", "exclude=%zz", 400, "health: bad request: malformed query: invalid URL escape \"%zz\"\n"},
+		{"semicolon", "exclude=db;verbose", 400, "health: bad request: malformed query: invalid semicolon separator in query\n"},
+		{"empty exclude", "exclude=&verbose", 200, "[+]db ok\nwarn: some health checks cannot be excluded: no matches for \"\"\nreadyz check passed"},
+		{"unknown parameter", "foo=bar", 200, "ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := srv.Client().Get(srv.URL + "/readyz?" + tt.query)
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantCode, resp.StatusCode)
+			assert.Equal(t, tt.wantBody, string(body))
+			assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+		})
+	}
+}
+
+// Mount serves every path of Handler from one call, on a real server.
+func TestMount(t *testing.T) {
+	reg := newRegistry(t,
+		health.Check{Name: "self", Kinds: health.Liveness | health.Readiness, Func: pass},
+		health.Check{Name: "db", Func: failWith("down")},
+		health.Check{Name: "warm", Kinds: health.Startup, Func: pass},
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "api") })
+	reg.Mount(mux, health.HandlerConfig{})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, tt := range []struct {
+		give string
+		want int
+	}{
+		{"/livez", 200}, {"/livez/self", 200}, {"/livez/db", 404},
+		{"/readyz", 503}, {"/readyz/self", 200}, {"/readyz/db", 503}, {"/readyz/", 404},
+		{"/startupz", 200}, {"/startupz/warm", 200}, {"/startupz/self", 404},
+		{"/health", 503}, {"/api", 200}, {"/healthz", 404}, {"/livez/self/x", 404},
+	} {
+		resp, err := srv.Client().Get(srv.URL + tt.give)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, tt.want, resp.StatusCode, tt.give)
+	}
+	resp, err := srv.Client().Post(srv.URL+"/readyz", "text/plain", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+
+	// A second Mount on the same mux conflicts, as http.ServeMux.Handle does.
+	assert.Panics(t, func() { reg.Mount(mux, health.HandlerConfig{}) })
 }

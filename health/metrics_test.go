@@ -16,15 +16,14 @@ import (
 
 func TestMetrics(t *testing.T) {
 	m := oteltest.NewMeterProvider()
-	reg, err := health.New(health.Config{MeterProvider: m})
-	require.NoError(t, err)
+	reg := health.New(health.Config{MeterProvider: m})
 	assert.Equal(t, []string{"github.com/selfheal-go/selfheal/health"}, m.Scopes())
 	assert.ElementsMatch(t, []string{"selfheal.health.check.duration", "selfheal.health.check.status"}, m.InstrumentNames())
 
 	require.NoError(t, reg.Register(health.Check{Name: "ok", Func: pass}))
 	require.NoError(t, reg.Register(health.Check{Name: "bad", Func: failWith("x")}))
 	require.NoError(t, reg.Register(health.Check{Name: "meh", NonCritical: true, Func: failWith("x")}))
-	reg.Status(context.Background(), 0)
+	reg.Evaluate(context.Background(), 0)
 
 	var durations []string
 	for _, r := range m.Records("selfheal.health.check.duration") {
@@ -44,10 +43,9 @@ func TestLoggerRecordsStatusChanges(t *testing.T) {
 		}
 		return a
 	}}))
-	reg, err := health.New(health.Config{Logger: logger})
-	require.NoError(t, err)
+	reg := health.New(health.Config{Logger: logger})
 	require.NoError(t, reg.Register(health.Check{Name: "db", Func: failWith("refused")}))
-	reg.Status(context.Background(), 0)
+	reg.Evaluate(context.Background(), 0)
 	assert.Equal(t, "level=WARN msg=\"health: check status changed\" check=db from=pass to=fail output=refused\n", buf.String())
 }
 
@@ -57,10 +55,9 @@ func TestLoggerRecordsStatusChanges(t *testing.T) {
 func TestGaugeCallbackDoesNotKeepRegistriesAlive(t *testing.T) {
 	m := oteltest.NewMeterProvider()
 	func() {
-		reg, err := health.New(health.Config{MeterProvider: m})
-		require.NoError(t, err)
+		reg := health.New(health.Config{MeterProvider: m})
 		require.NoError(t, reg.Register(health.Check{Name: "gone", Func: pass}))
-		reg.Status(context.Background(), 0)
+		reg.Evaluate(context.Background(), 0)
 		assert.Equal(t, map[string]int64{"gone": 0}, m.Observe(t).Int64By("selfheal.health.check.status", "check"))
 	}()
 	regs := m.Registrations()

@@ -20,7 +20,7 @@ import (
 )
 
 // Config configures a [Registry]. The zero value is valid: no service metadata, no
-// listener, no logging, the global MeterProvider.
+// listener, no logging, the global MeterProvider. No setting can be invalid.
 type Config struct {
 	// Version, ReleaseID, ServiceID and Description fill the fields of the same names
 	// in the health document (shown to authorized callers only). Empty: left out.
@@ -35,7 +35,9 @@ type Config struct {
 	// goroutine that finished the run, after the new status is visible to probes and
 	// before the probes that waited for the run return. The changes of one check
 	// arrive in order. It must not block, and must not run checks (through
-	// [Registry.Status] or [Registry.Document]): that would wait for itself. More listeners can be added with [Registry.OnStatusChange].
+	// [Registry.Evaluate] or [Registry.Document]; [Registry.Snapshot] is fine): that
+	// would wait for itself. More listeners can be added with
+	// [Registry.OnStatusChange]. Nil (the default): no listener.
 	OnStatusChange func(StatusChange)
 
 	// Logger, when set, receives a record for every status change (Info for pass,
@@ -90,9 +92,9 @@ type encodedDoc struct {
 	anon   []byte // the status alone
 }
 
-// New returns a Registry with no checks. Every Config is valid today, so the error is
-// always nil; it is there for settings that may need checking later.
-func New(cfg Config) (*Registry, error) {
+// New returns a Registry with no checks. Every Config is valid (each field's zero
+// value is its default), so New cannot fail. It starts no goroutine.
+func New(cfg Config) *Registry {
 	r := &Registry{
 		cfg:    cfg,
 		logger: cfg.Logger,
@@ -123,7 +125,7 @@ func New(cfg Config) (*Registry, error) {
 	if err := telemetry.RegisterWeak(meter, r, observe, gauge); err != nil {
 		otel.Handle(err)
 	}
-	return r, nil
+	return r
 }
 
 // Register adds a check. A periodic check starts running at once if [Registry.Run]
@@ -290,15 +292,19 @@ func (r *Registry) Run(ctx context.Context) error {
 	}
 }
 
-// Status runs the stale on-demand checks of the given kinds (sharing runs in flight)
-// and returns the worst status among them; zero kinds means every check. Readiness
-// fails while draining. A registry without checks passes.
-func (r *Registry) Status(ctx context.Context, kinds Kind) Status {
+// Evaluate answers as a probe of the given kinds would: it runs the stale on-demand
+// checks of those kinds (sharing runs in flight, as probes do) and returns the worst
+// status among them; zero kinds means every check. Readiness fails while draining. A
+// registry without checks passes. When ctx ends first, the stale results count.
+//
+// Evaluate may run checks (and so call listeners); [Registry.Snapshot] reads the
+// last results without running anything.
+func (r *Registry) Evaluate(ctx context.Context, kinds Kind) Status {
 	if kinds == 0 {
 		kinds = AllKinds
 	}
 	var buf [32]*result
-	_, rs := r.collect(ctx, kinds, nil, buf[:0])
+	_, rs := r.collect(ctx, r.set.Load(), kinds, nil, buf[:0])
 	st := StatusPass
 	for _, res := range rs {
 		st = worse(st, res.statusFor(kinds))
@@ -309,18 +315,18 @@ func (r *Registry) Status(ctx context.Context, kinds Kind) Status {
 	return st
 }
 
-// Document runs the stale on-demand checks and returns the full health document, as
-// authorized callers of /health get it.
+// Document answers as /health does for an authorized caller: it runs the stale
+// on-demand checks (sharing runs in flight) and returns the full health document.
+// [Registry.Snapshot] reads the last results without running anything.
 func (r *Registry) Document(ctx context.Context) *Document {
-	r.collect(ctx, AllKinds, nil, nil)
-	return r.snapshot()
+	r.collect(ctx, r.set.Load(), AllKinds, nil, nil)
+	return r.document()
 }
 
-// collect returns the entries of the given kinds (minus the excluded ones) and their
-// results, running stale on-demand checks concurrently and sharing runs in flight.
-// When ctx ends first, the stale results stand.
-func (r *Registry) collect(ctx context.Context, kinds Kind, skip func(string) bool, rs []*result) ([]*entry, []*result) {
-	set := r.set.Load()
+// collect returns the entries of set of the given kinds (minus the skipped ones) and
+// their results, running stale on-demand checks concurrently and sharing runs in
+// flight. When ctx ends first, the stale results stand.
+func (r *Registry) collect(ctx context.Context, set *checkSet, kinds Kind, skip func(string) bool, rs []*result) ([]*entry, []*result) {
 	es := set.list
 	filtered := false
 	var now time.Time
@@ -363,8 +369,8 @@ func (r *Registry) collect(ctx context.Context, kinds Kind, skip func(string) bo
 	return es, rs
 }
 
-// snapshot builds the full document from the current results.
-func (r *Registry) snapshot() *Document {
+// document builds the full document from the current results.
+func (r *Registry) document() *Document {
 	d := &Document{
 		Status:      StatusPass,
 		Version:     r.cfg.Version,
@@ -418,7 +424,7 @@ func (r *Registry) encoded() *encodedDoc {
 	if d := r.doc.Load(); d != nil && d.gen == gen {
 		return d
 	}
-	doc := r.snapshot()
+	doc := r.document()
 	d := &encodedDoc{gen: gen, status: doc.Status}
 	d.full = doc.AppendJSON(make([]byte, 0, 512))
 	d.anon = (&Document{Status: doc.Status}).AppendJSON(nil)
@@ -568,7 +574,13 @@ func (e *entry) join(parent context.Context) *flight {
 		return f
 	}
 
-	ctx, cancel := context.WithTimeout(parent, e.c.Timeout)
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if e.c.Timeout == Off {
+		ctx, cancel = context.WithCancel(parent)
+	} else {
+		ctx, cancel = context.WithTimeout(parent, e.c.Timeout)
+	}
 	begin := time.Now()
 	stop := context.AfterFunc(ctx, func() {
 		err := ctx.Err()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,8 +35,12 @@ func TestRegisterErrors(t *testing.T) {
 		{name: "both funcs", give: health.Check{Name: "x", Func: pass, Observe: obs}, wantField: "Check.Func"},
 		{name: "bad kind", give: health.Check{Name: "x", Func: pass, Kinds: 1 << 5}, wantField: "Check.Kinds"},
 		{name: "negative interval", give: health.Check{Name: "x", Func: pass, Interval: -1}, wantField: "Check.Interval"},
-		{name: "negative timeout", give: health.Check{Name: "x", Func: pass, Timeout: -1}, wantField: "Check.Timeout"},
+		{name: "negative initial delay", give: health.Check{Name: "x", Func: pass, InitialDelay: -1}, wantField: "Check.InitialDelay"},
+		{name: "negative jitter", give: health.Check{Name: "x", Func: pass, Jitter: -1}, wantField: "Check.Jitter"},
+		{name: "negative timeout other than Off", give: health.Check{Name: "x", Func: pass, Timeout: -2}, wantField: "Check.Timeout"},
+		{name: "negative cache TTL other than Off", give: health.Check{Name: "x", Func: pass, CacheTTL: -time.Second}, wantField: "Check.CacheTTL"},
 		{name: "negative threshold", give: health.Check{Name: "x", Func: pass, FailureThreshold: -1}, wantField: "Check.FailureThreshold"},
+		{name: "negative success threshold", give: health.Check{Name: "x", Func: pass, SuccessThreshold: -1}, wantField: "Check.SuccessThreshold"},
 		{name: "duplicate", give: health.Check{Name: "a", Func: pass}, wantErr: health.ErrDuplicate},
 	}
 	for _, tt := range tests {
@@ -49,6 +55,8 @@ func TestRegisterErrors(t *testing.T) {
 			var ce *health.ConfigError
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, tt.wantField, ce.Field)
+			assert.Equal(t, health.ErrInvalidConfig, errors.Unwrap(err))
+			assert.True(t, strings.HasPrefix(err.Error(), "health: invalid configuration: "+tt.wantField+": "), err.Error())
 		})
 	}
 	assert.Equal(t, []string{"a"}, reg.Names())
@@ -68,7 +76,7 @@ func TestKindString(t *testing.T) {
 func TestConcurrentProbesShareOneRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var runs atomic.Int32
-		reg := newRegistry(t, health.Check{Name: "slow", CacheTTL: -1, Func: func(ctx context.Context) error {
+		reg := newRegistry(t, health.Check{Name: "slow", CacheTTL: health.Off, Func: func(ctx context.Context) error {
 			runs.Add(1)
 			time.Sleep(100 * time.Millisecond)
 			return nil
@@ -91,7 +99,7 @@ func TestConcurrentProbesShareOneRun(t *testing.T) {
 		assert.Equal(t, int32(1), runs.Load())
 
 		// Without caching, the next probe runs the check again.
-		assert.Equal(t, health.StatusPass, reg.Status(context.Background(), health.Readiness))
+		assert.Equal(t, health.StatusPass, reg.Evaluate(context.Background(), health.Readiness))
 		assert.Equal(t, int32(2), runs.Load())
 	})
 }
@@ -104,13 +112,13 @@ func TestOnDemandCacheTTL(t *testing.T) {
 			return nil
 		}})
 		ctx := context.Background()
-		reg.Status(ctx, 0)
-		reg.Status(ctx, 0)
+		reg.Evaluate(ctx, 0)
+		reg.Evaluate(ctx, 0)
 		time.Sleep(1999 * time.Millisecond)
-		reg.Status(ctx, 0)
+		reg.Evaluate(ctx, 0)
 		assert.Equal(t, int32(1), runs.Load())
 		time.Sleep(time.Millisecond)
-		reg.Status(ctx, 0)
+		reg.Evaluate(ctx, 0)
 		assert.Equal(t, int32(2), runs.Load())
 	})
 }
@@ -124,7 +132,7 @@ func TestPeriodicChecks(t *testing.T) {
 		})
 		bg := context.Background()
 		// Before the first run the check fails: the service is not ready yet.
-		assert.Equal(t, health.StatusFail, reg.Status(bg, 0))
+		assert.Equal(t, health.StatusFail, reg.Evaluate(bg, 0))
 		doc := reg.Document(bg)
 		assert.Equal(t, "health: check has not run yet", doc.Checks["p"][0].Output)
 
@@ -140,10 +148,10 @@ func TestPeriodicChecks(t *testing.T) {
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
 		assert.Equal(t, int32(1), runs.Load())
-		assert.Equal(t, health.StatusPass, reg.Status(bg, 0))
+		assert.Equal(t, health.StatusPass, reg.Evaluate(bg, 0))
 		// Probes read the cache; they never run a periodic check.
 		for range 10 {
-			reg.Status(bg, 0)
+			reg.Evaluate(bg, 0)
 		}
 		assert.Equal(t, int32(1), runs.Load())
 		time.Sleep(10 * time.Second)
@@ -175,34 +183,55 @@ func TestPeriodicChecks(t *testing.T) {
 	})
 }
 
+// Jitter spreads the runs of periodic checks: eight replicas of one check started
+// at the same instant do not run in step, and each period lasts Interval plus a
+// random part of Jitter. Without jitter every first run would be at 0 and every gap
+// exactly 10 s, and this test fails.
 func TestPeriodicJitter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var times []time.Duration
+		const replicas = 8
+		const interval, jitter = 10 * time.Second, 5 * time.Second
 		var mu sync.Mutex
+		times := make([][]time.Duration, replicas)
 		start := time.Now()
-		reg := newRegistry(t, health.Check{
-			Name: "j", Interval: 10 * time.Second, Jitter: time.Second,
-			Func: func(context.Context) error {
-				mu.Lock()
-				times = append(times, time.Since(start))
-				mu.Unlock()
-				return nil
-			},
-		})
+		reg := newRegistry(t)
+		for i := range replicas {
+			require.NoError(t, reg.Register(health.Check{
+				Name: "dep" + strconv.Itoa(i), Interval: interval, Jitter: jitter,
+				Func: func(context.Context) error {
+					mu.Lock()
+					times[i] = append(times[i], time.Since(start))
+					mu.Unlock()
+					return nil
+				},
+			}))
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- reg.Run(ctx) }()
-		time.Sleep(45 * time.Second)
+		time.Sleep(100 * time.Second)
 		cancel()
 		<-done
 		mu.Lock()
 		defer mu.Unlock()
-		require.Len(t, times, 5)
-		for i := 1; i < len(times); i++ {
-			gap := times[i] - times[i-1]
-			assert.GreaterOrEqual(t, gap, 10*time.Second)
-			assert.Less(t, gap, 11*time.Second)
+
+		firsts := map[time.Duration]bool{}
+		spread := 0
+		for i, ts := range times {
+			require.GreaterOrEqual(t, len(ts), int(100*time.Second/(interval+jitter)), "replica %d", i)
+			assert.Less(t, ts[0], jitter, "replica %d: first run", i)
+			firsts[ts[0]] = true
+			for k := 1; k < len(ts); k++ {
+				gap := ts[k] - ts[k-1]
+				assert.GreaterOrEqual(t, gap, interval)
+				assert.Less(t, gap, interval+jitter)
+				if gap != interval {
+					spread++
+				}
+			}
 		}
+		assert.Len(t, firsts, replicas, "replicas started together run in step: %v", times)
+		assert.Positive(t, spread, "every period lasted exactly Interval: no jitter")
 	})
 }
 
@@ -211,16 +240,15 @@ func TestThresholdsAndListeners(t *testing.T) {
 		var failing atomic.Bool
 		var changes []health.StatusChange
 		var mu sync.Mutex
-		reg, err := health.New(health.Config{OnStatusChange: func(c health.StatusChange) {
+		reg := health.New(health.Config{OnStatusChange: func(c health.StatusChange) {
 			mu.Lock()
 			changes = append(changes, c)
 			mu.Unlock()
 		}})
-		require.NoError(t, err)
 		var second atomic.Int32
 		remove := reg.OnStatusChange(func(health.StatusChange) { second.Add(1) })
 		require.NoError(t, reg.Register(health.Check{
-			Name: "dep", CacheTTL: -1, FailureThreshold: 3, SuccessThreshold: 2,
+			Name: "dep", CacheTTL: health.Off, FailureThreshold: 3, SuccessThreshold: 2,
 			Func: func(context.Context) error {
 				if failing.Load() {
 					return errors.New("down")
@@ -231,7 +259,7 @@ func TestThresholdsAndListeners(t *testing.T) {
 		ctx := context.Background()
 		step := func(fail bool) health.Status {
 			failing.Store(fail)
-			return reg.Status(ctx, health.Readiness)
+			return reg.Evaluate(ctx, health.Readiness)
 		}
 		want := []struct {
 			fail bool
@@ -269,7 +297,7 @@ func TestThresholdsAndListeners(t *testing.T) {
 
 func TestFirstResultCountsAsItIs(t *testing.T) {
 	reg := newRegistry(t, health.Check{Name: "dep", FailureThreshold: 5, Func: failWith("down")})
-	assert.Equal(t, health.StatusFail, reg.Status(context.Background(), 0))
+	assert.Equal(t, health.StatusFail, reg.Evaluate(context.Background(), 0))
 }
 
 func TestNonCriticalDegradesToWarn(t *testing.T) {
@@ -279,7 +307,7 @@ func TestNonCriticalDegradesToWarn(t *testing.T) {
 			return []health.Observation{{ComponentID: "a", Status: health.StatusFail, Output: "bad"}, {ComponentID: "b"}}, nil
 		}},
 	)
-	assert.Equal(t, health.StatusWarn, reg.Status(context.Background(), 0))
+	assert.Equal(t, health.StatusWarn, reg.Evaluate(context.Background(), 0))
 	doc := reg.Document(context.Background())
 	assert.Equal(t, health.StatusWarn, doc.Status)
 	a, _ := doc.Find("obs", "a")
@@ -316,7 +344,7 @@ func TestTimeoutWithCheckIgnoringContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		var runs atomic.Int32
-		reg := newRegistry(t, health.Check{Name: "stuck", Timeout: time.Second, CacheTTL: -1, Func: func(context.Context) error {
+		reg := newRegistry(t, health.Check{Name: "stuck", Timeout: time.Second, CacheTTL: health.Off, Func: func(context.Context) error {
 			runs.Add(1)
 			<-release // ignores its context
 			return nil
@@ -371,10 +399,10 @@ func TestProbeContextCanceled(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		assert.Equal(t, health.StatusFail, reg.Status(ctx, 0)) // not run yet
+		assert.Equal(t, health.StatusFail, reg.Evaluate(ctx, 0)) // not run yet
 		assert.Equal(t, 100*time.Millisecond, time.Since(start))
 		time.Sleep(time.Second)
-		assert.Equal(t, health.StatusPass, reg.Status(context.Background(), 0))
+		assert.Equal(t, health.StatusPass, reg.Evaluate(context.Background(), 0))
 	})
 }
 
@@ -411,8 +439,8 @@ func TestDrainingFailsReadinessOnly(t *testing.T) {
 	}
 	_, body, _ := get(t, h, "/readyz?verbose", true)
 	assert.Equal(t, "[+]self ok\n[-]draining failed: shutting down\nreadyz check failed", body)
-	assert.Equal(t, health.StatusFail, reg.Status(context.Background(), health.Readiness))
-	assert.Equal(t, health.StatusPass, reg.Status(context.Background(), health.Liveness))
+	assert.Equal(t, health.StatusFail, reg.Evaluate(context.Background(), health.Readiness))
+	assert.Equal(t, health.StatusPass, reg.Evaluate(context.Background(), health.Liveness))
 	reg.SetDraining(false)
 	code, _, _ = get(t, h, "/health", false)
 	assert.Equal(t, 200, code)
@@ -452,7 +480,7 @@ func TestInlineChecks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var runs atomic.Int32
 		gate := make(chan struct{})
-		reg := newRegistry(t, health.Check{Name: "snap", CacheTTL: -1, Inline: true, Observe: func(context.Context) ([]health.Observation, error) {
+		reg := newRegistry(t, health.Check{Name: "snap", CacheTTL: health.Off, Inline: true, Observe: func(context.Context) ([]health.Observation, error) {
 			runs.Add(1)
 			<-gate // blocks the first run until the test lets go
 			return []health.Observation{{ObservedValue: 1}}, nil
@@ -460,7 +488,7 @@ func TestInlineChecks(t *testing.T) {
 		// Concurrent probes share the inline run of the first one.
 		var wg sync.WaitGroup
 		for range 3 {
-			wg.Go(func() { assert.Equal(t, health.StatusPass, reg.Status(context.Background(), 0)) })
+			wg.Go(func() { assert.Equal(t, health.StatusPass, reg.Evaluate(context.Background(), 0)) })
 		}
 		synctest.Wait()
 		close(gate)
@@ -498,7 +526,7 @@ func TestConcurrentUse(t *testing.T) {
 		wg.Go(func() {
 			for j := range 100 {
 				name := "c" + string(rune('a'+i)) + string(rune('a'+j%5))
-				c := health.Check{Name: name, Kinds: health.AllKinds, CacheTTL: -1, Func: pass}
+				c := health.Check{Name: name, Kinds: health.AllKinds, CacheTTL: health.Off, Func: pass}
 				if j%2 == 0 {
 					c.Interval = time.Millisecond
 				}
@@ -538,10 +566,10 @@ func TestPendingCheckPassesLivenessOnly(t *testing.T) {
 		})
 		h := reg.Handler(health.HandlerConfig{Authorize: health.BearerToken("s3cret")})
 		bg := context.Background()
-		assert.Equal(t, health.StatusPass, reg.Status(bg, health.Liveness))
-		assert.Equal(t, health.StatusFail, reg.Status(bg, health.Readiness))
-		assert.Equal(t, health.StatusFail, reg.Status(bg, health.Startup))
-		assert.Equal(t, health.StatusFail, reg.Status(bg, health.Liveness|health.Readiness))
+		assert.Equal(t, health.StatusPass, reg.Evaluate(bg, health.Liveness))
+		assert.Equal(t, health.StatusFail, reg.Evaluate(bg, health.Readiness))
+		assert.Equal(t, health.StatusFail, reg.Evaluate(bg, health.Startup))
+		assert.Equal(t, health.StatusFail, reg.Evaluate(bg, health.Liveness|health.Readiness))
 		for _, tt := range []struct {
 			target string
 			code   int
@@ -563,7 +591,7 @@ func TestPendingCheckPassesLivenessOnly(t *testing.T) {
 		go func() { done <- reg.Run(ctx) }()
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
-		assert.Equal(t, health.StatusFail, reg.Status(bg, health.Liveness))
+		assert.Equal(t, health.StatusFail, reg.Evaluate(bg, health.Liveness))
 		code, _, _ := get(t, h, "/livez", false)
 		assert.Equal(t, 503, code)
 		cancel()

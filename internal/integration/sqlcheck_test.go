@@ -24,16 +24,15 @@ func TestSQLPing(t *testing.T) {
 	_, err = db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY)`)
 	require.NoError(t, err)
 
-	reg, err := health.New(health.Config{})
-	require.NoError(t, err)
+	reg := health.New(health.Config{})
 	require.NoError(t, reg.Register(health.Check{
-		Name: "sqlite:ping", ComponentType: "datastore", CacheTTL: -1, Timeout: 5 * time.Second,
+		Name: "sqlite:ping", ComponentType: "datastore", CacheTTL: health.Off, Timeout: 5 * time.Second,
 		Func: health.Ping(db),
 	}))
 	ctx := context.Background()
-	assert.Equal(t, health.StatusPass, reg.Status(ctx, health.Readiness))
+	assert.Equal(t, health.StatusPass, reg.Evaluate(ctx, health.Readiness))
 	// A dependency check is a readiness check by default, never a liveness check.
-	assert.Equal(t, health.StatusPass, reg.Status(ctx, health.Liveness))
+	assert.Equal(t, health.StatusPass, reg.Evaluate(ctx, health.Liveness))
 
 	// *sql.Conn is a Pinger too.
 	conn, err := db.Conn(ctx)
@@ -42,7 +41,7 @@ func TestSQLPing(t *testing.T) {
 	require.NoError(t, conn.Close())
 
 	require.NoError(t, db.Close())
-	assert.Equal(t, health.StatusFail, reg.Status(ctx, health.Readiness))
+	assert.Equal(t, health.StatusFail, reg.Evaluate(ctx, health.Readiness))
 	doc := reg.Document(ctx)
 	entry, ok := doc.Find("sqlite:ping", "")
 	require.True(t, ok)

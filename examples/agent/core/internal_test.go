@@ -126,6 +126,11 @@ func TestProbeHealthDocument(t *testing.T) {
 		{"draining", 503, `{"status":"fail","notes":["draining"],"output":"draining: shutting down"}`, 503, true, false, "health document says fail"},
 		{"malformed", 200, `{"status":`, 200, false, false, "health document:"},
 		{"wrong type", 200, `{"status":42}`, 200, false, false, "health document:"},
+		// Documents of other libraries, through the draft's status aliases.
+		{"spring boot up", 200, `{"status":"UP","components":{"db":{"status":"UP","details":{"database":"PostgreSQL"}}}}`, 200, true, true, ""},
+		{"spring boot down while ready", 200, `{"status":"DOWN","components":{"db":{"status":"DOWN"}}}`, 503, false, false, "health document says fail"},
+		{"alexliesenfeld/health up", 200, `{"status":"up","details":{"database":{"status":"up","timestamp":"2024-05-01T08:05:14Z"}}}`, 200, true, true, ""},
+		{"alexliesenfeld/health down, not ready", 503, `{"status":"down","details":{"database":{"status":"down","error":"ping failed"}}}`, 503, true, false, "health document says fail"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			mux := http.NewServeMux()
