@@ -37,8 +37,8 @@ func DefaultIdempotent(req *http.Request) bool {
 
 // StatusError is the error of an attempt whose response had a failure status. A
 // [Transport] never returns it: when the last attempt fails that way, the caller gets
-// the response itself. It is what breakers and retry policies see, and what an
-// IsFailure or Classify hook receives.
+// the response itself. It is what breakers and retry policies see, and what their
+// Classify hooks receive.
 type StatusError struct {
 	StatusCode int
 	Status     string
