@@ -476,8 +476,9 @@ func (b *Breaker) Reset() { b.swap(modeNormal) }
 
 // Snapshot returns the state of the breaker at this instant. It has no side effects:
 // an open breaker whose wait has passed still reports [StateOpen] (with OpenUntil in
-// the past) until a call moves it to half-open, and no hook runs. It is safe for
-// concurrent use.
+// the past) until a call moves it to half-open, a half-open breaker past
+// [Config.MaxHalfOpenWait] still reports [StateHalfOpen] until a call or a probe's
+// outcome reopens it, and no hook runs. It is safe for concurrent use.
 func (b *Breaker) Snapshot() Snapshot {
 	var now time.Time
 	if b.win.timed() {

@@ -138,8 +138,8 @@ type Config struct {
 	// nil for [Breaker.Do]. Two outcomes are decided before Classify is asked: the
 	// caller's own cancellation (the context passed to Do, Call or Allow is done and
 	// the error matches context.Canceled) is Ignored, and a panic is a Failure. Nil
-	// means [DefaultClassify]. It is called on the calling goroutine and may be
-	// called concurrently.
+	// means [DefaultClassify]. It is called once per call, on the goroutine of the
+	// call (for Allow, of the first call to done), and may be called concurrently.
 	Classify selfheal.Classifier
 
 	// OnStateChange is called after every state change, including those made by
