@@ -9,4 +9,15 @@
 // are ready), called per request; an instance that failed a request is also kept
 // out for a short time on the front door's own account (passive ejection), until
 // the agent's next probe confirms or refutes it.
+//
+// # What it forwards
+//
+// It drops the hop-by-hop headers and every header the Connection header names
+// (RFC 9110 section 7.6.1), both ways; it appends the client's address to
+// X-Forwarded-For in a single field (the last address is the one the front door
+// saw, earlier ones are what the client claimed); it refuses CONNECT (405) and
+// request bodies over Config.MaxRequestBody (413); it bounds each attempt's wait
+// for headers (Config.AttemptTimeout, whatever the transport) and each whole request
+// (Config.ResponseTimeout, 504 or an aborted response); and its own error bodies
+// name no instance: addresses and causes go to the log.
 package frontdoor

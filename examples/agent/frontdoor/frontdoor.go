@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,14 +33,23 @@ type Config struct {
 	// means 3. Other requests get one attempt.
 	Attempts int
 	// AttemptTimeout bounds the wait for an instance's response headers; <= 0 means
-	// 5 s.
+	// 5 s. An attempt that times out counts as failed (retried when the request is
+	// idempotent, else answered 504).
 	AttemptTimeout time.Duration
+	// ResponseTimeout bounds a whole request: every attempt and the copy of the
+	// response body; <= 0 means 30 s. A request that runs out of it before the
+	// response started is answered 504; one whose body is cut short is aborted (the
+	// client sees a broken connection, not a short body that looks complete).
+	ResponseTimeout time.Duration
 	// EjectFor keeps an instance that failed a request out of rotation; <= 0 means
 	// 1 s.
 	EjectFor time.Duration
 	// MaxBody is the largest request body buffered for a retry; bigger bodies get
 	// one attempt. <= 0 means 1 MiB.
 	MaxBody int64
+	// MaxRequestBody is the largest request body forwarded at all; a bigger one is
+	// answered 413. <= 0 means 10 MiB.
+	MaxRequestBody int64
 	// Transport sends the requests; nil means a transport of the front door's own.
 	Transport http.RoundTripper
 	// Logger receives retries and failures; nil means no logging.
@@ -81,6 +92,13 @@ func New(cfg Config) (*FrontDoor, error) {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 1 << 20
+	}
+	if cfg.MaxRequestBody <= 0 {
+		cfg.MaxRequestBody = 10 << 20
+	}
+	cfg.MaxBody = min(cfg.MaxBody, cfg.MaxRequestBody)
+	if cfg.ResponseTimeout <= 0 {
+		cfg.ResponseTimeout = 30 * time.Second
 	}
 	f := &FrontDoor{cfg: cfg, tr: cfg.Transport, log: cfg.Logger}
 	if f.tr == nil {
@@ -146,12 +164,49 @@ func (f *FrontDoor) pick(bs []Backend, tried map[string]bool) (Backend, bool) {
 	return best, found
 }
 
+// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 and their
+// older kin: they describe one connection, and a proxy drops them.
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// ServeHTTP proxies r.
+// removeHopHeaders deletes from h the headers that Connection names (RFC 9110
+// section 7.6.1: "a proxy ... MUST remove any header fields listed in the
+// Connection header field") and the hop-by-hop headers.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+// errAttemptTimeout is the cause of an attempt's context when AttemptTimeout ran
+// out before the response headers came.
+var errAttemptTimeout = errors.New("frontdoor: attempt timed out")
+
+// ServeHTTP proxies r. It refuses CONNECT (405): the front door forwards requests
+// to a service, it opens no tunnels.
 func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.stats.requests.Add(1)
+	if r.Method == http.MethodConnect {
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		http.Error(w, "frontdoor: CONNECT is not forwarded", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.ContentLength > f.cfg.MaxRequestBody {
+		http.Error(w, "frontdoor: request body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, f.cfg.MaxRequestBody)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), f.cfg.ResponseTimeout)
+	defer cancel()
 	attempts := 1
 	var body []byte
 	if heal.DefaultIdempotent(r) {
@@ -159,7 +214,7 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			b, err := io.ReadAll(io.LimitReader(r.Body, f.cfg.MaxBody+1))
 			if err != nil {
-				http.Error(w, "frontdoor: reading the request body: "+err.Error(), http.StatusBadRequest)
+				f.bodyError(w, err)
 				return
 			}
 			if int64(len(b)) > f.cfg.MaxBody {
@@ -183,7 +238,9 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if attempt > 0 {
 			f.stats.retries.Add(1)
 		}
-		out := r.Clone(r.Context())
+		actx, acancel := context.WithCancelCause(ctx)
+		timer := time.AfterFunc(f.cfg.AttemptTimeout, func() { acancel(errAttemptTimeout) })
+		out := r.Clone(actx)
 		out.RequestURI = ""
 		out.URL.Scheme = "http"
 		out.URL.Host = b.Addr
@@ -192,23 +249,42 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Body = io.NopCloser(bytes.NewReader(body))
 			out.ContentLength = int64(len(body))
 		}
-		for _, h := range hopHeaders {
-			out.Header.Del(h)
-		}
+		removeHopHeaders(out.Header)
 		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			out.Header.Add("X-Forwarded-For", ip)
+			// Append to what the client sent, in one field: the last address is
+			// the one the front door saw, the ones before it are the client's claim.
+			if prior := out.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+				ip = strings.Join(prior, ", ") + ", " + ip
+			}
+			out.Header.Set("X-Forwarded-For", ip)
 		}
 		c := f.counter(b.Addr)
 		c.Add(1)
 		resp, err := f.tr.RoundTrip(out)
+		if !timer.Stop() && err == nil {
+			// The attempt timed out as the headers came: its body is cut off.
+			resp.Body.Close()
+			err = errAttemptTimeout
+		}
 		if err != nil {
 			c.Add(-1)
+			if context.Cause(actx) == errAttemptTimeout {
+				err = errAttemptTimeout
+			}
+			acancel(nil)
 			if r.Context().Err() != nil {
 				return // the client went away
 			}
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				f.bodyError(w, err)
+				return
+			}
 			f.ejected.Store(b.Addr, time.Now().Add(f.cfg.EjectFor))
-			f.log.Debug("attempt failed", "backend", b.ID, "err", err)
+			f.log.Debug("attempt failed", "backend", b.ID, "addr", b.Addr, "err", err)
 			lastErr = err
+			if ctx.Err() != nil {
+				break // ResponseTimeout: no time for another attempt
+			}
 			continue
 		}
 		retryable := resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable ||
@@ -217,13 +293,21 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			c.Add(-1)
+			acancel(nil)
 			f.log.Debug("attempt answered "+resp.Status, "backend", b.ID)
 			lastErr = nil
 			continue
 		}
-		f.copy(w, resp)
+		err = f.copy(w, resp)
 		resp.Body.Close()
 		c.Add(-1)
+		acancel(nil)
+		if err != nil && r.Context().Err() == nil {
+			f.log.Debug("response body cut short", "backend", b.ID, "addr", b.Addr, "err", err)
+			if r.Context().Value(http.ServerContextKey) != nil {
+				panic(http.ErrAbortHandler) // the client must not take a short body for a whole one
+			}
+		}
 		return
 	}
 	if len(tried) == 0 {
@@ -234,25 +318,36 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.stats.failures.Add(1)
-	msg := "frontdoor: every attempt failed"
-	if lastErr != nil {
-		msg += ": " + lastErr.Error()
+	// The body names no instance: addresses and errors are for the log, not for
+	// clients.
+	f.log.Warn("every attempt failed", "attempts", len(tried), "err", lastErr)
+	if errors.Is(lastErr, errAttemptTimeout) || errors.Is(lastErr, context.DeadlineExceeded) {
+		http.Error(w, "frontdoor: no instance answered in time", http.StatusGatewayTimeout)
+		return
 	}
-	code := http.StatusBadGateway
-	if errors.Is(lastErr, context.DeadlineExceeded) {
-		code = http.StatusGatewayTimeout
-	}
-	http.Error(w, msg, code)
+	http.Error(w, "frontdoor: no instance could answer", http.StatusBadGateway)
 }
 
-func (f *FrontDoor) copy(w http.ResponseWriter, resp *http.Response) {
+// bodyError answers a request whose body could not be read: 413 when it is
+// larger than MaxRequestBody, else 400.
+func (f *FrontDoor) bodyError(w http.ResponseWriter, err error) {
+	f.stats.failures.Add(1)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		http.Error(w, "frontdoor: request body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	http.Error(w, "frontdoor: reading the request body failed", http.StatusBadRequest)
+}
+
+// copy writes resp to w, without hop-by-hop headers, and returns the error that
+// cut the body short, if any.
+func (f *FrontDoor) copy(w http.ResponseWriter, resp *http.Response) error {
 	h := w.Header()
 	for k, vs := range resp.Header {
 		h[k] = append([]string(nil), vs...)
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
+	removeHopHeaders(h)
 	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
+	_, err := io.Copy(w, resp.Body)
+	return err
 }
