@@ -23,8 +23,12 @@
 // # Which package does what
 //
 //   - [github.com/selfheal-go/selfheal/breaker]: circuit breakers (consecutive
-//     failures, failure rate and slow-call rate over sliding windows) on
-//     sony/gobreaker v2, and a bounded per-key Group.
+//     failures, failure rate and slow-call rate over exact sliding windows, an open
+//     wait that grows on repeated re-opens, a bounded half-open state), a two-step
+//     permit for streams, and a bounded per-key Group. Its state machine is its own:
+//     sony/gobreaker v2, its first engine, could not keep those guarantees (its state
+//     read moves open to half-open, its window rounds up, its half-open state can
+//     wait forever), and the peer benchmarks still measure against it.
 //   - [github.com/selfheal-go/selfheal/retry]: retries with jitter, limits, a retry
 //     budget and Retry-After, on cenkalti/backoff v4.
 //   - [github.com/selfheal-go/selfheal/health]: checks, the Kubernetes-style probe
@@ -82,7 +86,7 @@
 //   - Results on error. The generic helpers (breaker.Call, retry.Call, heal.Call)
 //     return, with the error, the value that the last run of fn (or the fallback)
 //     returned; the zero value when fn never ran (a rejection).
-//   - Engines stay inside. No type of gobreaker, cenkalti/backoff or x/time/rate appears
+//   - Engines stay inside. No type of an engine (cenkalti/backoff, x/time/rate) appears
 //     in an exported signature; moving to a new major version of an engine is not a
 //     new major version of selfheal.
 //   - The exported API is kept in api/ as a golden file that CI checks; every change to
