@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/retry"
 )
 
@@ -175,4 +176,130 @@ func ExampleNewBudget() {
 	}
 	fmt.Printf("100 calls, %d attempts, %d refused retries\n", attempts, refused)
 	// Output: 100 calls, 120 attempts, 100 refused retries
+}
+
+// Exponential backoff without jitter shows its schedule: 10ms doubling, capped at 50ms.
+func ExampleExponential() {
+	p, err := retry.New(retry.Config{
+		MaxAttempts: 5,
+		Backoff: retry.Exponential(retry.ExponentialConfig{
+			InitialDelay: 10 * time.Millisecond,
+			MaxDelay:     50 * time.Millisecond,
+			Jitter:       retry.JitterNone,
+		}),
+		OnRetry: func(_ context.Context, attempt int, _ error, delay time.Duration) {
+			fmt.Printf("retry %d after %v\n", attempt, delay)
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	_ = p.Do(context.Background(), func(context.Context) error { return errors.New("busy") })
+	// Output:
+	// retry 1 after 10ms
+	// retry 2 after 20ms
+	// retry 3 after 40ms
+	// retry 4 after 50ms
+}
+
+// A BackoffFunc is any strategy; returning Stop ends the retries.
+func ExampleBackoffFunc() {
+	p, err := retry.New(retry.Config{
+		MaxAttempts: 10,
+		Backoff: retry.BackoffFunc(func(n int, _ time.Duration) time.Duration {
+			if n > 2 {
+				return retry.Stop
+			}
+			return time.Duration(n) * time.Millisecond
+		}),
+	})
+	if err != nil {
+		panic(err)
+	}
+	err = p.Do(context.Background(), func(context.Context) error { return errors.New("busy") })
+	fmt.Println(err)
+	// Output: retry: gave up after 3 attempts (backoff stopped): busy
+}
+
+// Classify sees the result of each attempt through Call, so that a result can be
+// retried: here a job that is still pending.
+func ExampleCall_classifyResults() {
+	p, err := retry.New(retry.Config{
+		MaxAttempts: 5,
+		Backoff:     retry.Constant(time.Millisecond),
+		Classify: func(result any, err error) selfheal.Outcome {
+			if status, _ := result.(string); status == "pending" {
+				return selfheal.Failure // try again
+			}
+			return retry.DefaultClassify(result, err)
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	polls := 0
+	status, err := retry.Call(context.Background(), p, func(context.Context) (string, error) {
+		polls++
+		if polls < 3 {
+			return "pending", nil
+		}
+		return "done", nil
+	})
+	fmt.Println(status, err, "after", polls, "polls")
+
+	status, err = retry.Call(context.Background(), p, func(context.Context) (string, error) { return "pending", nil })
+	fmt.Println(status, errors.Is(err, retry.ErrFailedResult))
+	// Output:
+	// done <nil> after 3 polls
+	// pending true
+}
+
+// An attempt that runs into a deadline of its own is retried by default; the caller's
+// own deadline is never retried.
+func ExampleDefaultClassify() {
+	p, err := retry.New(retry.Config{Backoff: retry.Constant(0)})
+	if err != nil {
+		panic(err)
+	}
+	attempts := 0
+	err = p.Do(context.Background(), func(ctx context.Context) error {
+		attempts++
+		ctx, cancel := context.WithTimeout(ctx, time.Millisecond) // per-attempt timeout
+		defer cancel()
+		if attempts == 1 {
+			<-ctx.Done() // the first attempt hangs
+			return ctx.Err()
+		}
+		return nil
+	})
+	fmt.Println(err, "after", attempts, "attempts")
+	// Output: <nil> after 2 attempts
+}
+
+// busyError is shaped like a circuit breaker's open error: a DelayHint that asks for
+// the rest of the open time.
+type busyError struct{ wait time.Duration }
+
+func (e busyError) Error() string             { return "circuit open" }
+func (e busyError) RetryAfter() time.Duration { return e.wait }
+
+// A delay asked for beyond MaxServerDelay (30s by default) ends the retries at once
+// rather than retrying early or blocking the caller for a minute.
+func ExampleReason_serverDelay() {
+	p, err := retry.New(retry.Config{})
+	if err != nil {
+		panic(err)
+	}
+	begin := time.Now()
+	err = p.Do(context.Background(), func(context.Context) error { return busyError{wait: time.Minute} })
+	var ee *retry.ExhaustedError
+	if errors.As(err, &ee) {
+		fmt.Println(ee.Reason)
+	}
+	fmt.Println(err)
+	fmt.Println(time.Since(begin) < time.Second)
+	// Output:
+	// server-requested delay exceeds MaxServerDelay
+	// retry: gave up after 1 attempt (server-requested delay exceeds MaxServerDelay): circuit open
+	// true
 }
