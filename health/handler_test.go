@@ -348,3 +348,48 @@ func TestMount(t *testing.T) {
 	// A second Mount on the same mux conflicts, as http.ServeMux.Handle does.
 	assert.Panics(t, func() { reg.Mount(mux, health.HandlerConfig{}) })
 }
+
+// Any query string gets 200, 503 or 400, and an authorized listing stays made of
+// well-formed lines: what the caller sent comes back quoted, never as a line of its
+// own.
+func FuzzProbeQuery(f *testing.F) {
+	for _, q := range []string{
+		"verbose", "exclude=db&verbose", "exclude=x&exclude=x&verbose", "exclude=%0A%5B%2B%5Dx&verbose",
+		"exclude=%zz", "a;b", "exclude=" + strings.Repeat("x", 300), "verbose&exclude=%FF%FE", "exclude=db%00",
+	} {
+		f.Add(q)
+	}
+	reg := health.New(health.Config{})
+	require.NoError(f, reg.Register(health.Check{Name: "db", Func: failWith("line one\nline two")}))
+	require.NoError(f, reg.Register(health.Check{Name: "self", Func: pass}))
+	h := reg.Handler(health.HandlerConfig{Authorize: allow})
+	f.Fuzz(func(t *testing.T, query string) {
+		req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
+		req.URL.RawQuery = query
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case 400:
+			if !strings.HasPrefix(rec.Body.String(), "health: bad request: ") {
+				t.Fatalf("400 without a reason: %q", rec.Body)
+			}
+			return
+		case 200, 503:
+		default:
+			t.Fatalf("status %d", rec.Code)
+		}
+		lines := strings.Split(rec.Body.String(), "\n")
+		for _, l := range lines[:len(lines)-1] {
+			switch {
+			case l == "[+]db ok", l == "[+]self ok", l == "[-]db failed: line one line two",
+				l == "[+]db excluded: ok", l == "[+]self excluded: ok",
+				strings.HasPrefix(l, "warn: some health checks cannot be excluded: no matches for \""):
+			default:
+				t.Fatalf("unexpected line %q in %q", l, rec.Body)
+			}
+		}
+		if last := lines[len(lines)-1]; last != "ok" && last != "readyz check passed" && last != "readyz check failed" {
+			t.Fatalf("last line %q", last)
+		}
+	})
+}
