@@ -3,7 +3,6 @@ package heal
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -72,7 +71,7 @@ func NewAIMD(cfg AIMDConfig) (LimitAlgorithm, error) {
 		cfg.Timeout = 5 * time.Second
 	}
 	if cfg.BackoffRatio <= 0 || cfg.BackoffRatio >= 1 {
-		return nil, fmt.Errorf("heal: AIMDConfig.BackoffRatio %v is not in (0, 1)", cfg.BackoffRatio)
+		return nil, invalid("AIMDConfig.BackoffRatio", "%v is not in (0, 1)", cfg.BackoffRatio)
 	}
 	return &aimd{limit: init, min: lo, max: hi, backoff: cfg.BackoffRatio, timeout: cfg.Timeout}, nil
 }
@@ -91,7 +90,7 @@ func limitBounds(cfgName string, minLimit, maxLimit, initial int) (lo, hi, init 
 		initial = 20
 	}
 	if maxLimit < minLimit {
-		return 0, 0, 0, fmt.Errorf("heal: %s.MaxLimit %d is below MinLimit %d", cfgName, maxLimit, minLimit)
+		return 0, 0, 0, invalid(cfgName+".MaxLimit", "%d is below MinLimit %d", maxLimit, minLimit)
 	}
 	return float64(minLimit), float64(maxLimit), float64(min(max(initial, minLimit), maxLimit)), nil
 }
@@ -173,9 +172,9 @@ func NewGradient(cfg GradientConfig) (LimitAlgorithm, error) {
 	}
 	switch {
 	case cfg.Smoothing < 0 || cfg.Smoothing > 1:
-		return nil, fmt.Errorf("heal: GradientConfig.Smoothing %v is not in (0, 1]", cfg.Smoothing)
+		return nil, invalid("GradientConfig.Smoothing", "%v is not in (0, 1]", cfg.Smoothing)
 	case cfg.Tolerance < 1:
-		return nil, fmt.Errorf("heal: GradientConfig.Tolerance %v is below 1", cfg.Tolerance)
+		return nil, invalid("GradientConfig.Tolerance", "%v is below 1", cfg.Tolerance)
 	}
 	return &gradient{limit: init, min: lo, max: hi,
 		smoothing: cfg.Smoothing, tolerance: cfg.Tolerance, queue: float64(cfg.QueueSize),

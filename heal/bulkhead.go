@@ -2,7 +2,6 @@ package heal
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -57,10 +56,10 @@ func NewBulkhead(cfg BulkheadConfig) (*Bulkhead, error) {
 		cfg.MaxConcurrent = 25
 	}
 	if cfg.MaxQueued < 0 {
-		return nil, fmt.Errorf("heal: BulkheadConfig.MaxQueued %d is negative", cfg.MaxQueued)
+		return nil, invalid("BulkheadConfig.MaxQueued", "%d is negative", cfg.MaxQueued)
 	}
 	if cfg.MaxWait < 0 {
-		return nil, fmt.Errorf("heal: BulkheadConfig.MaxWait %v is negative", cfg.MaxWait)
+		return nil, invalid("BulkheadConfig.MaxWait", "%v is negative", cfg.MaxWait)
 	}
 	attrs := []attribute.KeyValue{attrPolicy.String("bulkhead"), attrName.String(cfg.Name)}
 	return &Bulkhead{

@@ -5,7 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/selfheal-go/selfheal"
 )
+
+// Off, given to a field whose documentation says so, turns that limit or stage off
+// ([BulkheadConfig.MaxConcurrent], [MiddlewareConfig.MaxConcurrent],
+// [TransportConfig.MaxDrain], [TransportConfig.DrainTimeout],
+// [TransportConfig.ResponseHeaderTimeout]). It is [selfheal.Off]; zero always means the
+// documented default.
+const Off = selfheal.Off
 
 // Sentinel errors. Every rejection and timeout returned by this package matches one of
 // them with [errors.Is]; the error types below carry the details.
@@ -21,7 +30,46 @@ var (
 	// ErrTimeout reports that a [Timeout] cut a call short. A *[TimeoutError] also
 	// matches [context.DeadlineExceeded].
 	ErrTimeout = errors.New("heal: timeout")
+	// ErrInvalidConfig is matched by every *[ConfigError]: every constructor of this
+	// package that can fail returns an error matching it.
+	ErrInvalidConfig = errors.New("heal: invalid configuration")
+	// ErrResponseDone is returned by the writes of a handler wrapped by a [Middleware]
+	// that come after the handler returned (from a goroutine it started); they are
+	// dropped. A write after the Middleware's Timeout answered the request returns
+	// [net/http.ErrHandlerTimeout] instead, as with [net/http.TimeoutHandler].
+	ErrResponseDone = errors.New("heal: response already finished")
 )
+
+// ConfigError reports an invalid setting, naming the field. It matches
+// [ErrInvalidConfig] with [errors.Is] and unwraps to it.
+type ConfigError struct {
+	Field  string // for example "BulkheadConfig.MaxQueued"
+	Reason string // for example "-1 is negative"
+}
+
+func (e *ConfigError) Error() string {
+	return "heal: invalid configuration: " + e.Field + ": " + e.Reason
+}
+
+// Is reports whether target is [ErrInvalidConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns [ErrInvalidConfig].
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+// invalid returns a *ConfigError for field.
+func invalid(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// invalidSub returns a *ConfigError for field, whose own constructor failed with err.
+func invalidSub(field string, err error) error {
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return &ConfigError{Field: field + "." + ce.Field, Reason: ce.Reason}
+	}
+	return &ConfigError{Field: field, Reason: err.Error()}
+}
 
 // RejectedError is returned when a policy refuses to run a call at all: the function
 // was never called. It matches its Reason ([ErrBulkheadFull], [ErrRateLimited] or

@@ -3,7 +3,6 @@ package heal
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -47,7 +46,7 @@ type Fallback struct {
 // NewFallback returns a Fallback configured by cfg, or an error when cfg.Func is nil.
 func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 	if cfg.Func == nil {
-		return nil, fmt.Errorf("heal: FallbackConfig.Func is nil")
+		return nil, invalid("FallbackConfig.Func", "is nil; it is required")
 	}
 	if cfg.Name == "" {
 		cfg.Name = "fallback"

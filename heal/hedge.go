@@ -2,7 +2,6 @@ package heal
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -79,7 +78,7 @@ func NewHedge(cfg HedgeConfig) (*Hedge, error) {
 		cfg.MaxHedges = 1
 	}
 	if cfg.Percentile < 0 || cfg.Percentile >= 1 {
-		return nil, fmt.Errorf("heal: HedgeConfig.Percentile %v is not in [0, 1)", cfg.Percentile)
+		return nil, invalid("HedgeConfig.Percentile", "%v is not in [0, 1)", cfg.Percentile)
 	}
 	attrs := []attribute.KeyValue{attrPolicy.String("hedge"), attrName.String(cfg.Name)}
 	h := &Hedge{

@@ -3,7 +3,6 @@ package heal
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -19,12 +18,14 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// MiddlewareConfig configures a [Middleware]. The zero value recovers panics and
-// records latency and load, and sheds nothing.
+// MiddlewareConfig configures a [Middleware]. The zero value recovers panics,
+// records latency and load, and sheds only beyond 1000 requests at once.
 type MiddlewareConfig struct {
 	// MaxConcurrent is how many requests may be served at once; beyond it a
-	// request is shed with 503 Service Unavailable and a Retry-After header.
-	// Default 0: no fixed bound.
+	// request is shed with 503 Service Unavailable and a Retry-After header. A
+	// request counts until its handler returns, even when a Timeout has answered
+	// for it. Zero means 1000; [Off] means no fixed bound. Other negative values
+	// are invalid.
 	MaxConcurrent int
 	// Limit, when set, is an adaptive concurrency limit that requests must also
 	// pass; a request over it is shed with 503 as above.
@@ -39,9 +40,15 @@ type MiddlewareConfig struct {
 	// API key) instead of to the whole server, holding at most 10000 keys (least
 	// recently used evicted first).
 	RateKey func(*http.Request) string
-	// Timeout bounds each request: the handler's context expires after it, and a
-	// handler that returns without having written anything after its context
-	// expired gets a 503. Default 0: no timeout.
+	// Timeout bounds each request, as [http.TimeoutHandler] does: the handler's
+	// context expires after it, and at that moment the client gets 503 Service
+	// Unavailable if nothing was written yet, whether or not the handler watches its
+	// context. The handler then runs on its own goroutine; what it writes after
+	// the deadline goes nowhere (its writes return [http.ErrHandlerTimeout]). A
+	// handler that has started its response when the deadline passes has its
+	// connection aborted ([http.ErrAbortHandler]), so that the client sees the
+	// response is incomplete. Zero means no timeout (the handler runs on the
+	// serving goroutine); negative is invalid.
 	Timeout time.Duration
 	// RetryAfter is the Retry-After of a 503, rounded up to whole seconds.
 	// Default 1s.
@@ -59,6 +66,9 @@ type MiddlewareConfig struct {
 	MeterProvider metric.MeterProvider
 }
 
+// defaultServerConcurrency is MiddlewareConfig.MaxConcurrent's default.
+const defaultServerConcurrency = 1000
+
 // Middleware guards an HTTP server and measures it. For each request it:
 //
 //  1. recovers a panic in the handler: logs it with its stack, answers 500 if
@@ -66,7 +76,8 @@ type MiddlewareConfig struct {
 //     through, as net/http expects);
 //  2. sheds load it cannot take: 429 with Retry-After over the rate, 503 with
 //     Retry-After over the concurrency bound, before the handler runs;
-//  3. bounds the request's time through its context;
+//  3. bounds the request's time: through its context, and with a 503 at the
+//     deadline for a handler that ignores it;
 //  4. records latency, in-flight and shed requests in a [Recorder], which
 //     [Middleware.Snapshot] and the health wiring publish so that an agent can
 //     decide to scale.
@@ -93,22 +104,28 @@ type Middleware struct {
 	duration                                 metric.Float64Histogram
 	durOpts                                  []metric.RecordOption
 	shedEv                                   event
-
-	writers sync.Pool
 }
 
 // NewMiddleware returns a middleware configured by cfg, or an error naming the invalid
 // field.
 func NewMiddleware(cfg MiddlewareConfig) (*Middleware, error) {
 	switch {
-	case cfg.MaxConcurrent < 0:
-		return nil, fmt.Errorf("heal: MiddlewareConfig.MaxConcurrent %d is negative", cfg.MaxConcurrent)
+	case cfg.MaxConcurrent < 0 && cfg.MaxConcurrent != Off:
+		return nil, invalid("MiddlewareConfig.MaxConcurrent", "%d is negative; want >= 0 (0 means %d) or Off", cfg.MaxConcurrent, defaultServerConcurrency)
 	case cfg.Rate < 0:
-		return nil, fmt.Errorf("heal: MiddlewareConfig.Rate %v is negative", cfg.Rate)
+		return nil, invalid("MiddlewareConfig.Rate", "%v is negative", cfg.Rate)
 	case cfg.Timeout < 0:
-		return nil, fmt.Errorf("heal: MiddlewareConfig.Timeout %v is negative", cfg.Timeout)
+		return nil, invalid("MiddlewareConfig.Timeout", "%v is negative", cfg.Timeout)
 	case cfg.RetryAfter < 0:
-		return nil, fmt.Errorf("heal: MiddlewareConfig.RetryAfter %v is negative", cfg.RetryAfter)
+		return nil, invalid("MiddlewareConfig.RetryAfter", "%v is negative", cfg.RetryAfter)
+	case cfg.Window < 0:
+		return nil, invalid("MiddlewareConfig.Window", "%v is negative", cfg.Window)
+	}
+	switch cfg.MaxConcurrent {
+	case 0:
+		cfg.MaxConcurrent = defaultServerConcurrency
+	case Off:
+		cfg.MaxConcurrent = 0
 	}
 	if cfg.RetryAfter == 0 {
 		cfg.RetryAfter = time.Second
@@ -118,7 +135,7 @@ func NewMiddleware(cfg MiddlewareConfig) (*Middleware, error) {
 	}
 	rec, err := NewRecorder(RecorderConfig{Window: cfg.Window})
 	if err != nil {
-		return nil, fmt.Errorf("heal: MiddlewareConfig.Window %v is negative", cfg.Window)
+		return nil, err
 	}
 	m := &Middleware{
 		maxConc:    int64(cfg.MaxConcurrent),
@@ -146,7 +163,6 @@ func NewMiddleware(cfg MiddlewareConfig) (*Middleware, error) {
 	m.shedRate = newCounter(meter, "server.shed", "Requests the server middleware shed.", "{request}", append(base, attrReason.String("rate"))...)
 	m.initTelemetry(meter, base)
 	m.shedEv = newEvent("selfheal.server.shed", base...)
-	m.writers.New = func() any { return new(respWriter) }
 	return m, nil
 }
 
@@ -187,61 +203,146 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		}
 	}
 	n := m.inFlight.Add(1)
-	defer m.inFlight.Add(-1)
 	if m.maxConc > 0 && n > m.maxConc {
+		m.inFlight.Add(-1)
 		m.shed(ctx, w, http.StatusServiceUnavailable, m.retryAfter, "overloaded", m.shedConc)
 		return
 	}
-	var tok LimitToken
+	c := &served{m: m, ctx: ctx, start: start}
 	if m.limit != nil {
 		var ok bool
-		if tok, ok = m.limit.Acquire(ctx); !ok {
+		if c.tok, ok = m.limit.Acquire(ctx); !ok {
+			m.inFlight.Add(-1)
 			m.shed(ctx, w, http.StatusServiceUnavailable, m.retryAfter, "overloaded", m.shedConc)
 			return
 		}
 	}
-	rw := m.writers.Get().(*respWriter)
-	rw.ResponseWriter, rw.status, rw.wrote = w, 0, false
-	var cancel context.CancelFunc
-	if m.timeout > 0 {
-		var tctx context.Context
-		tctx, cancel = context.WithTimeout(ctx, m.timeout)
-		r = r.WithContext(tctx)
+	// A new writer for every request, never pooled: a goroutine started by the
+	// handler may hold it after the handler returned, and its late writes must reach
+	// nothing (they return ErrResponseDone), never another request's response.
+	rw := &respWriter{w: w}
+	if m.timeout <= 0 {
+		defer c.inline(rw, r)
+		next.ServeHTTP(rw, r)
+		return
 	}
-	defer func() {
-		v := recover()
-		timedOut := cancel != nil && r.Context().Err() == context.DeadlineExceeded && ctx.Err() == nil
-		if v != nil && v != http.ErrAbortHandler {
-			m.panics.Add(1)
-			m.panicCount.add(ctx, 1)
-			m.log.ErrorContext(ctx, "heal: handler panicked", "panic", v, "method", r.Method, "path", r.URL.Path,
-				"stack", string(debug.Stack()))
-			if !rw.wrote {
-				http.Error(w, "internal server error", http.StatusInternalServerError)
+	c.timed(rw, r, next)
+}
+
+// served is one admitted request, from admission to the end of its handler (which,
+// with a Timeout, may come after the response).
+type served struct {
+	m     *Middleware
+	ctx   context.Context // the request's own context
+	start time.Time
+	tok   LimitToken
+}
+
+// handlerPanic is a panic of the handler, with its stack.
+type handlerPanic struct {
+	val   any
+	stack []byte
+}
+
+// inline ends a request whose handler ran on the serving goroutine (no Timeout): it
+// is deferred, so that it sees the handler's panic.
+func (c *served) inline(rw *respWriter, r *http.Request) {
+	var p *handlerPanic
+	if v := recover(); v != nil {
+		p = &handlerPanic{val: v, stack: debug.Stack()}
+	}
+	c.respond(rw, r, p, false)
+	c.handlerDone(r, p, false)
+	if p != nil && p.val == http.ErrAbortHandler {
+		panic(p.val)
+	}
+}
+
+// timed runs the handler on its own goroutine, so that the Timeout bounds the
+// response even when the handler ignores its context, as [http.TimeoutHandler] does.
+func (c *served) timed(rw *respWriter, r *http.Request, next http.Handler) {
+	tctx, cancel := context.WithTimeout(c.ctx, c.m.timeout)
+	defer cancel()
+	r = r.WithContext(tctx)
+	rw.own = make(http.Header) // the handler's headers are copied out only when it writes
+	done := make(chan *handlerPanic, 1)
+	go func() {
+		var p *handlerPanic
+		defer func() {
+			if v := recover(); v != nil {
+				p = &handlerPanic{val: v, stack: debug.Stack()}
 			}
-		} else if v == nil && timedOut && !rw.wrote {
-			m.timeouts.add(ctx, 1)
-			http.Error(w, "request timed out", http.StatusServiceUnavailable)
-		}
-		if cancel != nil {
-			cancel()
-		}
-		now := time.Now()
-		d := now.Sub(start)
-		m.rec.ObserveAt(now, d)
-		if m.duration != nil {
-			m.duration.Record(ctx, d.Seconds(), m.durOpts...)
-		}
-		if m.limit != nil {
-			tok.Release(ctx, timedOut || v != nil)
-		}
-		rw.ResponseWriter = nil
-		m.writers.Put(rw)
-		if v == http.ErrAbortHandler {
-			panic(v)
-		}
+			c.handlerDone(r, p, tctx.Err() == context.DeadlineExceeded && c.ctx.Err() == nil)
+			done <- p
+		}()
+		next.ServeHTTP(rw, r)
 	}()
-	next.ServeHTTP(rw, r)
+	select {
+	case p := <-done:
+		c.respond(rw, r, p, tctx.Err() == context.DeadlineExceeded && c.ctx.Err() == nil)
+		if p != nil && p.val == http.ErrAbortHandler {
+			panic(p.val)
+		}
+	case <-tctx.Done():
+		if c.ctx.Err() != nil {
+			// The client is gone: nothing to answer.
+			rw.finish(0, "", ErrResponseDone)
+			c.record()
+			return
+		}
+		// The handler ignored its deadline: answer 503 now, unless it has started its
+		// response, and send its late writes nowhere.
+		c.m.timeouts.add(c.ctx, 1)
+		started := rw.finish(http.StatusServiceUnavailable, "request timed out", http.ErrHandlerTimeout)
+		c.record()
+		if started {
+			// Part of a response went out and the rest never will: abort the
+			// connection so that the client sees the response is incomplete.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// respond finishes the response once the handler returned: 500 after a panic, 503
+// after a timeout, when nothing was written; then records the request.
+func (c *served) respond(rw *respWriter, r *http.Request, p *handlerPanic, timedOut bool) {
+	switch {
+	case p != nil && p.val != http.ErrAbortHandler:
+		rw.finish(http.StatusInternalServerError, "internal server error", ErrResponseDone)
+	case p == nil && timedOut:
+		if !rw.finish(http.StatusServiceUnavailable, "request timed out", ErrResponseDone) {
+			c.m.timeouts.add(c.ctx, 1)
+		}
+	default:
+		rw.finish(0, "", ErrResponseDone)
+	}
+	c.record()
+}
+
+// record records the request's latency.
+func (c *served) record() {
+	now := time.Now()
+	d := now.Sub(c.start)
+	c.m.rec.ObserveAt(now, d)
+	if c.m.duration != nil {
+		c.m.duration.Record(c.ctx, d.Seconds(), c.m.durOpts...)
+	}
+}
+
+// handlerDone runs when the handler has returned (or panicked): it frees the request's
+// slot, and reports a panic. It runs on the handler's goroutine.
+func (c *served) handlerDone(r *http.Request, p *handlerPanic, timedOut bool) {
+	m := c.m
+	if p != nil && p.val != http.ErrAbortHandler {
+		m.panics.Add(1)
+		m.panicCount.add(c.ctx, 1)
+		m.log.ErrorContext(c.ctx, "heal: handler panicked", "panic", p.val, "method", r.Method, "path", r.URL.Path,
+			"stack", string(p.stack))
+	}
+	if m.limit != nil {
+		c.tok.Release(c.ctx, timedOut || p != nil)
+	}
+	m.inFlight.Add(-1)
 }
 
 func (m *Middleware) shed(ctx context.Context, w http.ResponseWriter, code int, retryAfter, msg string, c counter) {
@@ -293,40 +394,111 @@ func (m *Middleware) Snapshot() ServerSnapshot {
 	return s
 }
 
-// respWriter notes whether the response has started, so that a panic or a timeout
-// answers only when nothing was written. It passes Flush, Hijack and ReadFrom
-// through, and unwraps for http.ResponseController.
+// respWriter stands between a handler and net/http's writer. It notes whether the
+// response has started, so that a panic or a timeout answers only when nothing was
+// written, and once the response is finished (the handler returned, or the Timeout
+// answered) it forwards nothing more: late writes from goroutines the handler started
+// return an error and go nowhere. Its lock is held across every forwarded call, so
+// that none is in progress when the response is finished. It passes Flush, Hijack and
+// ReadFrom through, and unwraps for http.ResponseController.
 type respWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
+	mu    sync.Mutex
+	w     http.ResponseWriter
+	own   http.Header // with a Timeout: the handler's header map until it writes
+	wrote bool
+	done  error // set when the response is finished: what late writes return
+}
+
+func (w *respWriter) Header() http.Header {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.done != nil:
+		return make(http.Header) // net/http may be reading its own map now
+	case w.own != nil && !w.wrote:
+		return w.own
+	}
+	return w.w.Header()
+}
+
+// startLocked starts the response: it copies the handler's own headers out.
+func (w *respWriter) startLocked() {
+	w.wrote = true
+	if w.own != nil {
+		h := w.w.Header()
+		for k, v := range w.own {
+			h[k] = v
+		}
+	}
 }
 
 func (w *respWriter) WriteHeader(code int) {
-	if !w.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.wrote, w.status = true, code
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done != nil {
+		return
 	}
-	w.ResponseWriter.WriteHeader(code)
+	if !w.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.startLocked()
+	} else if !w.wrote && w.own != nil {
+		h := w.w.Header() // an informational response carries the headers set so far
+		for k, v := range w.own {
+			h[k] = v
+		}
+	}
+	w.w.WriteHeader(code)
 }
 
 func (w *respWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.wrote, w.status = true, http.StatusOK
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done != nil {
+		return 0, w.done
 	}
-	return w.ResponseWriter.Write(p)
+	if !w.wrote {
+		w.startLocked()
+	}
+	return w.w.Write(p)
 }
 
-func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+// finish ends the response: when nothing was written and code is not 0, it answers
+// code with msg; from then on every write returns err. It reports whether the
+// handler had started the response.
+func (w *respWriter) finish(code int, msg string, err error) (started bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done != nil {
+		return w.wrote
+	}
+	started = w.wrote
+	if !started && code != 0 {
+		http.Error(w.w, msg, code)
+	}
+	w.done = err
+	return started
+}
+
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.w }
 
 func (w *respWriter) Flush() {
-	if !w.wrote {
-		w.wrote, w.status = true, http.StatusOK
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done != nil {
+		return
 	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
+	if !w.wrote {
+		w.startLocked()
+	}
+	_ = http.NewResponseController(w.w).Flush()
 }
 
 func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done != nil {
+		return nil, nil, w.done
+	}
+	c, rw, err := http.NewResponseController(w.w).Hijack()
 	if err == nil {
 		w.wrote = true
 	}
@@ -334,11 +506,16 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *respWriter) ReadFrom(r io.Reader) (int64, error) {
-	if !w.wrote {
-		w.wrote, w.status = true, http.StatusOK
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done != nil {
+		return 0, w.done
 	}
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+	if !w.wrote {
+		w.startLocked()
+	}
+	if rf, ok := w.w.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	return io.Copy(struct{ io.Writer }{w.w}, r)
 }

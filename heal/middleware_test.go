@@ -68,7 +68,7 @@ func TestNewMiddlewareErrors(t *testing.T) {
 		give heal.MiddlewareConfig
 		want string
 	}{
-		{heal.MiddlewareConfig{MaxConcurrent: -1}, "MaxConcurrent"},
+		{heal.MiddlewareConfig{MaxConcurrent: -2}, "MaxConcurrent"},
 		{heal.MiddlewareConfig{Rate: -1}, "Rate"},
 		{heal.MiddlewareConfig{Timeout: -1}, "Timeout"},
 		{heal.MiddlewareConfig{RetryAfter: -1}, "RetryAfter"},
@@ -76,8 +76,10 @@ func TestNewMiddlewareErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := heal.NewMiddleware(tt.give)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), tt.want)
+		require.ErrorIs(t, err, heal.ErrInvalidConfig)
+		var ce *heal.ConfigError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, "MiddlewareConfig."+tt.want, ce.Field)
 	}
 }
 
@@ -221,15 +223,21 @@ func TestMiddlewareTimeout(t *testing.T) {
 			elapsed time.Duration
 		}{
 			{"/slow", http.StatusServiceUnavailable, time.Second},
-			{"/wrote", http.StatusAccepted, time.Second},
+			{"/wrote", http.StatusAccepted, time.Second}, // and the connection is aborted
 			{"/fast", http.StatusOK, 0},
 		}
 		for _, tt := range tests {
 			rec := httptest.NewRecorder()
 			start := time.Now()
-			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+			serve := func() { h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil)) }
+			if tt.path == "/wrote" {
+				assert.PanicsWithValue(t, http.ErrAbortHandler, serve)
+			} else {
+				serve()
+			}
 			assert.Equal(t, tt.want, rec.Code, tt.path)
 			assert.Equal(t, tt.elapsed, time.Since(start), tt.path)
+			synctest.Wait() // the handler's goroutine has returned
 		}
 		s := m.Snapshot()
 		assert.EqualValues(t, 3, s.Served)

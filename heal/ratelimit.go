@@ -59,7 +59,7 @@ func (cfg *RateLimitConfig) normalize() error {
 		cfg.Name = "ratelimit"
 	}
 	if !(cfg.Rate > 0) {
-		return fmt.Errorf("heal: RateLimitConfig.Rate %v must be positive", cfg.Rate)
+		return invalid("RateLimitConfig.Rate", "%v is not positive; it is required", cfg.Rate)
 	}
 	if cfg.Burst <= 0 {
 		if math.IsInf(cfg.Rate, 1) || cfg.Rate > math.MaxInt32 {
@@ -69,10 +69,10 @@ func (cfg *RateLimitConfig) normalize() error {
 		}
 	}
 	if cfg.Mode != RateLimitReject && cfg.Mode != RateLimitWait {
-		return fmt.Errorf("heal: RateLimitConfig.Mode %v is unknown", cfg.Mode)
+		return invalid("RateLimitConfig.Mode", "%v is unknown", cfg.Mode)
 	}
 	if cfg.MaxWait < 0 {
-		return fmt.Errorf("heal: RateLimitConfig.MaxWait %v is negative", cfg.MaxWait)
+		return invalid("RateLimitConfig.MaxWait", "%v is negative", cfg.MaxWait)
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ type RateLimitGroupConfig struct {
 	RateLimit RateLimitConfig
 	// MaxKeys bounds how many keys have a limiter at once; beyond it the least
 	// recently used key's limiter is dropped (that key starts again with a full
-	// bucket). Default 10000.
+	// bucket). Zero means 10000; negative is invalid.
 	MaxKeys int
 }
 
@@ -274,7 +274,10 @@ func NewRateLimitGroup(cfg RateLimitGroupConfig) (*RateLimitGroup, error) {
 	if err := cfg.RateLimit.normalize(); err != nil {
 		return nil, err
 	}
-	if cfg.MaxKeys <= 0 {
+	if cfg.MaxKeys < 0 {
+		return nil, invalid("RateLimitGroupConfig.MaxKeys", "%d is negative", cfg.MaxKeys)
+	}
+	if cfg.MaxKeys == 0 {
 		cfg.MaxKeys = 10000
 	}
 	g := &RateLimitGroup{cfg: cfg.RateLimit, maxKeys: cfg.MaxKeys, keys: make(map[string]*lruEntry)}

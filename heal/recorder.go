@@ -1,7 +1,6 @@
 package heal
 
 import (
-	"fmt"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -49,7 +48,7 @@ type recSlot struct {
 // negative.
 func NewRecorder(cfg RecorderConfig) (*Recorder, error) {
 	if cfg.Window < 0 {
-		return nil, fmt.Errorf("heal: RecorderConfig.Window %v is negative", cfg.Window)
+		return nil, invalid("RecorderConfig.Window", "%v is negative", cfg.Window)
 	}
 	if cfg.Window == 0 {
 		cfg.Window = 30 * time.Second

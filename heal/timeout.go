@@ -2,7 +2,6 @@ package heal
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -41,7 +40,7 @@ type Timeout struct {
 // positive.
 func NewTimeout(cfg TimeoutConfig) (*Timeout, error) {
 	if cfg.Timeout <= 0 {
-		return nil, fmt.Errorf("heal: TimeoutConfig.Timeout %v must be positive", cfg.Timeout)
+		return nil, invalid("TimeoutConfig.Timeout", "%v is not positive; it is required", cfg.Timeout)
 	}
 	if cfg.Name == "" {
 		cfg.Name = "timeout"
