@@ -23,15 +23,33 @@ func TestNewBudgetRejectsInvalidConfig(t *testing.T) {
 		{"NaN ratio", retry.BudgetConfig{Ratio: nan()}, "BudgetConfig.Ratio"},
 		{"negative TTL", retry.BudgetConfig{TTL: -time.Second}, "BudgetConfig.TTL"},
 		{"tiny TTL", retry.BudgetConfig{TTL: time.Microsecond}, "BudgetConfig.TTL"},
+		{"negative floor other than Off", retry.BudgetConfig{MinPerSecond: -2}, "BudgetConfig.MinPerSecond"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := retry.NewBudget(tt.give)
 			require.Error(t, err)
 			assert.Nil(t, b)
-			assert.Contains(t, err.Error(), tt.field)
+			assert.ErrorIs(t, err, retry.ErrInvalidConfig)
+			var ce *retry.ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tt.field, ce.Field)
+			assert.Equal(t, "retry: invalid configuration: "+ce.Field+": "+ce.Reason, err.Error())
 		})
 	}
+}
+
+func TestBudgetFloorOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := retry.NewBudget(retry.BudgetConfig{MinPerSecond: retry.Off})
+		require.NoError(t, err)
+		assert.Zero(t, b.Balance(), "no floor: nothing to retry before any call")
+		assert.False(t, b.Withdraw())
+		for range 10 {
+			b.Deposit()
+		}
+		assert.Equal(t, 2, b.Balance(), "20% of the calls only")
+	})
 }
 
 func TestBudgetDefaults(t *testing.T) {
@@ -48,7 +66,7 @@ func TestBudgetDefaults(t *testing.T) {
 
 func TestBudgetUnderSustainedFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := retry.NewBudget(retry.BudgetConfig{Ratio: 0.2, MinPerSecond: -1, TTL: 10 * time.Second})
+		b, err := retry.NewBudget(retry.BudgetConfig{Ratio: 0.2, MinPerSecond: retry.Off, TTL: 10 * time.Second})
 		require.NoError(t, err)
 		p := mustNew(t, retry.Config{MaxAttempts: 5, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Millisecond}), Budget: b})
 		attempts, refused := 0, 0
@@ -96,7 +114,7 @@ func TestBudgetFloorLetsQuietServicesRetry(t *testing.T) {
 
 func TestBudgetWindowExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := retry.NewBudget(retry.BudgetConfig{Ratio: 0.5, MinPerSecond: -1, TTL: 10 * time.Second})
+		b, err := retry.NewBudget(retry.BudgetConfig{Ratio: 0.5, MinPerSecond: retry.Off, TTL: 10 * time.Second})
 		require.NoError(t, err)
 		for range 10 {
 			b.Deposit()
@@ -123,7 +141,7 @@ func TestBudgetWindowExpires(t *testing.T) {
 }
 
 func TestBudgetIsSafeForConcurrentUse(t *testing.T) {
-	b, err := retry.NewBudget(retry.BudgetConfig{Ratio: 0.1, MinPerSecond: -1, TTL: time.Minute})
+	b, err := retry.NewBudget(retry.BudgetConfig{Ratio: 0.1, MinPerSecond: retry.Off, TTL: time.Minute})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
