@@ -16,6 +16,8 @@ const maxDelaySeconds = math.MaxInt64 / int64(time.Second)
 
 // The HTTP-date formats of RFC 9110, section 5.6.7: IMF-fixdate, which senders must
 // use, then the obsolete RFC 850 and asctime formats, which recipients must accept.
+const rfc850 = 1 // the index of the two-digit-year layout
+
 var httpDateLayouts = [...]string{
 	"Mon, 02 Jan 2006 15:04:05 GMT",
 	"Monday, 02-Jan-06 15:04:05 GMT",
@@ -53,10 +55,15 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, error) {
 	if s[0] == '-' || s[0] == '+' {
 		return 0, fmt.Errorf("%w: %q: delay-seconds must be a non-negative integer without sign", ErrInvalidRetryAfter, truncate(v))
 	}
-	for _, layout := range httpDateLayouts {
+	for i, layout := range httpDateLayouts {
 		t, err := time.Parse(layout, s)
 		if err != nil {
 			continue
+		}
+		if i == rfc850 && t.After(now.AddDate(50, 0, 0)) {
+			// RFC 9110: a two-digit year that appears to be more than 50 years in the
+			// future is the most recent past year with those digits.
+			t = t.AddDate(-100, 0, 0)
 		}
 		if !t.After(now) {
 			return 0, nil
