@@ -35,6 +35,11 @@
 # Needs root, iproute2, util-linux (unshare) and Go (to build the test image).
 set -euo pipefail
 
+# The CI run's lock on the lab (.ci/services.d/lab.sh): never inherited by the daemons.
+if [ -n "${SELFHEAL_LAB_LOCK_FD:-}" ]; then
+	eval "exec ${SELFHEAL_LAB_LOCK_FD}>&-" 2>/dev/null || true
+fi
+
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 # engine.sh's package cache (CACHE, ROOT), install_pkgs, engine_env, unmount_under.
