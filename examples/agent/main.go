@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -83,7 +84,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer drv.Close()
 	out := io.Writer(stderr)
 	if fleet.Agent.EventLog != "" {
-		f, err := os.OpenFile(fleet.Agent.EventLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err := os.MkdirAll(filepath.Dir(fleet.Agent.EventLog), 0o700); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		f, err := os.OpenFile(fleet.Agent.EventLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1

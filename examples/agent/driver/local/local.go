@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -32,7 +33,10 @@ type Config struct {
 	// Nodes are the names of the virtual nodes; nil means ["node-1"].
 	Nodes []string
 	// StateFile records the instances for adoption by the next agent run; "" means no
-	// state file (and no adoption).
+	// state file (and no adoption). Its directory is created 0700 when missing, and
+	// it is written 0600. New refuses a state file, or a directory, that another
+	// user owns or that others (group or world) may write: whoever can write it
+	// could name the processes the driver adopts.
 	StateFile string
 	// StopGrace is the time between SIGTERM and SIGKILL in Stop when the caller
 	// passes no grace; <= 0 means 5 s.
@@ -127,6 +131,15 @@ func New(cfg Config) (*Driver, error) {
 			return nil, fmt.Errorf("local: Config.StateFile: %w", err)
 		}
 		d.cfg.StateFile = abs
+		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+			return nil, fmt.Errorf("local: Config.StateFile: %w", err)
+		}
+		if err := private(filepath.Dir(abs), true); err != nil {
+			return nil, fmt.Errorf("local: Config.StateFile: %w", err)
+		}
+		if err := private(abs, false); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("local: Config.StateFile: %w", err)
+		}
 		sum := sha256.Sum256([]byte(abs))
 		d.marker = hex.EncodeToString(sum[:8])
 	} else {
@@ -257,10 +270,10 @@ func (d *Driver) output(id string) (*os.File, error) {
 	if d.cfg.LogDir == "" {
 		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	}
-	if err := os.MkdirAll(d.cfg.LogDir, 0o755); err != nil {
+	if err := os.MkdirAll(d.cfg.LogDir, 0o700); err != nil {
 		return nil, fmt.Errorf("local: Config.LogDir: %w", err)
 	}
-	return os.OpenFile(filepath.Join(d.cfg.LogDir, id+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	return os.OpenFile(filepath.Join(d.cfg.LogDir, id+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 }
 
 // freePort asks the kernel for a free port that none of our instances uses.
@@ -296,26 +309,26 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 	select {
 	case <-p.done:
 	default:
-		_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
+		d.signal(p, syscall.SIGTERM)
 		t := time.NewTimer(grace)
 		select {
 		case <-p.done:
 		case <-t.C:
 			d.log.Warn("instance ignored SIGTERM, killing its group", "id", id, "pgid", p.pgid)
-			_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+			d.signal(p, syscall.SIGKILL)
 			select {
 			case <-p.done:
 			case <-ctx.Done():
 				err = ctx.Err()
 			}
 		case <-ctx.Done():
-			_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+			d.signal(p, syscall.SIGKILL)
 			err = ctx.Err()
 		}
 		t.Stop()
 	}
 	// Grandchildren that outlived the leader go too.
-	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+	d.signal(p, syscall.SIGKILL)
 	d.mu.Lock()
 	if d.insts[id] == p {
 		delete(d.insts, id)
@@ -349,7 +362,7 @@ func (d *Driver) SetNodeState(ctx context.Context, name string, state driver.Nod
 	if state == driver.NodeDown {
 		for _, p := range d.insts {
 			if p.inst.Node == name && p.inst.State != driver.StateExited {
-				_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+				d.signal(p, syscall.SIGKILL)
 				p.inst.ExitReason = "node down"
 			}
 		}
@@ -419,7 +432,7 @@ func (d *Driver) reap() {
 			close(p.done)
 			changed = true
 			// Kill what is left of the group.
-			_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+			d.signal(p, syscall.SIGKILL)
 			d.log.Info("instance exited", "id", p.inst.ID, "reason", p.inst.ExitReason)
 		}
 		if changed {
@@ -504,7 +517,7 @@ func alive(pid int, startTime uint64) bool {
 }
 
 // statFields returns the fields of /proc/<pid>/stat after the command name: index 0
-// is field 3 (state), index 19 is field 22 (starttime).
+// is field 3 (state), index 2 is field 5 (pgrp), index 19 is field 22 (starttime).
 func statFields(b []byte) []string {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
@@ -556,26 +569,39 @@ func (d *Driver) saveLocked() {
 		sf.Nodes[n] = node.State
 	}
 	b, _ := json.MarshalIndent(sf, "", "  ")
-	tmp := d.cfg.StateFile + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	// A new file of our own (CreateTemp: 0600, O_EXCL), renamed over the old one.
+	f, err := os.CreateTemp(filepath.Dir(d.cfg.StateFile), filepath.Base(d.cfg.StateFile)+".*.tmp")
+	if err != nil {
 		d.log.Error("state file", "err", err)
 		return
 	}
-	if err := os.Rename(tmp, d.cfg.StateFile); err != nil {
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), d.cfg.StateFile)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
 		d.log.Error("state file", "err", err)
 	}
 }
 
-// Adopt takes over the instances recorded in the state file that still run, and
-// kills every other process that carries this driver's marker (a process started
-// but never recorded, or a leftover of a dead instance's group). It returns the
-// adopted instances.
+// Adopt takes over the instances recorded in the state file that still run and
+// that this driver can prove it started: the process carries the driver's marker
+// in its environment, has the recorded start time, and leads its own process group
+// (a record's pid, start time or group that does not match is ignored, and the
+// process left alone). It kills every other process that carries the marker (a
+// process started but never recorded, or a leftover of a dead instance's group).
+// It returns the adopted instances, and an error when the state file is one that
+// New would refuse.
 func (d *Driver) Adopt(ctx context.Context) ([]driver.Instance, error) {
 	if d.cfg.StateFile == "" {
 		return nil, nil
 	}
 	var sf stateFile
-	b, err := os.ReadFile(d.cfg.StateFile)
+	b, err := readPrivate(d.cfg.StateFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -599,13 +625,23 @@ func (d *Driver) Adopt(ctx context.Context) ([]driver.Instance, error) {
 	var adopted []driver.Instance
 	keep := map[int]bool{} // pgids we adopted
 	for _, r := range sf.Instances {
-		if _, known := d.insts[r.Instance.ID]; known {
+		if _, known := d.insts[r.Instance.ID]; known || r.Instance.ID == "" {
 			continue
 		}
-		if _, ok := d.nodes[r.Instance.Node]; !ok || !alive(r.Instance.PID, r.StartTime) {
+		if _, ok := d.nodes[r.Instance.Node]; !ok || r.Port <= 0 || r.Port > 65535 || d.ports[r.Port] {
 			continue
 		}
-		p := &proc{inst: r.Instance, pgid: r.PGID, startTime: r.StartTime, port: r.Port, done: make(chan struct{})}
+		if !owned(r.Instance.PID, r.StartTime, d.marker) {
+			if alive(r.Instance.PID, 0) {
+				d.log.Warn("state file names a process this driver did not start: left alone", "id", r.Instance.ID, "pid", r.Instance.PID)
+			}
+			continue
+		}
+		// Nothing but the pid and the start time is taken on trust from the file,
+		// and those only once the process proved itself: the group is the pid
+		// (Setpgid), the address is ours.
+		p := &proc{inst: r.Instance, pgid: r.Instance.PID, startTime: r.StartTime, port: r.Port, done: make(chan struct{})}
+		p.inst.Addr = net.JoinHostPort(d.cfg.Host, strconv.Itoa(r.Port))
 		p.inst.Adopted = true
 		p.inst.State = driver.StateRunning
 		d.insts[p.inst.ID] = p
@@ -614,19 +650,117 @@ func (d *Driver) Adopt(ctx context.Context) ([]driver.Instance, error) {
 		adopted = append(adopted, p.inst)
 		d.log.Info("instance adopted", "id", p.inst.ID, "pid", p.inst.PID, "node", p.inst.Node)
 	}
-	// Everything else with our marker goes.
+	// Everything else with our marker goes: the process, and its whole group when
+	// the group's leader carries the marker too.
 	for _, pid := range markedProcesses(d.marker) {
 		pgid, err := syscall.Getpgid(pid)
 		if err != nil || keep[pgid] {
 			continue
 		}
 		d.log.Warn("killing an orphan of a previous run", "pid", pid, "pgid", pgid)
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		if pgid == pid || marked(pgid, d.marker) {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	d.startReaperLocked()
 	d.saveLocked()
 	return adopted, nil
+}
+
+// signal sends sig to the instance's process group when its leader is provably
+// the instance (marker, start time, group: see owned), and otherwise (the leader
+// exited) to each process of the group that carries the marker: a process the
+// driver did not start is never signalled, even if it took over the pid.
+func (d *Driver) signal(p *proc, sig syscall.Signal) {
+	if owned(p.inst.PID, p.startTime, d.marker) {
+		_ = syscall.Kill(-p.pgid, sig)
+		return
+	}
+	for _, pid := range markedProcesses(d.marker) {
+		if f, ok := stat(pid); ok && f[2] == strconv.Itoa(p.pgid) {
+			_ = syscall.Kill(pid, sig)
+		}
+	}
+}
+
+// owned reports whether pid is a live process this driver started: it carries
+// MarkerEnv=marker in its environment, started at startTime (non-zero; so the pid
+// was not reused) and leads its own process group.
+func owned(pid int, startTime uint64, marker string) bool {
+	if pid <= 1 || startTime == 0 {
+		return false
+	}
+	f, ok := stat(pid)
+	if !ok || f[0] == "Z" || f[0] == "X" || f[2] != strconv.Itoa(pid) || f[19] != strconv.FormatUint(startTime, 10) {
+		return false
+	}
+	return marked(pid, marker)
+}
+
+// marked reports whether pid's environment has MarkerEnv=marker.
+func marked(pid int, marker string) bool {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	return err == nil && containsEnv(env, []byte(MarkerEnv+"="+marker+"\x00"))
+}
+
+// stat returns the fields of /proc/<pid>/stat after the command name (see
+// statFields), and whether there are enough of them.
+func stat(pid int) ([]string, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, false
+	}
+	f := statFields(b)
+	return f, len(f) >= 20
+}
+
+// private returns an error unless path (a directory when dir is set, else a
+// regular file, not a symbolic link) belongs to this process's user and no one
+// else may write it.
+func private(path string, dir bool) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	return privateInfo(path, fi, dir)
+}
+
+func privateInfo(path string, fi os.FileInfo, dir bool) error {
+	switch {
+	case dir && !fi.IsDir():
+		return fmt.Errorf("%s: not a directory", path)
+	case !dir && !fi.Mode().IsRegular():
+		return fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s: owned by uid %d, not by this user (uid %d): refusing it", path, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s: writable by other users (mode %04o): refusing it; make it 0%o", path, fi.Mode().Perm(), map[bool]int{true: 0o700, false: 0o600}[dir])
+	}
+	return nil
+}
+
+// readPrivate reads the state file, refusing it as New does (checked on the open
+// file, so that it cannot be swapped between the check and the read).
+func readPrivate(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := privateInfo(path, fi, false); err != nil {
+		return nil, err
+	}
+	if err := private(filepath.Dir(path), true); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(f, 16<<20))
 }
 
 // markedProcesses returns the pids of live processes whose environment has
