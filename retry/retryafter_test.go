@@ -25,7 +25,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{"9223372036", 9223372036 * time.Second},
 		{"Wed, 21 Oct 2015 07:28:30 GMT", 30 * time.Second}, // IMF-fixdate
 		{"Wednesday, 21-Oct-15 07:29:00 GMT", time.Minute},  // RFC 850
-		{"Friday, 21-Oct-61 07:29:00 GMT", 0},               // RFC 850: 2061 is more than 50 years ahead, so 1961
+		{"Friday, 21-Oct-67 07:29:00 GMT", 0},               // RFC 850: 2067 is more than 50 years ahead: 1967
 		{"Wed Oct 21 07:28:05 2015", 5 * time.Second},       // asctime
 		{"Wed Oct  1 07:28:00 2015", 0},                     // asctime, past: retry now
 		{"Tue, 20 Oct 2015 07:28:00 GMT", 0},                // past: retry now
