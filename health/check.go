@@ -103,8 +103,9 @@ type Check struct {
 	// of a goroutine of its own, and without Timeout: for checks that only read
 	// memory (a snapshot of counters or of a breaker's state) and never block, it
 	// saves a goroutine and a timer per run. Concurrent probes still share one run.
-	// An Inline check that blocks blocks its probes: leave Inline false for anything
-	// that does I/O.
+	// An Inline check that blocks blocks its probes: leave Inline false (the
+	// default: a goroutine of its own per run, bounded by Timeout) for anything that
+	// does I/O.
 	Inline bool
 
 	// FailureThreshold is the number of consecutive failures after which a passing

@@ -104,9 +104,9 @@
 // # Timeouts and goroutines
 //
 // Every run gets a context that ends after [Check.Timeout] (5 s by default; keep it
-// below the orchestrator's probe timeout; [Off] for none). When the timeout passes, the run is
-// recorded as failed ([ErrTimeout]) and the probes waiting for it return, whether
-// or not the check function has returned. A check that honours its context returns
+// below the orchestrator's probe timeout; [Off] for none). When the timeout passes,
+// the run is recorded as failed ([ErrTimeout]) and the probes waiting for it return,
+// whether or not the check function has returned. A check that honours its context returns
 // then and its goroutine ends. A check that ignores its context keeps its goroutine
 // until it returns; meanwhile the registry does not start the check again (runs
 // fail at once with [ErrStillRunning]), so a stuck check holds at most one

@@ -78,8 +78,8 @@ func AnyOf(authorizers ...func(*http.Request) bool) func(*http.Request) bool {
 	}
 }
 
-// Handler returns one handler for every endpoint, at these paths (mount it at the
-// server's root, or strip a prefix with [http.StripPrefix]):
+// Handler returns one handler for every endpoint, at these paths ([Registry.Mount]
+// registers it under each of them; or strip a prefix with [http.StripPrefix]):
 //
 //	/livez, /readyz, /startupz           probes: 200 "ok" or 503; ?verbose, ?exclude=name
 //	/livez/<name>, /readyz/<name>, ...   one check of that probe: 200, 503 or 404
@@ -150,12 +150,16 @@ func (m *muxHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // ProbeHandler returns the handler of one probe (kind is one of [Liveness],
-// [Readiness] and [Startup]; any other value means Readiness): 200 "ok" when all its checks pass or warn,
-// 503 otherwise. Query parameters: ?verbose lists every check as "[+]name ok" or
-// "[-]name failed" (to authorized callers; others get the short answer);
-// ?exclude=name leaves a check out and may repeat. When the request has a path value
-// "name" (a [http.ServeMux] pattern such as "GET /readyz/{name}"), it answers for
-// that one check, 404 when the probe has no such check.
+// [Readiness] and [Startup]; any other value means Readiness): 200 "ok" when all its
+// checks pass or warn, 503 otherwise. Query parameters: ?verbose lists every check as
+// "[+]name ok" or "[-]name failed" (to authorized callers; others get the short
+// answer); ?exclude=name leaves a check out ("[+]name excluded: ok") and may repeat,
+// and names that match no check of the probe get the line
+// `warn: some health checks cannot be excluded: no matches for "x"`. A query longer
+// than 16 KiB, with more than 64 exclude parameters, or that does not parse gets 400
+// with a text/plain reason. When the request has a path value "name" (a
+// [http.ServeMux] pattern such as "GET /readyz/{name}"), it answers for that one
+// check, 404 when the probe has no such check.
 func (r *Registry) ProbeHandler(kind Kind, cfg HandlerConfig) http.Handler {
 	switch kind {
 	case Liveness, Readiness, Startup:
