@@ -107,6 +107,9 @@ func TestRetryAroundOpenBreakerFailsFast(t *testing.T) {
 		assert.Equal(t, 1, ee.Attempts)
 		var oe *openError
 		assert.ErrorAs(t, err, &oe, "the breaker's error is still there")
+		var hint retry.DelayHint
+		require.ErrorAs(t, err, &hint)
+		assert.Equal(t, 60*time.Second, hint.RetryAfter(), "the caller can read how long to wait")
 		assert.Equal(t, "retry: gave up after 1 attempt (server-requested delay exceeds MaxServerDelay): breaker: circuit open", err.Error())
 	})
 }

@@ -67,7 +67,8 @@ const (
 	// ReasonServerDelay: the failed attempt asked, through a [DelayHint] (an HTTP
 	// Retry-After, an open circuit breaker), for a delay longer than
 	// [Config.MaxServerDelay]. The policy does not retry earlier than the server asked;
-	// it gives up at once and leaves the wait to its caller.
+	// it gives up at once and leaves the wait to its caller, who can read the delay
+	// from the error (errors.As to a [DelayHint]).
 	ReasonServerDelay Reason = "server-requested delay exceeds MaxServerDelay"
 	// ReasonBudget: the [Budget] refused the retry. An error with this reason also
 	// matches [ErrBudgetExhausted].
@@ -84,7 +85,8 @@ type ExhaustedError struct {
 	Attempts int
 	// Reason says which limit stopped the retries.
 	Reason Reason
-	// Err is the error of the last attempt.
+	// Err is the error of the last attempt; [ErrFailedResult] when that attempt
+	// returned no error but its result was classified a failure.
 	Err error
 }
 
