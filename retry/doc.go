@@ -88,14 +88,19 @@
 //
 // A Policy and a Budget are immutable or atomic, safe for concurrent use, and meant to be
 // built once and shared. A call keeps its state on its own stack; a call whose first
-// attempt succeeds allocates nothing. No goroutine is ever started: attempts, hooks and
-// waits run on the calling goroutine.
+// attempt succeeds allocates nothing (with [Call] too, as long as [Config.Classify] is
+// nil: only a Classify makes Call box the result). No goroutine is ever started:
+// attempts, hooks and waits run on the calling goroutine.
 //
 // # Telemetry
 //
 // Through the OpenTelemetry API ([Config.MeterProvider], nil meaning the global one): the
-// counter "selfheal.retry.attempts" with attribute "outcome" (success, retry, permanent,
-// exhausted, canceled, panic) and "retry.policy" when [Config.Name] is set. It is an
+// counter "selfheal.retry.attempts" with attribute "outcome" and "retry.policy" when
+// [Config.Name] is set. The outcome of an attempt is success (no error, not judged a
+// failure), retry (a failure followed by a retry), permanent (an error returned without
+// a retry: marked [Permanent], or classified Success or Ignored), exhausted (a failure
+// after which a limit stopped the retries), canceled (a failure after the caller's
+// context was done) or panic. It is an
 // observable counter: a policy counts in atomics and the meter reads them when it
 // collects (a synchronous SDK counter would cost more than a call whose first attempt
 // succeeds); the callback holds the policy weakly. A span event
