@@ -4,11 +4,25 @@
 //
 //	agent -config fleet.yaml [-dry-run]       run the agent
 //	agent [-addr 127.0.0.1:7070] status       print the agent's view (JSON)
-//	agent scale <service> <replicas>          scale by hand
+//	agent scale <service> <replicas>          scale by hand, within minReplicas..maxReplicas
 //	agent update <service> <version>          rolling update
-//	agent node <name> <ready|down|degraded|drained>
+//	agent node <name> <ready|up|down|degraded|drained|drain>
+//
+// A control command prints what it did ("scale web: 3 -> 6 replicas"); with
+// -token-file it sends the token of agent.tokenFile.
 //
 // The agent writes its events as JSON lines to stderr and to agent.eventLog, and
 // serves a status page with the instances per node and the recent timeline at
 // agent.listen (default http://127.0.0.1:7070/).
+//
+// # The control plane
+//
+// The status page, /status, /metrics and the commands answer only a request whose
+// Host is localhost, a loopback address, agent.listen's host or one of agent.hosts,
+// so that a web page cannot read them by re-binding its own name to 127.0.0.1. A
+// command (a POST) is refused when the browser marks it cross-origin (Origin or
+// Sec-Fetch-Site), without the bearer token when agent.tokenFile is set (required
+// when agent.listen is not a loopback address), and from any address but loopback
+// when it is not; its query is bounded to 2 KiB, its body to 4 KiB, a node reason
+// to 256 bytes, names to 63 bytes, and a replica count to the fleet file's bounds.
 package main
