@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/selfheal-go/selfheal"
+	"github.com/selfheal-go/selfheal/breaker"
+	"github.com/selfheal-go/selfheal/retry"
 )
 
 // Off, given to a field whose documentation says so, turns that limit or stage off
@@ -45,6 +48,8 @@ var (
 type ConfigError struct {
 	Field  string // for example "BulkheadConfig.MaxQueued"
 	Reason string // for example "-1 is negative"
+
+	cause error // the error of a stage's own constructor (breaker, retry), if any
 }
 
 func (e *ConfigError) Error() string {
@@ -54,8 +59,15 @@ func (e *ConfigError) Error() string {
 // Is reports whether target is [ErrInvalidConfig].
 func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
 
-// Unwrap returns [ErrInvalidConfig].
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// Unwrap returns [ErrInvalidConfig], and, when the invalid field is the
+// configuration of another package's policy (a breaker's, a retry policy's), the
+// error of that package's constructor, which matches its own ErrInvalidConfig.
+func (e *ConfigError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{ErrInvalidConfig, e.cause}
+	}
+	return []error{ErrInvalidConfig}
+}
 
 // invalid returns a *ConfigError for field.
 func invalid(field, format string, args ...any) error {
@@ -64,11 +76,24 @@ func invalid(field, format string, args ...any) error {
 
 // invalidSub returns a *ConfigError for field, whose own constructor failed with err.
 func invalidSub(field string, err error) error {
-	var ce *ConfigError
-	if errors.As(err, &ce) {
-		return &ConfigError{Field: field + "." + ce.Field, Reason: ce.Reason}
+	sub, reason := "", err.Error()
+	var (
+		he *ConfigError
+		be *breaker.ConfigError
+		re *retry.ConfigError
+	)
+	switch {
+	case errors.As(err, &he):
+		sub, reason = he.Field, he.Reason
+	case errors.As(err, &be):
+		sub, reason = be.Field, be.Reason
+	case errors.As(err, &re):
+		sub, reason = re.Field, re.Reason
 	}
-	return &ConfigError{Field: field, Reason: err.Error()}
+	if _, after, ok := strings.Cut(sub, "Config."); ok {
+		field += "." + after // "Config.MaxKeys" of a GroupConfig: "TransportConfig.Breaker.MaxKeys"
+	}
+	return &ConfigError{Field: field, Reason: reason, cause: err}
 }
 
 // RejectedError is returned when a policy refuses to run a call at all: the function

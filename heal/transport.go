@@ -13,10 +13,34 @@ import (
 	"github.com/selfheal-go/selfheal/retry"
 )
 
-// DefaultIsFailureStatus is the default classification of a [Transport]: a 5xx or
-// a 429 Too Many Requests response is a failure of the attempt.
-func DefaultIsFailureStatus(code int) bool {
-	return code >= 500 || code == http.StatusTooManyRequests
+// DefaultTransportClassify is the default classification of a [Transport]'s
+// attempts, given the *http.Response as result (nil when there is none) and the
+// error of the round trip:
+//
+//   - a response of 5xx or 429 Too Many Requests is a [selfheal.Failure] (retried,
+//     counted by the host's breaker), except 501 Not Implemented and 505 HTTP
+//     Version Not Supported, which say the same on every attempt: they are
+//     [selfheal.Ignored] (not retried, counted neither way);
+//   - any other response is a [selfheal.Success];
+//   - an error is a Failure, except [context.Canceled], Ignored.
+func DefaultTransportClassify(result any, err error) selfheal.Outcome {
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return selfheal.Ignored
+		}
+		return selfheal.Failure
+	}
+	resp, _ := result.(*http.Response)
+	if resp == nil {
+		return selfheal.Success
+	}
+	switch code := resp.StatusCode; {
+	case code == http.StatusNotImplemented, code == http.StatusHTTPVersionNotSupported:
+		return selfheal.Ignored
+	case code >= 500, code == http.StatusTooManyRequests:
+		return selfheal.Failure
+	}
+	return selfheal.Success
 }
 
 // DefaultIdempotent is the default rule of a [Transport] for which requests may be
@@ -61,29 +85,47 @@ type TransportConfig struct {
 	Name string
 	// Base sends the requests. Default http.DefaultTransport.
 	Base http.RoundTripper
-	// Breaker configures the breaker of each host. Its Classify sees the error of
-	// every failed attempt (a *StatusError for a failure status). Zero: the
-	// breaker package's defaults, with at most 1024 hosts.
+	// Breaker configures the breaker of each host. Zero: the breaker package's
+	// defaults, with at most 1024 hosts. Its Breaker.Classify must be nil: the
+	// breakers judge each attempt by the transport's Classify.
 	Breaker breaker.GroupConfig
 	// Retry configures the retries of idempotent requests. MaxAttempts 1 disables
-	// them. Its Classify (default retry.DefaultClassify) is consulted after the
-	// transport's own rules: a request whose host's breaker is open is not retried,
-	// and a *StatusError is. AttemptTimeout must be zero: a per-attempt context
-	// would end before the response body is read; bound the whole request with its
-	// context or http.Client.Timeout.
+	// them. Its Classify must be nil: an attempt is retried when the transport's
+	// Classify judges it a [selfheal.Failure], except that a request whose host's
+	// breaker is open is not retried. AttemptTimeout must be zero: a per-attempt
+	// context would end before the response body is read; bound the whole request
+	// with its context or http.Client.Timeout. A Retry-After header (seconds or an
+	// HTTP-date) on a failed response replaces the backoff, up to MaxServerDelay.
 	Retry retry.Config
 	// Idempotent reports whether a request may be sent more than once.
 	// Default DefaultIdempotent. A request with a body is retried only if it has
 	// GetBody (http.NewRequest sets it for the usual body types).
 	Idempotent func(*http.Request) bool
-	// IsFailureStatus reports whether a response status is a failure of the
-	// attempt. Default DefaultIsFailureStatus.
-	IsFailureStatus func(code int) bool
+	// Classify judges each attempt from its *http.Response (the result; nil when
+	// the round trip failed) and its error, for the host's breaker and the retries:
+	// [selfheal.Failure] is retried and counted as a failure, [selfheal.Ignored] is
+	// neither retried nor counted, [selfheal.Success] ends the request. A response
+	// judged a Failure or Ignored that is the last to come is returned to the
+	// caller as it is. Nil means [DefaultTransportClassify]. It is called on the
+	// calling goroutine and may be called concurrently.
+	Classify selfheal.Classifier
 	// HostKey returns the breaker key of a request. Default: req.URL.Host.
 	HostKey func(*http.Request) string
 	// MaxDrain bounds how much of a failed attempt's body is read before it is
-	// closed, so that the connection can be reused. Default 64 KiB.
+	// closed, so that the connection can be reused. Zero means 64 KiB; [Off] means
+	// the body is closed without being read. Other negative values are invalid.
 	MaxDrain int64
+	// DrainTimeout bounds how long the draining of a failed attempt's body may take:
+	// a slow body is closed when it runs out, so that it never holds up the retry or
+	// the caller. Zero means 100ms; [Off] means no bound (MaxDrain still applies).
+	// Other negative values are invalid.
+	DrainTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for a response's headers after the
+	// request was written, for the default Base only (a clone of
+	// http.DefaultTransport, with its own connection pool): a Base of your own keeps
+	// its own settings. Zero means 30s; [Off] means no bound. Other negative values
+	// are invalid.
+	ResponseHeaderTimeout time.Duration
 }
 
 // Transport is an [http.RoundTripper] that heals the client side of HTTP: a
@@ -97,76 +139,140 @@ type TransportConfig struct {
 //
 // A Transport is safe for concurrent use. Create it with [NewTransport]; the zero value is not usable.
 type Transport struct {
-	base       http.RoundTripper
-	group      *breaker.Group
-	retry      *retry.Policy // nil: no retries
-	idempotent func(*http.Request) bool
-	isFailure  func(int) bool
-	hostKey    func(*http.Request) string
-	maxDrain   int64
+	base         http.RoundTripper
+	group        *breaker.Group
+	retry        *retry.Policy // nil: no retries
+	idempotent   func(*http.Request) bool
+	classify     selfheal.Classifier
+	hostKey      func(*http.Request) string
+	maxDrain     int64         // 0: no draining
+	drainTimeout time.Duration // 0: no bound
 }
 
-// NewTransport returns a Transport configured by cfg, or an error naming the invalid
-// field.
+// Defaults of [TransportConfig].
+const (
+	defaultMaxDrain              = 64 << 10
+	defaultDrainTimeout          = 100 * time.Millisecond
+	defaultResponseHeaderTimeout = 30 * time.Second
+)
+
+// NewTransport returns a Transport configured by cfg. An invalid cfg gives an error
+// that matches [ErrInvalidConfig] and is a *[ConfigError] naming the field.
 func NewTransport(cfg TransportConfig) (*Transport, error) {
+	switch {
+	case cfg.MaxDrain < 0 && cfg.MaxDrain != Off:
+		return nil, invalid("TransportConfig.MaxDrain", "%d is negative; want >= 0 (0 means %d) or Off", cfg.MaxDrain, defaultMaxDrain)
+	case cfg.DrainTimeout < 0 && cfg.DrainTimeout != Off:
+		return nil, invalid("TransportConfig.DrainTimeout", "%v is negative; want >= 0 (0 means %v) or Off", cfg.DrainTimeout, defaultDrainTimeout)
+	case cfg.ResponseHeaderTimeout < 0 && cfg.ResponseHeaderTimeout != Off:
+		return nil, invalid("TransportConfig.ResponseHeaderTimeout", "%v is negative; want >= 0 (0 means %v) or Off", cfg.ResponseHeaderTimeout, defaultResponseHeaderTimeout)
+	case cfg.Retry.AttemptTimeout != 0:
+		return nil, invalid("TransportConfig.Retry.AttemptTimeout", "must be zero; bound requests with their context")
+	case cfg.Retry.Classify != nil:
+		return nil, invalid("TransportConfig.Retry.Classify", "must be nil; set TransportConfig.Classify")
+	case cfg.Breaker.Breaker.Classify != nil:
+		return nil, invalid("TransportConfig.Breaker.Breaker.Classify", "must be nil; set TransportConfig.Classify")
+	}
 	if cfg.Name == "" {
 		cfg.Name = "http"
 	}
 	if cfg.Base == nil {
-		cfg.Base = http.DefaultTransport
+		cfg.Base = defaultBase(cfg.ResponseHeaderTimeout)
 	}
 	if cfg.Idempotent == nil {
 		cfg.Idempotent = DefaultIdempotent
 	}
-	if cfg.IsFailureStatus == nil {
-		cfg.IsFailureStatus = DefaultIsFailureStatus
+	if cfg.Classify == nil {
+		cfg.Classify = DefaultTransportClassify
 	}
 	if cfg.HostKey == nil {
 		cfg.HostKey = func(r *http.Request) string { return r.URL.Host }
 	}
-	if cfg.MaxDrain <= 0 {
-		cfg.MaxDrain = 64 << 10
+	switch cfg.MaxDrain {
+	case 0:
+		cfg.MaxDrain = defaultMaxDrain
+	case Off:
+		cfg.MaxDrain = 0
 	}
-	if cfg.Retry.AttemptTimeout != 0 {
-		return nil, fmt.Errorf("heal: TransportConfig.Retry.AttemptTimeout must be zero; bound requests with their context")
+	switch cfg.DrainTimeout {
+	case 0:
+		cfg.DrainTimeout = defaultDrainTimeout
+	case Off:
+		cfg.DrainTimeout = 0
 	}
+	t := &Transport{base: cfg.Base, idempotent: cfg.Idempotent, classify: cfg.Classify,
+		hostKey: cfg.HostKey, maxDrain: cfg.MaxDrain, drainTimeout: cfg.DrainTimeout}
 	gc := cfg.Breaker
 	if gc.Name == "" {
 		gc.Name = cfg.Name
 	}
-	g, err := breaker.NewGroup(gc)
-	if err != nil {
-		return nil, fmt.Errorf("heal: TransportConfig.Breaker: %w", err)
+	gc.Breaker.Classify = t.breakerClassify
+	var err error
+	if t.group, err = breaker.NewGroup(gc); err != nil {
+		return nil, invalidSub("TransportConfig.Breaker", err)
 	}
-	t := &Transport{base: cfg.Base, group: g, idempotent: cfg.Idempotent, isFailure: cfg.IsFailureStatus,
-		hostKey: cfg.HostKey, maxDrain: cfg.MaxDrain}
 	if cfg.Retry.MaxAttempts != 1 {
 		rc := cfg.Retry
 		if rc.Name == "" {
 			rc.Name = cfg.Name
 		}
-		rc.Classify = transportRetryClassify(rc.Classify)
+		rc.Classify = t.retryClassify
 		if t.retry, err = retry.New(rc); err != nil {
-			return nil, fmt.Errorf("heal: TransportConfig.Retry: %w", err)
+			return nil, invalidSub("TransportConfig.Retry", err)
 		}
 	}
 	return t, nil
 }
 
-func transportRetryClassify(user selfheal.Classifier) selfheal.Classifier {
-	if user == nil {
-		user = retry.DefaultClassify
+// defaultBase is the Base of a TransportConfig that has none: a clone of
+// http.DefaultTransport with a response-header timeout.
+func defaultBase(headerTimeout time.Duration) http.RoundTripper {
+	dt, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport // replaced by the program: its settings stand
 	}
-	return func(result any, err error) selfheal.Outcome {
-		if errors.Is(err, breaker.ErrOpen) || errors.Is(err, breaker.ErrTooManyRequests) {
-			return selfheal.Ignored
-		}
-		var se *StatusError
-		if errors.As(err, &se) {
-			return selfheal.Failure
-		}
-		return user(result, err)
+	b := dt.Clone()
+	switch headerTimeout {
+	case 0:
+		b.ResponseHeaderTimeout = defaultResponseHeaderTimeout
+	case Off:
+	default:
+		b.ResponseHeaderTimeout = headerTimeout
 	}
+	return b
+}
+
+// ignoredResponse is the error of an attempt whose response the transport's Classify
+// judged Ignored: the breaker counts it neither way, the retries stop, and the
+// caller gets the response.
+type ignoredResponse struct{}
+
+func (ignoredResponse) Error() string { return "heal: response classified as ignored" }
+
+var errIgnoredResponse error = ignoredResponse{}
+
+// breakerClassify judges an attempt for the host's breaker: the attempt function has
+// already applied the transport's Classify to a response.
+func (t *Transport) breakerClassify(_ any, err error) selfheal.Outcome {
+	var se *StatusError
+	switch {
+	case err == nil:
+		return selfheal.Success
+	case err == errIgnoredResponse:
+		return selfheal.Ignored
+	case errors.As(err, &se):
+		return selfheal.Failure
+	}
+	return t.classify(nil, err)
+}
+
+// retryClassify judges an attempt for the retries: as the breaker does, except that
+// a rejection by an open or half-open breaker is not retried.
+func (t *Transport) retryClassify(result any, err error) selfheal.Outcome {
+	if errors.Is(err, breaker.ErrOpen) || errors.Is(err, breaker.ErrTooManyRequests) {
+		return selfheal.Ignored
+	}
+	return t.breakerClassify(result, err)
 }
 
 var (
@@ -199,10 +305,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return c.resp, nil
 	}
 	if c.failed != nil {
-		// The last attempt got a failure status and nothing came after it: the
-		// caller gets that response, unless it has given up.
+		// The last attempt got a response judged a failure (or ignored) and nothing
+		// came after it: the caller gets that response, unless it has given up.
 		var se *StatusError
-		if errors.As(err, &se) && se == c.failedErr && ctx.Err() == nil {
+		if ctx.Err() == nil && (errors.As(err, &se) && se == c.failedErr || errors.Is(err, errIgnoredResponse)) {
 			return c.failed, nil
 		}
 		c.discard()
@@ -217,7 +323,7 @@ type rtCall struct {
 	n         int
 	sent      bool
 	resp      *http.Response
-	failed    *http.Response // the last failed attempt's response, not yet discarded
+	failed    *http.Response // the last attempt's response judged a failure or ignored, not yet discarded
 	failedErr *StatusError
 }
 
@@ -240,9 +346,13 @@ func (c *rtCall) attempt(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !c.t.isFailure(resp.StatusCode) {
+	switch c.t.classify(resp, nil) {
+	case selfheal.Success:
 		c.resp = resp
 		return nil
+	case selfheal.Ignored:
+		c.failed = resp
+		return errIgnoredResponse
 	}
 	se := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
 	if v := resp.Header.Get("Retry-After"); v != "" {
@@ -254,12 +364,23 @@ func (c *rtCall) attempt(ctx context.Context) error {
 	return se
 }
 
-// discard drains and closes the body of the last failed attempt.
+// discard drains and closes the body of the last failed attempt, reading at most
+// maxDrain bytes for at most drainTimeout, so that a slow or endless body never holds
+// up the next attempt or the caller (the connection is then closed, not reused).
 func (c *rtCall) discard() {
 	if c.failed == nil {
 		return
 	}
-	_, _ = io.CopyN(io.Discard, c.failed.Body, c.t.maxDrain)
-	_ = c.failed.Body.Close()
+	body := c.failed.Body
 	c.failed, c.failedErr = nil, nil
+	if c.t.maxDrain > 0 {
+		if c.t.drainTimeout > 0 {
+			// Closing the body unblocks a read in progress (net/http closes the
+			// connection under it).
+			stop := time.AfterFunc(c.t.drainTimeout, func() { _ = body.Close() })
+			defer stop.Stop()
+		}
+		_, _ = io.CopyN(io.Discard, body, c.t.maxDrain)
+	}
+	_ = body.Close()
 }
