@@ -143,9 +143,9 @@ func (c Check) normalize() (Check, error) {
 	case c.Jitter < 0:
 		return c, &ConfigError{Field: "Check.Jitter", Reason: "must not be negative (check " + c.Name + ")"}
 	case c.Timeout < 0 && c.Timeout != Off:
-		return c, &ConfigError{Field: "Check.Timeout", Reason: "must not be negative other than Off (check " + c.Name + ")"}
+		return c, &ConfigError{Field: "Check.Timeout", Reason: c.Timeout.String() + " is negative; want >= 0, or Off for no timeout (check " + c.Name + ")"}
 	case c.CacheTTL < 0 && c.CacheTTL != Off:
-		return c, &ConfigError{Field: "Check.CacheTTL", Reason: "must not be negative other than Off (check " + c.Name + ")"}
+		return c, &ConfigError{Field: "Check.CacheTTL", Reason: c.CacheTTL.String() + " is negative; want >= 0, or Off for no caching (check " + c.Name + ")"}
 	case c.FailureThreshold < 0:
 		return c, &ConfigError{Field: "Check.FailureThreshold", Reason: "must not be negative (check " + c.Name + ")"}
 	case c.SuccessThreshold < 0:

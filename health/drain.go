@@ -41,9 +41,9 @@ type DrainConfig struct {
 func (c DrainConfig) normalize() (DrainConfig, error) {
 	switch {
 	case c.Delay < 0 && c.Delay != Off:
-		return c, &ConfigError{Field: "DrainConfig.Delay", Reason: "must not be negative other than Off"}
+		return c, &ConfigError{Field: "DrainConfig.Delay", Reason: c.Delay.String() + " is negative; want >= 0, or Off for no delay"}
 	case c.ShutdownTimeout < 0 && c.ShutdownTimeout != Off:
-		return c, &ConfigError{Field: "DrainConfig.ShutdownTimeout", Reason: "must not be negative other than Off"}
+		return c, &ConfigError{Field: "DrainConfig.ShutdownTimeout", Reason: c.ShutdownTimeout.String() + " is negative; want >= 0, or Off for no bound"}
 	}
 	switch c.Delay {
 	case 0:
