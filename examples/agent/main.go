@@ -200,8 +200,16 @@ func control(ctx context.Context, addr, tokenFile string, args []string, stdout,
 }
 
 // readToken reads the control API's token from file: its first line, without
-// surrounding space.
+// surrounding space. A file that group or others may read or write is refused: its
+// token would be no secret.
 func readToken(file string) (string, error) {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s: other users may read or write it (mode %04o): make it 0600", file, fi.Mode().Perm())
+	}
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return "", err

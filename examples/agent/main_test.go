@@ -137,4 +137,15 @@ func TestControlCommandsSendTheToken(t *testing.T) {
 	assert.Contains(t, stderr.String(), "401 Unauthorized")
 	assert.Equal(t, 0, run(context.Background(), []string{"-addr", addr, "-token-file", tok, "scale", "web", "3"}, &bytes.Buffer{}, &stderr))
 	assert.Equal(t, 3, a.Status(context.Background(), 0).Services[0].Desired)
+
+	// A token others can read is refused, by the commands and by the agent.
+	require.NoError(t, os.Chmod(tok, 0o644))
+	stderr.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"-addr", addr, "-token-file", tok, "scale", "web", "4"}, &bytes.Buffer{}, &stderr))
+	assert.Contains(t, stderr.String(), "other users may read or write it (mode 0644)")
+	p := filepath.Join(t.TempDir(), "fleet.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("agent:\n  listen: 127.0.0.1:0\n  tokenFile: "+tok+"\nservices:\n  - name: web\n    command: [/bin/true]\n"), 0o644))
+	stderr.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"-config", p, "-dry-run"}, &bytes.Buffer{}, &stderr))
+	assert.Contains(t, stderr.String(), "agent.tokenFile: "+tok+": other users may read or write it")
 }

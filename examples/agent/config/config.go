@@ -129,9 +129,11 @@ type Agent struct {
 	// Bearer <token>); required when Listen is not a loopback address, "" means
 	// no token (the API then answers loopback callers only).
 	TokenFile string `yaml:"tokenFile"`
-	// Hosts are the host names (without port) the status page and the control API
-	// answer to besides localhost, the loopback addresses and Listen's host; a
-	// request naming any other Host is refused (DNS rebinding). nil means none.
+	// Hosts are the host names or addresses (without port) the status page and
+	// the control API answer to besides localhost, the loopback addresses and
+	// Listen's host (unless it is 0.0.0.0 or ::): list the names the agent is
+	// reached by. A request naming any other Host is refused (DNS rebinding). nil
+	// means none.
 	Hosts     []string `yaml:"hosts"`
 	EventLog  string   `yaml:"eventLog"`  // JSON-lines event log file; "" means stderr only
 	StateFile string   `yaml:"stateFile"` // the local driver's state file for adoption; "" means none
