@@ -51,9 +51,9 @@ func BenchmarkRestart(b *testing.B) {
 	}
 }
 
-// BenchmarkStatus measures a snapshot of a tree of 64 children in 8 nested
+// BenchmarkSnapshot measures a snapshot of a tree of 64 children in 8 nested
 // supervisors, read concurrently, as a health endpoint would.
-func BenchmarkStatus(b *testing.B) {
+func BenchmarkSnapshot(b *testing.B) {
 	root, err := supervise.New(supervise.Config{Name: "root"})
 	if err != nil {
 		b.Fatal(err)

@@ -37,7 +37,7 @@ type child struct {
 	pathBase  string
 }
 
-// pathUnder returns base + "/" + c.name, cached, since Status builds it for
+// pathUnder returns base + "/" + c.name, cached, since Snapshot builds it for
 // every child on every call. The supervisor's mu must be held.
 func (c *child) pathUnder(base string) string {
 	if c.path == "" || c.pathBase != base {

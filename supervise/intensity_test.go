@@ -225,7 +225,7 @@ func TestBackoffStopGivesUp(t *testing.T) {
 }
 
 // A hook may read the status: events are delivered without the lock held.
-func TestHookMayCallStatus(t *testing.T) {
+func TestHookMayCallSnapshot(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var s *supervise.Supervisor
 		var states []supervise.ChildState

@@ -17,7 +17,7 @@ import (
 	"github.com/selfheal-go/selfheal/supervise"
 )
 
-func TestStatusOfNestedTree(t *testing.T) {
+func TestSnapshotOfNestedTree(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		root, err := supervise.New(supervise.Config{Name: "root"})
 		require.NoError(t, err)
