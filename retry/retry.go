@@ -74,8 +74,9 @@ type Config struct {
 	// (nil or not). A Failure with a nil error (a result that says "try again") is
 	// retried too; when the retries run out on it, the error wraps [ErrFailedResult].
 	// Errors marked [Permanent] are never retried and nothing is retried once the
-	// caller's context is done, whatever Classify says. [Policy.Do] passes a nil result;
-	// [Call] passes fn's value boxed in an interface. It is called on the calling
+	// caller's context is done, whatever Classify says. [Call] passes fn's value boxed
+	// in an interface, after every attempt; [Policy.Do], which has no result, asks only
+	// about errors (with a nil result): an attempt of Do that returns nil succeeded. It is called on the calling
 	// goroutine and must be safe for concurrent use. Nil means [DefaultClassify], which
 	// retries every error but [Permanent] ones and [context.Canceled].
 	Classify selfheal.Classifier
@@ -247,7 +248,8 @@ func (e *AttemptTimeoutError) Unwrap() error { return e.Err }
 
 // Do calls fn until an attempt is not a failure, or a limit is reached, waiting between
 // attempts. Every attempt gets ctx (or, with [Config.AttemptTimeout], a child of it).
-// Each attempt is judged by [Config.Classify] on its error (with a nil result).
+// An attempt that returns nil is a success (Do has no result to classify); an error is
+// judged by [Config.Classify] (with a nil result).
 //
 // Do returns nil when an attempt succeeded, and otherwise:
 //   - the attempt's error itself when it is not retried (marked [Permanent], or
@@ -307,7 +309,7 @@ func (p *Policy) run(ctx context.Context, fn func(context.Context) error, result
 	} else {
 		err = fn(ctx)
 	}
-	if err == nil && p.classify == nil {
+	if err == nil && (p.classify == nil || result == nil) {
 		done = true
 		p.record(oSuccess)
 		return nil
@@ -434,7 +436,7 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, resu
 		} else {
 			err = fn(ctx)
 		}
-		if err == nil && p.classify == nil {
+		if err == nil && (p.classify == nil || result == nil) {
 			p.record(oSuccess)
 			return nil
 		}
@@ -444,15 +446,18 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, resu
 // failed reports whether the attempt that returned err (and, through result, its value)
 // is a failure to retry.
 func (p *Policy) failed(err error, result func() any) bool {
-	if IsPermanent(err) {
-		return false
-	}
-	var te *AttemptTimeoutError
-	if errors.As(err, &te) {
-		return true
+	// The error checks allocate (errors.As): only for errors, never on success.
+	if err != nil {
+		if IsPermanent(err) {
+			return false
+		}
+		var te *AttemptTimeoutError
+		if errors.As(err, &te) {
+			return true
+		}
 	}
 	if p.classify == nil {
-		return DefaultClassify(nil, err) == selfheal.Failure
+		return err != nil && DefaultClassify(nil, err) == selfheal.Failure
 	}
 	var v any
 	if result != nil {

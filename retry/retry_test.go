@@ -264,9 +264,12 @@ func TestCallRetriesResults(t *testing.T) {
 	assert.ErrorIs(t, err, retry.ErrFailedResult)
 	assert.Equal(t, "retry: gave up after 3 attempts (max attempts reached): retry: result classified as a failure", err.Error())
 
-	// Do has no result: Classify sees nil.
+	// Do has no result: Classify sees errors only, with a nil result.
 	seen = nil
 	require.NoError(t, p.Do(context.Background(), func(context.Context) error { return nil }))
+	assert.Empty(t, seen, "an attempt of Do that returns nil succeeded")
+	fn, _ := failing(1, errFlaky)
+	require.NoError(t, p.Do(context.Background(), fn))
 	assert.Equal(t, []any{nil}, seen)
 }
 
@@ -492,11 +495,44 @@ func TestFirstAttemptSuccessDoesNotAllocate(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	ok := func(context.Context) error { return nil }
-	for _, cfg := range []retry.Config{{}, {Name: "db", Budget: b, MaxElapsedTime: time.Second}, {Backoff: retry.Constant(time.Second)}} {
+	for _, cfg := range []retry.Config{
+		{},
+		{Name: "db", Budget: b, MaxElapsedTime: time.Second},
+		{Backoff: retry.Constant(time.Second)},
+		{Classify: retry.DefaultClassify}, // classifying a success costs nothing either
+	} {
 		p := mustNew(t, cfg)
 		assert.Zero(t, testing.AllocsPerRun(100, func() { _ = p.Do(ctx, ok) }))
 		assert.Zero(t, testing.AllocsPerRun(100, func() {
-			_, _ = retry.Call(ctx, p, func(context.Context) (int, error) { return 1, nil })
-		}))
+			_, _ = retry.Call(ctx, p, func(context.Context) (int, error) { return 12345, nil })
+		})-boxed(cfg))
 	}
+}
+
+// boxed is the number of allocations Call makes for a result: one to box an int for
+// Classify, none without one.
+func boxed(cfg retry.Config) float64 {
+	if cfg.Classify != nil {
+		return 1
+	}
+	return 0
+}
+
+// Do has no result, so an attempt that returns nil is a success without asking
+// Classify: a classifier that costs something (errors.As allocates) costs nothing on
+// the success path of Do.
+func TestDoDoesNotClassifySuccess(t *testing.T) {
+	classified := 0
+	p := mustNew(t, retry.Config{Classify: func(_ any, err error) selfheal.Outcome {
+		classified++
+		var pe *retry.PermanentError
+		if errors.As(err, &pe) {
+			return selfheal.Ignored
+		}
+		return retry.DefaultClassify(nil, err)
+	}})
+	ctx := context.Background()
+	ok := func(context.Context) error { return nil }
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = p.Do(ctx, ok) }))
+	assert.Zero(t, classified)
 }
