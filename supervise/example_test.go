@@ -249,13 +249,15 @@ func ExampleStopTimeoutError() {
 		Strategy:        supervise.OneForAll,
 		ShutdownTimeout: 10 * time.Millisecond,
 	})
-	release, returned := make(chan struct{}), make(chan struct{})
+	started, release, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	_, _ = sup.Add(supervise.Func(func(ctx context.Context) error {
 		defer close(returned)
+		close(started)
 		<-release // ignores ctx
 		return nil
 	}), supervise.ChildConfig{Name: "deaf"})
 	_, _ = sup.Add(supervise.Func(func(ctx context.Context) error {
+		<-started
 		return errors.New("lost connection")
 	}), supervise.ChildConfig{Name: "client"})
 
