@@ -175,7 +175,8 @@ func TestRetryAfterHTTPDateEndToEnd(t *testing.T) {
 		return retry.After(err, d)
 	}
 
-	// 3s ahead: the date has a resolution of one second, so the wait is in (2s, 3s].
+	// 3s ahead: the date has a resolution of one second, so the wait is in (2s, 3s],
+	// less the time the response took (a loaded machine is given a second of it).
 	// The hook cancels the call before the wait starts, so the test does not sleep.
 	ahead.Store(3)
 	var announced time.Duration
@@ -187,7 +188,7 @@ func TestRetryAfterHTTPDateEndToEnd(t *testing.T) {
 	}})
 	err := p.Do(ctx, get)
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.Greater(t, announced, 2*time.Second-100*time.Millisecond)
+	assert.Greater(t, announced, time.Second)
 	assert.LessOrEqual(t, announced, 3*time.Second)
 
 	// An hour ahead: more than MaxServerDelay, the retries end at once.
