@@ -10,6 +10,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/selfheal-go/selfheal"
 )
 
 // LimitSample is one observation an [AdaptiveLimit] feeds its algorithm: when a
@@ -210,11 +212,22 @@ func (g *gradient) Update(s LimitSample) int {
 	return int(g.limit)
 }
 
-// DefaultIsDrop is the default classification of an [AdaptiveLimit]: timeouts
-// (anything matching [context.DeadlineExceeded], which includes [ErrTimeout]) and
-// rejections by bulkheads, rate limits and limits further in count as drops.
-func DefaultIsDrop(err error) bool {
-	return err != nil && (errors.Is(err, context.DeadlineExceeded) || IsRejected(err))
+// DefaultLimitClassify is the default classification of an [AdaptiveLimit]'s calls:
+// timeouts (anything matching [context.DeadlineExceeded], which includes
+// [ErrTimeout]) and rejections by bulkheads, rate limits and limits further in are a
+// [selfheal.Failure], a drop, the sign of overload; [context.Canceled] is
+// [selfheal.Ignored] (the call is not sampled); anything else, errors included, is a
+// [selfheal.Success]: the dependency answered, and its latency is sampled.
+func DefaultLimitClassify(_ any, err error) selfheal.Outcome {
+	switch {
+	case err == nil:
+		return selfheal.Success
+	case errors.Is(err, context.DeadlineExceeded), IsRejected(err):
+		return selfheal.Failure
+	case errors.Is(err, context.Canceled):
+		return selfheal.Ignored
+	}
+	return selfheal.Success
 }
 
 // AdaptiveLimitConfig configures an [AdaptiveLimit]. The zero value uses the
@@ -225,8 +238,12 @@ type AdaptiveLimitConfig struct {
 	Name string
 	// Algorithm computes the limit. Default NewGradient(GradientConfig{}).
 	Algorithm LimitAlgorithm
-	// IsDrop reports whether a call's error is a drop. Default DefaultIsDrop.
-	IsDrop func(error) bool
+	// Classify judges each call of [AdaptiveLimit.Do] (with a nil result): a
+	// [selfheal.Failure] is a drop, which brings the limit down; a
+	// [selfheal.Success] feeds its latency to the algorithm; an Ignored call is not
+	// sampled. Nil means [DefaultLimitClassify]. It is called on the calling
+	// goroutine.
+	Classify selfheal.Classifier
 	// MeterProvider receives the limit's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 }
@@ -242,8 +259,8 @@ type AdaptiveLimitConfig struct {
 //
 // An AdaptiveLimit is safe for concurrent use. Create it with [NewAdaptiveLimit]; the zero value is not usable.
 type AdaptiveLimit struct {
-	name   string
-	isDrop func(error) bool
+	name     string
+	classify selfheal.Classifier
 
 	inFlight atomic.Int64
 	limit    atomic.Int64
@@ -266,14 +283,14 @@ func NewAdaptiveLimit(cfg AdaptiveLimitConfig) (*AdaptiveLimit, error) {
 	if cfg.Algorithm == nil {
 		cfg.Algorithm, _ = NewGradient(GradientConfig{})
 	}
-	if cfg.IsDrop == nil {
-		cfg.IsDrop = DefaultIsDrop
+	if cfg.Classify == nil {
+		cfg.Classify = DefaultLimitClassify
 	}
 	m := meterFor(cfg.MeterProvider)
 	attrs := []attribute.KeyValue{attrPolicy.String("limit"), attrName.String(cfg.Name)}
 	l := &AdaptiveLimit{
 		name:       cfg.Name,
-		isDrop:     cfg.IsDrop,
+		classify:   cfg.Classify,
 		alg:        cfg.Algorithm,
 		rejectErr:  &RejectedError{Policy: "limit", Name: cfg.Name, Reason: ErrLimitExceeded},
 		rejections: newCounter(m, "limit.rejections", "Calls an adaptive concurrency limit rejected.", "{call}", attrs...),
@@ -306,7 +323,14 @@ func (l *AdaptiveLimit) Do(ctx context.Context, fn func(context.Context) error) 
 			tok.Release(ctx, true)
 			panic(v)
 		}
-		tok.Release(ctx, l.isDrop(err))
+		switch l.classify(nil, err) {
+		case selfheal.Failure:
+			tok.Release(ctx, true)
+		case selfheal.Ignored:
+			tok.release(ctx, false, true)
+		default:
+			tok.Release(ctx, false)
+		}
 	}()
 	return fn(ctx)
 }
@@ -337,12 +361,17 @@ func (l *AdaptiveLimit) Acquire(ctx context.Context) (LimitToken, bool) {
 // call counts as a drop. When ctx was cancelled by the caller, the latency is not
 // sampled.
 func (t LimitToken) Release(ctx context.Context, dropped bool) {
+	t.release(ctx, dropped, !dropped && ctx.Err() == context.Canceled)
+}
+
+// release returns the slot, and samples the call unless skip.
+func (t LimitToken) release(ctx context.Context, dropped, skip bool) {
 	l := t.l
 	if l == nil {
 		return
 	}
 	l.inFlight.Add(-1)
-	if !dropped && ctx.Err() == context.Canceled {
+	if skip {
 		return
 	}
 	s := LimitSample{Start: t.start, RTT: time.Since(t.start), InFlight: t.inFlight, Dropped: dropped}

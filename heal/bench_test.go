@@ -7,11 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/selfheal-go/selfheal/breaker"
 	"github.com/selfheal-go/selfheal/heal"
+	"github.com/selfheal-go/selfheal/retry"
 )
 
 func BenchmarkPipelineSuccess(b *testing.B) {
-	p, err := heal.New(heal.Config{Timeout: time.Second})
+	p, err := heal.New(heal.Config{Retry: &retry.Config{}, Breaker: &breaker.Config{},
+		Timeout: &heal.TimeoutConfig{Timeout: time.Second}, Bulkhead: &heal.BulkheadConfig{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -25,7 +28,8 @@ func BenchmarkPipelineSuccess(b *testing.B) {
 }
 
 func BenchmarkPipelineSuccessParallel(b *testing.B) {
-	p, err := heal.New(heal.Config{Timeout: time.Second, Bulkhead: heal.BulkheadConfig{MaxConcurrent: 1 << 20}})
+	p, err := heal.New(heal.Config{Retry: &retry.Config{}, Breaker: &breaker.Config{},
+		Timeout: &heal.TimeoutConfig{Timeout: time.Second}, Bulkhead: &heal.BulkheadConfig{MaxConcurrent: 1 << 20}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,13 +15,16 @@ type BulkheadConfig struct {
 	// Name identifies the bulkhead in errors, metrics and health checks.
 	// Default "bulkhead".
 	Name string
-	// MaxConcurrent is how many calls may run at once. Default 25 (resilience4j's).
+	// MaxConcurrent is how many calls may run at once. Zero means 25
+	// (resilience4j's default). Negative is invalid: a bulkhead without a bound
+	// isolates nothing (leave it out instead, as a [Pipeline] does when its
+	// Bulkhead is nil).
 	MaxConcurrent int
 	// MaxQueued is how many calls may wait for a slot when all are taken; the
-	// others are rejected at once. Default 0: no call waits.
+	// others are rejected at once. Zero means no call waits; negative is invalid.
 	MaxQueued int
 	// MaxWait bounds how long a queued call waits for a slot before it is
-	// rejected. Default 0: until its context is done.
+	// rejected. Zero means until its context is done; negative is invalid.
 	MaxWait time.Duration
 	// MeterProvider receives the bulkhead's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
@@ -52,7 +55,10 @@ func NewBulkhead(cfg BulkheadConfig) (*Bulkhead, error) {
 	if cfg.Name == "" {
 		cfg.Name = "bulkhead"
 	}
-	if cfg.MaxConcurrent <= 0 {
+	if cfg.MaxConcurrent < 0 {
+		return nil, invalid("BulkheadConfig.MaxConcurrent", "%d is negative; want >= 0 (0 means 25)", cfg.MaxConcurrent)
+	}
+	if cfg.MaxConcurrent == 0 {
 		cfg.MaxConcurrent = 25
 	}
 	if cfg.MaxQueued < 0 {

@@ -13,7 +13,7 @@ import (
 )
 
 // Off, given to a field whose documentation says so, turns that limit or stage off
-// ([BulkheadConfig.MaxConcurrent], [MiddlewareConfig.MaxConcurrent],
+// ([MiddlewareConfig.MaxConcurrent],
 // [TransportConfig.MaxDrain], [TransportConfig.DrainTimeout],
 // [TransportConfig.ResponseHeaderTimeout]). It is [selfheal.Off]; zero always means the
 // documented default.

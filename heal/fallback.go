@@ -6,24 +6,36 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/selfheal-go/selfheal"
 )
 
-// DefaultFallbackHandle is the default classification of a [Fallback]: every error
-// except [context.Canceled], since a caller that gave up wants no substitute.
-func DefaultFallbackHandle(err error) bool {
-	return err != nil && !errors.Is(err, context.Canceled)
+// DefaultFallbackClassify is the default classification of a [Fallback] and of
+// [CallWithFallback]: every error is a [selfheal.Failure] (replaced), except
+// [context.Canceled], [selfheal.Ignored] (a caller that gave up wants no substitute);
+// no error is a [selfheal.Success]. It does not look at the result.
+func DefaultFallbackClassify(_ any, err error) selfheal.Outcome {
+	switch {
+	case err == nil:
+		return selfheal.Success
+	case errors.Is(err, context.Canceled):
+		return selfheal.Ignored
+	}
+	return selfheal.Failure
 }
 
 // FallbackConfig configures a [Fallback]. Func is required.
 type FallbackConfig struct {
 	// Name identifies the fallback in metrics. Default "fallback".
 	Name string
-	// Handle reports whether an error should be replaced by Func's result.
-	// Default DefaultFallbackHandle.
-	Handle func(error) bool
+	// Classify judges the call: a [selfheal.Failure] is replaced by Func's result;
+	// Success and Ignored pass through. [Fallback.Do] gives it a nil result. Nil
+	// means [DefaultFallbackClassify]. It is called on the calling goroutine.
+	Classify selfheal.Classifier
 	// Func is called, on the caller's goroutine, with the error the call failed
 	// with; what it returns takes the call's place (nil: the call succeeded after
-	// all). To substitute a value rather than an error, use [CallWithFallback].
+	// all). Required. To substitute a value rather than an error, use
+	// [CallWithFallback].
 	Func func(ctx context.Context, err error) error
 	// MeterProvider receives the fallback's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
@@ -35,9 +47,9 @@ type FallbackConfig struct {
 // A Fallback is safe for concurrent use when its Func is. Create it with
 // [NewFallback]; the zero value is not usable.
 type Fallback struct {
-	name   string
-	handle func(error) bool
-	fn     func(context.Context, error) error
+	name     string
+	classify selfheal.Classifier
+	fn       func(context.Context, error) error
 
 	fallbacks counter
 	used      event
@@ -51,13 +63,13 @@ func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 	if cfg.Name == "" {
 		cfg.Name = "fallback"
 	}
-	if cfg.Handle == nil {
-		cfg.Handle = DefaultFallbackHandle
+	if cfg.Classify == nil {
+		cfg.Classify = DefaultFallbackClassify
 	}
 	attrs := []attribute.KeyValue{attrPolicy.String("fallback"), attrName.String(cfg.Name)}
 	return &Fallback{
 		name:      cfg.Name,
-		handle:    cfg.Handle,
+		classify:  cfg.Classify,
 		fn:        cfg.Func,
 		fallbacks: newCounter(meterFor(cfg.MeterProvider), "fallback.fallbacks", "Failures a fallback replaced.", "{call}", attrs...),
 		used:      newEvent("selfheal.fallback.used", attrs...),
@@ -67,15 +79,16 @@ func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 // Name returns the fallback's name.
 func (f *Fallback) Name() string { return f.name }
 
-// Do runs fn; when it fails with an error that Handle accepts, Do returns Func's
-// result instead.
+// Do runs fn; when Classify judges its error a failure, Do returns Func's result
+// instead.
 func (f *Fallback) Do(ctx context.Context, fn func(context.Context) error) error {
 	return f.result(ctx, fn(ctx))
 }
 
-// result returns err, or Func's result in its place when Handle accepts it.
+// result returns err, or Func's result in its place when Classify judges it a
+// failure.
 func (f *Fallback) result(ctx context.Context, err error) error {
-	if err == nil || !f.handle(err) {
+	if err == nil || f.classify(nil, err) != selfheal.Failure {
 		return err
 	}
 	f.fallbacks.add(ctx, 1)
@@ -83,19 +96,22 @@ func (f *Fallback) result(ctx context.Context, err error) error {
 	return f.fn(ctx, err)
 }
 
-// CallWithFallback runs fn through p (directly when p is nil), and when the result is
-// an error that handle accepts (nil handle: [DefaultFallbackHandle]), returns
-// fallback's result in its place.
+// CallWithFallback runs fn through p (directly when p is nil), and when classify
+// judges the outcome a [selfheal.Failure] (nil classify: [DefaultFallbackClassify]),
+// returns fallback's result in its place; otherwise it returns what [Call] returned:
+// the value of the first successful run, or of the last run with p's error. classify
+// sees that value (boxed) and the error, so that a result can be replaced as well as
+// an error; fallback then gets a nil error when only the value was judged a failure.
 func CallWithFallback[T any](ctx context.Context, p Policy, fn func(context.Context) (T, error),
-	handle func(error) bool, fallback func(ctx context.Context, err error) (T, error)) (T, error) {
+	classify selfheal.Classifier, fallback func(ctx context.Context, err error) (T, error)) (T, error) {
 	v, err := Call(ctx, p, fn)
-	if err == nil {
-		return v, nil
+	var o selfheal.Outcome
+	if classify == nil {
+		o = DefaultFallbackClassify(nil, err) // no boxing on the default path
+	} else {
+		o = classify(v, err)
 	}
-	if handle == nil {
-		handle = DefaultFallbackHandle
-	}
-	if !handle(err) {
+	if o != selfheal.Failure {
 		return v, err
 	}
 	return fallback(ctx, err)

@@ -151,7 +151,7 @@ func TestRegisterHealthSupervisor(t *testing.T) {
 }
 
 func TestServerChecksWithoutLimit(t *testing.T) {
-	m, err := heal.NewMiddleware(heal.MiddlewareConfig{})
+	m, err := heal.NewMiddleware(heal.MiddlewareConfig{MaxConcurrent: heal.Off})
 	require.NoError(t, err)
 	var names []string
 	for _, c := range heal.ServerChecks(m) {

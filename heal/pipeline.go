@@ -1,11 +1,9 @@
 package heal
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"fmt"
-	"sync"
-	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -18,34 +16,42 @@ import (
 //
 //	fallback( retry( breaker( rate limit( timeout( bulkhead( fn ))))))
 //
-// (see the package documentation for the reasons of that order). The zero value is a
-// pipeline of the retry, breaker and bulkhead packages' defaults: 3 attempts with
-// jittered exponential backoff, a breaker that opens after 5 consecutive failures, and
-// a bulkhead of 25 concurrent calls; no rate limit, no timeout of its own (the
-// caller's deadline applies), no fallback.
+// of the stages it names (see the package documentation for the reasons of that
+// order). Every stage is optional: a nil field leaves it out, a non-nil one puts it in
+// with that configuration (whose zero value is the stage's defaults). The zero Config
+// is a pipeline of no stage, which calls fn directly.
+//
+// Beyond what the stages' own configurations say, the pipeline adds exactly this:
+// each stage's Name and MeterProvider default to the Config's; the breaker's
+// Classify counts the rate limit's and the bulkhead's rejections neither way
+// ([selfheal.Ignored]: they are not failures of the dependency, and counting them as
+// successes would hide failures), and otherwise defers to the configured Classify
+// (default breaker.DefaultClassify); the retry policy's Classify is wrapped as
+// described at [DefaultRetryClassify].
 type Config struct {
-	// Name names the stages: the breaker is Name, the bulkhead Name, and so on.
-	// Default "pipeline".
+	// Name names the stages whose own Name is empty. Empty means "pipeline".
 	Name string
-	// Retry configures the retries. MaxAttempts 1 leaves the stage out. Its
-	// Classify (default retry.DefaultClassify) is consulted after the pipeline's
-	// own rules: an open breaker is not retried, a timeout or a rejection by the
-	// rate limit or bulkhead is (a rate limit's rejection after its Retry-After).
-	Retry retry.Config
-	// Breaker configures the circuit breaker. It judges only the calls that ran:
-	// the rate limit's and bulkhead's rejections never reach it.
-	Breaker breaker.Config
-	// RateLimit configures the rate limit; Rate 0 leaves the stage out.
-	RateLimit RateLimitConfig
-	// Timeout bounds each attempt, including its wait for a bulkhead slot. Zero
-	// leaves the stage out.
-	Timeout time.Duration
-	// Bulkhead configures the bulkhead (default: 25 concurrent calls, no queue).
-	Bulkhead BulkheadConfig
-	// Fallback, when set, replaces the errors that FallbackHandle accepts
-	// (default DefaultFallbackHandle) once everything else has failed.
-	Fallback       func(ctx context.Context, err error) error
-	FallbackHandle func(error) bool
+	// Fallback, when set, is the outermost stage: it replaces what the retries
+	// finally failed with (see [FallbackConfig]; its Func is required).
+	Fallback *FallbackConfig
+	// Retry, when set, retries the attempts that fail. Its Classify (default
+	// retry.DefaultClassify) is consulted after the pipeline's own rules: an open
+	// breaker is not retried, a timeout or a rejection by the rate limit or
+	// bulkhead is (a rate limit's rejection after its Retry-After).
+	Retry *retry.Config
+	// Breaker, when set, fails fast while the dependency is down. It sees each
+	// attempt, including its wait for a token and a slot; it counts timeouts as
+	// failures and the rate limit's and bulkhead's rejections neither way.
+	Breaker *breaker.Config
+	// RateLimit, when set, bounds the rate of attempts (retries included). Its Rate
+	// is required.
+	RateLimit *RateLimitConfig
+	// Timeout, when set, bounds each attempt, including its wait for a bulkhead
+	// slot. Its Timeout is required.
+	Timeout *TimeoutConfig
+	// Bulkhead, when set, bounds the attempts running at once (default 25, no
+	// queue).
+	Bulkhead *BulkheadConfig
 	// MeterProvider serves every stage whose own config has none. Nil means the
 	// global provider.
 	MeterProvider metric.MeterProvider
@@ -53,7 +59,7 @@ type Config struct {
 
 // Pipeline is the ready-made composition of policies that [New] builds from a
 // [Config]. It is a [Policy] and a [BreakerStates]; its stages are reachable for
-// health wiring and run-time changes.
+// health wiring and run-time changes (nil for a stage it does not have).
 //
 // A Pipeline is safe for concurrent use. Create it with [New]; the zero value is
 // not usable.
@@ -64,10 +70,13 @@ type Pipeline struct {
 	rate     *RateLimit
 	timeout  *Timeout
 	bulkhead *Bulkhead
-	calls    sync.Pool // of *pipelineCall
+	chain    Policy
 }
 
-// New builds the pipeline of cfg, or returns an error naming the invalid field.
+// New builds the pipeline of cfg. An invalid stage configuration gives an error that
+// matches [ErrInvalidConfig] and is a *[ConfigError] naming the field (for example
+// "Config.Bulkhead.MaxQueued"); it also matches the stage package's own
+// ErrInvalidConfig for a breaker or retry configuration.
 func New(cfg Config) (*Pipeline, error) {
 	if cfg.Name == "" {
 		cfg.Name = "pipeline"
@@ -75,71 +84,96 @@ func New(cfg Config) (*Pipeline, error) {
 	p := &Pipeline{}
 	var err error
 	if cfg.Fallback != nil {
-		if p.fallback, err = NewFallback(FallbackConfig{Name: cfg.Name, Handle: cfg.FallbackHandle,
-			Func: cfg.Fallback, MeterProvider: cfg.MeterProvider}); err != nil {
-			return nil, err
+		fc := *cfg.Fallback
+		fc.Name = cmp.Or(fc.Name, cfg.Name)
+		if fc.MeterProvider == nil {
+			fc.MeterProvider = cfg.MeterProvider
+		}
+		if p.fallback, err = NewFallback(fc); err != nil {
+			return nil, invalidSub("Config.Fallback", err)
 		}
 	}
-	if cfg.Retry.MaxAttempts != 1 {
-		rc := cfg.Retry
-		if rc.Name == "" {
-			rc.Name = cfg.Name
-		}
+	if cfg.Retry != nil {
+		rc := *cfg.Retry
+		rc.Name = cmp.Or(rc.Name, cfg.Name)
 		if rc.MeterProvider == nil {
 			rc.MeterProvider = cfg.MeterProvider
 		}
 		rc.Classify = pipelineRetryClassify(rc.Classify)
 		if p.retry, err = retry.New(rc); err != nil {
-			return nil, fmt.Errorf("heal: Config.Retry: %w", err)
+			return nil, invalidSub("Config.Retry", err)
 		}
 	}
-	bc := cfg.Breaker
-	if bc.MeterProvider == nil {
-		bc.MeterProvider = cfg.MeterProvider
-	}
-	if bc.Name == "" {
-		bc.Name = cfg.Name
-	}
-	if p.breaker, err = breaker.New(bc); err != nil {
-		return nil, fmt.Errorf("heal: Config.Breaker: %w", err)
-	}
-	if cfg.RateLimit.Rate != 0 {
-		rl := cfg.RateLimit
-		if rl.Name == "" {
-			rl.Name = cfg.Name
+	if cfg.Breaker != nil {
+		bc := *cfg.Breaker
+		bc.Name = cmp.Or(bc.Name, cfg.Name)
+		if bc.MeterProvider == nil {
+			bc.MeterProvider = cfg.MeterProvider
 		}
+		bc.Classify = pipelineBreakerClassify(bc.Classify)
+		if p.breaker, err = breaker.New(bc); err != nil {
+			return nil, invalidSub("Config.Breaker", err)
+		}
+	}
+	if cfg.RateLimit != nil {
+		rl := *cfg.RateLimit
+		rl.Name = cmp.Or(rl.Name, cfg.Name)
 		if rl.MeterProvider == nil {
 			rl.MeterProvider = cfg.MeterProvider
 		}
 		if p.rate, err = NewRateLimit(rl); err != nil {
-			return nil, fmt.Errorf("heal: Config.RateLimit: %w", err)
+			return nil, invalidSub("Config.RateLimit", err)
 		}
 	}
-	if cfg.Timeout < 0 {
-		return nil, fmt.Errorf("heal: Config.Timeout %v is negative", cfg.Timeout)
-	}
-	if cfg.Timeout > 0 {
-		if p.timeout, err = NewTimeout(TimeoutConfig{Name: cfg.Name, Timeout: cfg.Timeout, MeterProvider: cfg.MeterProvider}); err != nil {
-			return nil, err
+	if cfg.Timeout != nil {
+		tc := *cfg.Timeout
+		tc.Name = cmp.Or(tc.Name, cfg.Name)
+		if tc.MeterProvider == nil {
+			tc.MeterProvider = cfg.MeterProvider
+		}
+		if p.timeout, err = NewTimeout(tc); err != nil {
+			return nil, invalidSub("Config.Timeout", err)
 		}
 	}
-	bh := cfg.Bulkhead
-	if bh.Name == "" {
-		bh.Name = cfg.Name
+	if cfg.Bulkhead != nil {
+		bh := *cfg.Bulkhead
+		bh.Name = cmp.Or(bh.Name, cfg.Name)
+		if bh.MeterProvider == nil {
+			bh.MeterProvider = cfg.MeterProvider
+		}
+		if p.bulkhead, err = NewBulkhead(bh); err != nil {
+			return nil, invalidSub("Config.Bulkhead", err)
+		}
 	}
-	if bh.MeterProvider == nil {
-		bh.MeterProvider = cfg.MeterProvider
-	}
-	if p.bulkhead, err = NewBulkhead(bh); err != nil {
-		return nil, fmt.Errorf("heal: Config.Bulkhead: %w", err)
-	}
-
-	p.calls.New = func() any {
-		c := &pipelineCall{p: p}
-		c.attemptFn = c.attempt
-		return c
-	}
+	p.chain = Chain(policyOrNil(p.fallback), policyOrNil(p.retry), policyOrNil(p.breaker),
+		policyOrNil(p.rate), policyOrNil(p.timeout), policyOrNil(p.bulkhead))
 	return p, nil
+}
+
+// policyOrNil returns p as a Policy, or a nil Policy (which Chain skips) when p is a
+// nil pointer.
+func policyOrNil[P interface {
+	*E
+	Policy
+}, E any](p P) Policy {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+// pipelineBreakerClassify counts the rejections of the pipeline's inner stages
+// neither way, and leaves the rest to user (default breaker.DefaultClassify).
+func pipelineBreakerClassify(user selfheal.Classifier) selfheal.Classifier {
+	if user == nil {
+		user = breaker.DefaultClassify
+	}
+	return func(result any, err error) selfheal.Outcome {
+		if err != nil && IsRejected(err) {
+			return selfheal.Ignored
+		}
+		return user(result, err)
+	}
 }
 
 // DefaultRetryClassify is the retry classification of the [Pipeline], for retry
@@ -167,73 +201,27 @@ func pipelineRetryClassify(user selfheal.Classifier) selfheal.Classifier {
 	}
 }
 
-// Do runs fn through the pipeline. It returns nil, fn's error, or a stage's: a
-// *retry.ExhaustedError wrapping the last attempt's error, a *breaker.OpenError, a
-// *[RejectedError], a *[TimeoutError]; or the fallback's result in place of any of
-// them.
+// Do runs fn through the pipeline's stages. It returns nil, fn's error, or a
+// stage's: a *retry.ExhaustedError wrapping the last attempt's error, a
+// *breaker.OpenError, a *[RejectedError], a *[TimeoutError]; or the fallback's result
+// in place of any of them.
 func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error {
-	c := p.calls.Get().(*pipelineCall)
-	c.fn = fn
-	var err error
-	if p.retry != nil {
-		err = p.retry.Do(ctx, c.attemptFn)
-	} else {
-		err = c.attempt(ctx)
-	}
-	c.fn = nil
-	p.calls.Put(c)
-	if p.fallback != nil {
-		err = p.fallback.result(ctx, err)
-	}
-	return err
+	return p.chain.Do(ctx, fn)
 }
 
-// pipelineCall is the state of one call, pooled so that the attempt function is
-// bound once, not allocated per call. It is returned to the pool only when the
-// retry policy, which never calls it after returning, is done.
-type pipelineCall struct {
-	p         *Pipeline
-	fn        func(context.Context) error
-	attemptFn func(context.Context) error
+// States returns the state of the pipeline's breaker, if it has one: a
+// [BreakerStates].
+func (p *Pipeline) States() []breaker.Snapshot {
+	if p.breaker == nil {
+		return nil
+	}
+	return []breaker.Snapshot{p.breaker.Snapshot()}
 }
 
-// attempt is one attempt: breaker(rate limit(timeout(bulkhead(fn)))), except that
-// admission by the rate limit and the bulkhead is decided before the breaker's, so
-// that their rejections never reach the breaker (see the package documentation).
-func (c *pipelineCall) attempt(ctx context.Context) error {
-	p := c.p
-	if p.rate != nil {
-		if err := p.rate.Take(ctx); err != nil {
-			return err
-		}
-	}
-	actx := ctx
-	if p.timeout != nil && !p.timeout.callerFirst(ctx) {
-		var cancel context.CancelFunc
-		actx, cancel = context.WithTimeout(ctx, p.timeout.d)
-		defer cancel()
-	}
-	if err := p.bulkhead.Acquire(actx); err != nil {
-		return c.timeoutResult(ctx, actx, err)
-	}
-	defer p.bulkhead.Release()
-	return c.timeoutResult(ctx, actx, p.breaker.Do(actx, c.fn))
-}
-
-func (c *pipelineCall) timeoutResult(ctx, actx context.Context, err error) error {
-	if c.p.timeout == nil {
-		return err
-	}
-	return c.p.timeout.result(ctx, actx, err)
-}
-
-// States returns the state of the pipeline's breaker: a [BreakerStates].
-func (p *Pipeline) States() []breaker.Snapshot { return []breaker.Snapshot{p.breaker.Snapshot()} }
-
-// Breaker returns the pipeline's circuit breaker.
+// Breaker returns the pipeline's circuit breaker, or nil when it has none.
 func (p *Pipeline) Breaker() *breaker.Breaker { return p.breaker }
 
-// Bulkhead returns the pipeline's bulkhead.
+// Bulkhead returns the pipeline's bulkhead, or nil when it has none.
 func (p *Pipeline) Bulkhead() *Bulkhead { return p.bulkhead }
 
 // RateLimit returns the pipeline's rate limit, or nil when it has none.
@@ -241,3 +229,9 @@ func (p *Pipeline) RateLimit() *RateLimit { return p.rate }
 
 // Retry returns the pipeline's retry policy, or nil when it has none.
 func (p *Pipeline) Retry() *retry.Policy { return p.retry }
+
+// Timeout returns the pipeline's timeout, or nil when it has none.
+func (p *Pipeline) Timeout() *Timeout { return p.timeout }
+
+// Fallback returns the pipeline's fallback, or nil when it has none.
+func (p *Pipeline) Fallback() *Fallback { return p.fallback }

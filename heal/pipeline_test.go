@@ -23,42 +23,148 @@ func TestNewPipelineErrors(t *testing.T) {
 		give heal.Config
 		want string
 	}{
-		{heal.Config{Retry: retry.Config{MaxAttempts: -1}}, "Config.Retry"},
-		{heal.Config{Breaker: breaker.Config{OpenDuration: -1}}, "Config.Breaker"},
-		{heal.Config{RateLimit: heal.RateLimitConfig{Rate: -1}}, "Config.RateLimit"},
-		{heal.Config{Timeout: -1}, "Config.Timeout"},
-		{heal.Config{Bulkhead: heal.BulkheadConfig{MaxQueued: -1}}, "Config.Bulkhead"},
+		{heal.Config{Retry: &retry.Config{MaxAttempts: -1}}, "Config.Retry.MaxAttempts"},
+		{heal.Config{Breaker: &breaker.Config{OpenDuration: -1}}, "Config.Breaker.OpenDuration"},
+		{heal.Config{RateLimit: &heal.RateLimitConfig{Rate: -1}}, "Config.RateLimit.Rate"},
+		{heal.Config{RateLimit: &heal.RateLimitConfig{}}, "Config.RateLimit.Rate"},
+		{heal.Config{Timeout: &heal.TimeoutConfig{Timeout: -1}}, "Config.Timeout.Timeout"},
+		{heal.Config{Timeout: &heal.TimeoutConfig{}}, "Config.Timeout.Timeout"},
+		{heal.Config{Bulkhead: &heal.BulkheadConfig{MaxQueued: -1}}, "Config.Bulkhead.MaxQueued"},
+		{heal.Config{Bulkhead: &heal.BulkheadConfig{MaxConcurrent: -1}}, "Config.Bulkhead.MaxConcurrent"},
+		{heal.Config{Fallback: &heal.FallbackConfig{}}, "Config.Fallback.Func"},
 	}
 	for _, tt := range tests {
 		_, err := heal.New(tt.give)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), tt.want)
+		require.ErrorIs(t, err, heal.ErrInvalidConfig, tt.want)
+		var ce *heal.ConfigError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, tt.want, ce.Field)
 	}
+	// A stage's own package error is matched too.
+	_, err := heal.New(heal.Config{Breaker: &breaker.Config{OpenDuration: -1}})
+	assert.ErrorIs(t, err, breaker.ErrInvalidConfig)
+	_, err = heal.New(heal.Config{Retry: &retry.Config{MaxAttempts: -1}})
+	assert.ErrorIs(t, err, retry.ErrInvalidConfig)
 }
 
-func TestPipelineDefaults(t *testing.T) {
-	p, err := heal.New(heal.Config{})
+// Every stage is optional: nil leaves it out, and the pipeline adds nothing the
+// Config did not ask for. A pipeline with a timeout alone rejected 5 of 30
+// concurrent calls (a hidden 25-slot bulkhead) and counted them in a hidden breaker.
+func TestPipelineAddsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := heal.New(heal.Config{Timeout: &heal.TimeoutConfig{Timeout: time.Second}})
+		require.NoError(t, err)
+		assert.Nil(t, p.Breaker())
+		assert.Nil(t, p.Bulkhead())
+		assert.Nil(t, p.RateLimit())
+		assert.Nil(t, p.Retry())
+		assert.Nil(t, p.Fallback())
+		assert.NotNil(t, p.Timeout())
+		assert.Empty(t, p.States())
+
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		var rejected atomic.Int32
+		for range 30 {
+			wg.Go(func() {
+				if err := p.Do(context.Background(), func(context.Context) error { <-release; return nil }); err != nil {
+					rejected.Add(1)
+				}
+			})
+		}
+		synctest.Wait() // all 30 are in fn
+		close(release)
+		wg.Wait()
+		assert.Zero(t, rejected.Load())
+
+		// The zero Config is no stage at all: fn is called directly.
+		p, err = heal.New(heal.Config{})
+		require.NoError(t, err)
+		boom := errors.New("boom")
+		calls := 0
+		assert.Equal(t, boom, p.Do(context.Background(), func(context.Context) error { calls++; return boom }))
+		assert.Equal(t, 1, calls)
+	})
+}
+
+func TestPipelineStagesAndNames(t *testing.T) {
+	p, err := heal.New(heal.Config{Retry: &retry.Config{}, Breaker: &breaker.Config{}, Bulkhead: &heal.BulkheadConfig{}})
 	require.NoError(t, err)
 	assert.Equal(t, "pipeline", p.Breaker().Name())
+	assert.Equal(t, "pipeline", p.Bulkhead().Name())
 	assert.Equal(t, 25, p.Bulkhead().Snapshot().MaxConcurrent)
-	assert.Nil(t, p.RateLimit())
 	assert.NotNil(t, p.Retry())
 	assert.Len(t, p.States(), 1)
 	v, err := heal.Call(context.Background(), p, func(context.Context) (int, error) { return 5, nil })
 	require.NoError(t, err)
 	assert.Equal(t, 5, v)
+}
 
-	p, err = heal.New(heal.Config{Retry: retry.Config{MaxAttempts: 1}})
-	require.NoError(t, err)
-	assert.Nil(t, p.Retry())
+// The order is fallback(retry(breaker(rate limit(timeout(bulkhead(fn)))))), as
+// documented: an open breaker refuses a call before it spends a rate-limit token (the
+// rate limit used to come first), and the wait for a token does not eat into the
+// timeout, which starts after it.
+func TestPipelineOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := heal.New(heal.Config{
+			Breaker:   &breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Hour},
+			RateLimit: &heal.RateLimitConfig{Rate: 1e-9, Burst: 2},
+		})
+		require.NoError(t, err)
+		boom := errors.New("boom")
+		assert.ErrorIs(t, p.Do(context.Background(), func(context.Context) error { return boom }), boom)
+		require.Equal(t, breaker.StateOpen, p.Breaker().Snapshot().State)
+		assert.ErrorIs(t, p.Do(context.Background(), ok), breaker.ErrOpen)
+		assert.True(t, p.RateLimit().Allow(), "the open breaker's rejection spent a token")
+
+		p, err = heal.New(heal.Config{
+			RateLimit: &heal.RateLimitConfig{Rate: 1, Burst: 1, Mode: heal.RateLimitWait},
+			Timeout:   &heal.TimeoutConfig{Timeout: 100 * time.Millisecond},
+			Bulkhead:  &heal.BulkheadConfig{MaxConcurrent: 1},
+		})
+		require.NoError(t, err)
+		require.NoError(t, p.Do(context.Background(), ok)) // takes the token
+		start := time.Now()
+		require.NoError(t, p.Do(context.Background(), func(ctx context.Context) error {
+			assert.Equal(t, time.Second, time.Since(start), "waited for the next token")
+			dl, ok := ctx.Deadline()
+			assert.True(t, ok)
+			assert.Equal(t, 100*time.Millisecond, time.Until(dl), "the timeout starts after the token")
+			assert.Equal(t, 1, p.Bulkhead().Snapshot().InFlight, "inside the bulkhead")
+			return nil
+		}))
+	})
+}
+
+// heal.Call returns, with the error, the value that the last run of fn returned.
+func TestCallReturnsTheLastValueOnError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := heal.New(heal.Config{Retry: &retry.Config{MaxAttempts: 3, Backoff: retry.Constant(time.Millisecond)}})
+		require.NoError(t, err)
+		n := 0
+		v, err := heal.Call(context.Background(), p, func(context.Context) (int, error) {
+			n++
+			return n * 10, errors.New("partial")
+		})
+		assert.ErrorIs(t, err, retry.ErrExhausted)
+		assert.Equal(t, 30, v)
+
+		// A run that never happened leaves the zero value.
+		b, err := breaker.New(breaker.Config{})
+		require.NoError(t, err)
+		b.ForceOpen()
+		v, err = heal.Call(context.Background(), b, func(context.Context) (int, error) { return 7, nil })
+		assert.ErrorIs(t, err, breaker.ErrOpen)
+		assert.Zero(t, v)
+	})
 }
 
 func TestPipelineRetriesTimeoutsAndOpens(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, err := heal.New(heal.Config{
-			Retry:   retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone})},
-			Breaker: breaker.Config{ConsecutiveFailures: 3, OpenDuration: time.Second},
-			Timeout: 100 * time.Millisecond,
+			Retry:   &retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone})},
+			Breaker: &breaker.Config{ConsecutiveFailures: 3, OpenDuration: time.Second},
+			Timeout: &heal.TimeoutConfig{Timeout: 100 * time.Millisecond},
 		})
 		require.NoError(t, err)
 
@@ -92,9 +198,9 @@ func TestPipelineRetriesTimeoutsAndOpens(t *testing.T) {
 func TestPipelineRejectionsAreRetriedNotFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, err := heal.New(heal.Config{
-			Retry:    retry.Config{MaxAttempts: 5, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone})},
-			Breaker:  breaker.Config{ConsecutiveFailures: 1},
-			Bulkhead: heal.BulkheadConfig{MaxConcurrent: 1},
+			Retry:    &retry.Config{MaxAttempts: 5, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, Jitter: retry.JitterNone})},
+			Breaker:  &breaker.Config{ConsecutiveFailures: 1},
+			Bulkhead: &heal.BulkheadConfig{MaxConcurrent: 1},
 		})
 		require.NoError(t, err)
 		release := make(chan struct{})
@@ -116,14 +222,13 @@ func TestPipelineRejectionsAreRetriedNotFailures(t *testing.T) {
 func TestPipelineRateLimitAndFallback(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, err := heal.New(heal.Config{
-			Retry:     retry.Config{MaxAttempts: 1},
-			RateLimit: heal.RateLimitConfig{Rate: 1, Burst: 1},
-			Fallback: func(_ context.Context, err error) error {
+			RateLimit: &heal.RateLimitConfig{Rate: 1, Burst: 1},
+			Fallback: &heal.FallbackConfig{Func: func(_ context.Context, err error) error {
 				if errors.Is(err, heal.ErrRateLimited) {
 					return nil // served from cache, say
 				}
 				return err
-			},
+			}},
 		})
 		require.NoError(t, err)
 		require.NotNil(t, p.RateLimit())
@@ -141,15 +246,14 @@ func TestPipelineRejectionsDoNotHideFailures(t *testing.T) {
 
 func testPipelineRejectionsDoNotHideFailures(t *testing.T) {
 	p, err := heal.New(heal.Config{
-		Retry:     retry.Config{MaxAttempts: 1},
-		Breaker:   breaker.Config{ConsecutiveFailures: 2},
-		RateLimit: heal.RateLimitConfig{Rate: 1e-9, Burst: 2},
+		Breaker:   &breaker.Config{ConsecutiveFailures: 2},
+		RateLimit: &heal.RateLimitConfig{Rate: 1e-9, Burst: 2},
 	})
 	require.NoError(t, err)
 	boom := errors.New("boom")
 	fail := func(context.Context) error { return boom }
 	assert.ErrorIs(t, p.Do(context.Background(), fail), boom)
-	// The next call is rejected by the rate limit: the breaker does not see it ...
+	// The next call is rejected by the rate limit: the breaker counts it neither way ...
 	require.True(t, p.RateLimit().Allow())
 	assert.ErrorIs(t, p.Do(context.Background(), fail), heal.ErrRateLimited)
 	assert.EqualValues(t, 1, p.Breaker().Snapshot().Counts.ConsecutiveFailures)

@@ -95,8 +95,14 @@ func (c *chain) Do(ctx context.Context, fn func(context.Context) error) error {
 }
 
 // Call runs fn through p and returns fn's result. When p runs fn more than once
-// (retries, hedges), the result of the first call that succeeded is returned; when
-// none did, the zero T and p's error. A nil p calls fn directly.
+// (retries, hedges), it returns the value of the first run that succeeded; when none
+// did, it returns p's error with the value the last run of fn returned (the zero T
+// only when fn never ran: a rejection, an open breaker), as breaker.Call and
+// retry.Call do. A nil p calls fn directly.
+//
+// The policies of p classify the runs by their errors alone (their Classify sees a
+// nil result); to classify results, use breaker.Call, retry.Call or
+// [CallWithFallback].
 func Call[T any](ctx context.Context, p Policy, fn func(context.Context) (T, error)) (T, error) {
 	if p == nil {
 		return fn(ctx)
@@ -104,37 +110,30 @@ func Call[T any](ctx context.Context, p Policy, fn func(context.Context) (T, err
 	r := &result[T]{}
 	err := p.Do(ctx, func(ctx context.Context) error {
 		v, err := fn(ctx)
-		if err == nil {
-			r.set(v)
-		}
+		r.set(v, err == nil)
 		return err
 	})
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	v, _ := r.get()
-	return v, nil
+	return r.get(), err
 }
 
-// result holds the first successful value of a call that may run concurrently
-// (hedging) or repeatedly (retries).
+// result holds the value of a call that may run concurrently (hedging) or repeatedly
+// (retries): the first successful run's, or else the last run's.
 type result[T any] struct {
 	mu  sync.Mutex
 	ok  bool
 	val T
 }
 
-func (r *result[T]) set(v T) {
+func (r *result[T]) set(v T, ok bool) {
 	r.mu.Lock()
 	if !r.ok {
-		r.ok, r.val = true, v
+		r.ok, r.val = ok, v
 	}
 	r.mu.Unlock()
 }
 
-func (r *result[T]) get() (T, bool) {
+func (r *result[T]) get() T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.val, r.ok
+	return r.val
 }

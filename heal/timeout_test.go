@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/heal"
 )
 
@@ -92,8 +93,13 @@ func TestFallback(t *testing.T) {
 	assert.ErrorIs(t, f.Do(context.Background(), func(context.Context) error { return context.Canceled }), context.Canceled)
 
 	only, err := heal.NewFallback(heal.FallbackConfig{
-		Handle: func(err error) bool { return errors.Is(err, boom) },
-		Func:   func(context.Context, error) error { return nil },
+		Classify: func(_ any, err error) selfheal.Outcome {
+			if errors.Is(err, boom) {
+				return selfheal.Failure
+			}
+			return selfheal.Ignored
+		},
+		Func: func(context.Context, error) error { return nil },
 	})
 	require.NoError(t, err)
 	assert.NoError(t, only.Do(context.Background(), func(context.Context) error { return boom }))
@@ -114,6 +120,18 @@ func TestCallWithFallback(t *testing.T) {
 
 	_, err = heal.CallWithFallback(context.Background(), nil,
 		func(context.Context) (string, error) { return "", boom },
-		func(err error) bool { return false }, heal.Value("cached"))
+		func(any, error) selfheal.Outcome { return selfheal.Ignored }, heal.Value("cached"))
 	assert.ErrorIs(t, err, boom)
+
+	// The classifier sees the value: a result can be replaced too.
+	v, err = heal.CallWithFallback(context.Background(), nil,
+		func(context.Context) (string, error) { return "stale", nil },
+		func(result any, err error) selfheal.Outcome {
+			if result == "stale" {
+				return selfheal.Failure
+			}
+			return heal.DefaultFallbackClassify(result, err)
+		}, heal.Value("cached"))
+	require.NoError(t, err)
+	assert.Equal(t, "cached", v)
 }

@@ -171,10 +171,10 @@ func BenchmarkHealOutage(b *testing.B) {
 		}},
 		{"selfheal", func(b *testing.B) func(context.Context) error {
 			p, err := heal.New(heal.Config{
-				Retry:    retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond})},
-				Breaker:  breaker.Config{ConsecutiveFailures: 5, OpenDuration: healOpenFor},
-				Timeout:  time.Second,
-				Bulkhead: heal.BulkheadConfig{MaxConcurrent: 100},
+				Retry:    &retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond})},
+				Breaker:  &breaker.Config{ConsecutiveFailures: 5, OpenDuration: healOpenFor},
+				Timeout:  &heal.TimeoutConfig{Timeout: time.Second},
+				Bulkhead: &heal.BulkheadConfig{MaxConcurrent: 100},
 			})
 			if err != nil {
 				b.Fatal(err)

@@ -30,14 +30,17 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/selfheal-go/selfheal/breaker"
 	"github.com/selfheal-go/selfheal/heal"
+	"github.com/selfheal-go/selfheal/retry"
 )
 
 func healOK(context.Context) error { return nil }
 
 func healPipeline(b *testing.B) *heal.Pipeline {
 	b.Helper()
-	p, err := heal.New(heal.Config{Timeout: time.Second, Bulkhead: heal.BulkheadConfig{MaxConcurrent: 1 << 16}})
+	p, err := heal.New(heal.Config{Retry: &retry.Config{}, Breaker: &breaker.Config{},
+		Timeout: &heal.TimeoutConfig{Timeout: time.Second}, Bulkhead: &heal.BulkheadConfig{MaxConcurrent: 1 << 16}})
 	if err != nil {
 		b.Fatal(err)
 	}
