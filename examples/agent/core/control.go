@@ -79,7 +79,7 @@ func (a *Agent) Handler() http.Handler {
 		}
 	}
 	mux.HandleFunc("POST /scale", control(func(r *http.Request) (string, error) {
-		service, err := name(r, "service")
+		service, err := formName(r, "service")
 		if err != nil {
 			return "", err
 		}
@@ -94,7 +94,7 @@ func (a *Agent) Handler() http.Handler {
 		return fmt.Sprintf("scale %s: %d -> %d replicas", service, from, n), nil
 	}))
 	mux.HandleFunc("POST /update", control(func(r *http.Request) (string, error) {
-		service, err := name(r, "service")
+		service, err := formName(r, "service")
 		if err != nil {
 			return "", err
 		}
@@ -112,7 +112,7 @@ func (a *Agent) Handler() http.Handler {
 		return fmt.Sprintf("update %s: %s -> %s, rolling", service, from, v), nil
 	}))
 	mux.HandleFunc("POST /node", control(func(r *http.Request) (string, error) {
-		node, err := name(r, "name")
+		node, err := formName(r, "name")
 		if err != nil {
 			return "", err
 		}
@@ -129,8 +129,8 @@ func (a *Agent) Handler() http.Handler {
 	return a.Protect(mux)
 }
 
-// name returns the form value key, a name of at most 63 bytes.
-func name(r *http.Request, key string) (string, error) {
+// formName returns the form value key, a name of 1 to 63 bytes.
+func formName(r *http.Request, key string) (string, error) {
 	v := r.Form.Get(key)
 	if v == "" || len(v) > maxName {
 		return "", fmt.Errorf("agent: %s: want a name of 1 to %d bytes", key, maxName)
