@@ -111,19 +111,34 @@ func TestHedgeCallCarriesWinner(t *testing.T) {
 	})
 }
 
+// The delay follows the configured percentile of the observed latencies, recomputed
+// every 32 samples: with latencies of 1ms, 2ms, ... 100ms, the last recomputation
+// (96 samples) puts p90 at 87ms and p50 at 49ms, neither of which is the maximum
+// (96ms) nor the minimum.
 func TestHedgePercentile(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h, err := heal.NewHedge(heal.HedgeConfig{Delay: time.Second, Percentile: 0.9, MinDelay: 5 * time.Millisecond})
-		require.NoError(t, err)
-		for i := range 100 {
-			lat := 10 * time.Millisecond
-			if i%10 == 0 {
-				lat = 50 * time.Millisecond
+	for _, tt := range []struct {
+		percentile float64
+		want       time.Duration
+	}{
+		{0.9, 87 * time.Millisecond},
+		{0.5, 49 * time.Millisecond},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			h, err := heal.NewHedge(heal.HedgeConfig{Delay: time.Second, Percentile: tt.percentile, MinDelay: time.Millisecond})
+			require.NoError(t, err)
+			for i := range 100 {
+				lat := time.Duration(i+1) * time.Millisecond
+				var calls atomic.Int32
+				require.NoError(t, h.Do(context.Background(), func(ctx context.Context) error {
+					if calls.Add(1) > 1 {
+						return sleepOrCancel(ctx, time.Hour) // a hedge never wins
+					}
+					return sleepOrCancel(ctx, lat)
+				}))
 			}
-			require.NoError(t, h.Do(context.Background(), func(ctx context.Context) error { return sleepOrCancel(ctx, lat) }))
-		}
-		assert.Equal(t, 50*time.Millisecond, h.Delay())
-	})
+			assert.Equal(t, tt.want, h.Delay(), "p%v", tt.percentile*100)
+		})
+	}
 }
 
 func TestHedgePanics(t *testing.T) {

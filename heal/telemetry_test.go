@@ -103,3 +103,20 @@ func TestMiddlewareTelemetry(t *testing.T) {
 	assert.EqualValues(t, 1, mp.Int64Sum("selfheal.heal.server.shed",
 		attribute.String("selfheal.policy", "server"), attribute.String("selfheal.reason", "rate")))
 }
+
+// The adaptive limit's gauge reports the current limit each time it changes.
+func TestAdaptiveLimitGauge(t *testing.T) {
+	mp := oteltest.NewMeterProvider()
+	alg, err := heal.NewAIMD(heal.AIMDConfig{InitialLimit: 10, MinLimit: 1, MaxLimit: 100})
+	require.NoError(t, err)
+	l, err := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", Algorithm: alg, MeterProvider: mp})
+	require.NoError(t, err)
+	attrs := policyAttrs("limit", "search")
+	for want := int64(9); want >= 7; want-- {
+		_ = l.Do(context.Background(), func(context.Context) error { return context.DeadlineExceeded })
+		got, ok := mp.Int64Gauge("selfheal.heal.limit.limit", attrs...)
+		require.True(t, ok, "no limit recorded")
+		assert.Equal(t, want, got)
+		assert.EqualValues(t, want, l.Limit())
+	}
+}
