@@ -737,7 +737,10 @@ func privateInfo(path string, fi os.FileInfo, dir bool) error {
 		return fmt.Errorf("%s: owned by uid %d, not by this user (uid %d): refusing it", path, st.Uid, os.Geteuid())
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s: writable by other users (mode %04o): refusing it; make it 0%o", path, fi.Mode().Perm(), map[bool]int{true: 0o700, false: 0o600}[dir])
+		if dir {
+			return fmt.Errorf("%s: writable by other users (mode %04o): refusing it; keep the state file in a directory only this user may write (0700)", path, fi.Mode().Perm())
+		}
+		return fmt.Errorf("%s: writable by other users (mode %04o): refusing it; make it 0600", path, fi.Mode().Perm())
 	}
 	return nil
 }
