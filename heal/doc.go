@@ -36,9 +36,11 @@
 // Contract: a Policy never calls fn after its Do has returned (even a hedge waits for
 // its losers), and context is passed, never stored.
 //
-// # The default order
+// # The Pipeline and its order
 //
-// The ready-made [Pipeline], which [New] builds from one [Config], wraps a call as
+// The ready-made [Pipeline], which [New] builds from one [Config], has the stages the
+// Config names (each a pointer to its own configuration; nil leaves it out, and the
+// zero Config has none) and always nests them in this order:
 //
 //	fallback( retry( breaker( rate limit( timeout( bulkhead( fn ))))))
 //
@@ -53,44 +55,83 @@
 //     eat into the call's own time budget, and inside the breaker and retry so that
 //     every attempt, including retries, spends a token: retries cannot exceed the
 //     rate the dependency was promised.
-//   - The breaker sees every attempt's outcome, timeouts included, and fails fast
-//     while open. It is inside retry so that each attempt is judged separately and
-//     an open breaker stops a retry loop at once (its error is not retried and
-//     carries how long the circuit stays open).
-//   - Rejections by the rate limit and the bulkhead are not failures of the
-//     dependency, and counting them as successes would hide failures (a run of
-//     timeouts broken by rejections would never trip the breaker). So the pipeline
-//     decides admission by the rate limit and the bulkhead before the breaker's:
-//     a rejected attempt never reaches the breaker, and an admitted one is judged
-//     by it, with the timeout running over the wait for a slot and the call. The
-//     price: an attempt that an open breaker refuses has already spent a rate-limit
-//     token. [Chain] with the same policies nests them strictly instead; the
-//     breaker's Classify then classifies rejections like any other error (by
-//     default, as failures).
-//   - Retry is outside everything that may fail transiently, so that a timed-out or
-//     rejected attempt is tried again after a backoff, and inside the fallback so
-//     that the fallback is the last resort, used only after the retries are spent.
+//   - The breaker is outside the rate limit, so that an open breaker refuses a call
+//     before it spends a token. It sees every attempt's outcome, timeouts included
+//     (failures), and fails fast while open. The rejections of the rate limit and
+//     the bulkhead inside it are not failures of the dependency, and counting them
+//     as successes would hide failures (a run of timeouts broken by rejections would
+//     never trip the breaker): the Pipeline's breaker classifies them
+//     [github.com/selfheal-go/selfheal.Ignored], counted neither way, before its own Classify is asked.
+//   - Retry is outside the breaker so that each attempt is judged separately and an
+//     open breaker stops a retry loop at once (its error is not retried and carries
+//     how long the circuit stays open). It is outside everything that may fail
+//     transiently, so that a timed-out or rejected attempt is tried again after a
+//     backoff ([DefaultRetryClassify]), and inside the fallback so that the fallback
+//     is the last resort, used only after the retries are spent.
 //   - The fallback is outermost: whatever failed, after all the rest, the caller
 //     gets the substitute.
 //
-// [Chain] lets you choose another order where these reasons do not hold; give a
-// retry policy in a chain [DefaultRetryClassify] as its Classify, so that it retries
-// this package's timeouts and rejections and not an open breaker.
+// Beyond the stages it is given, the Pipeline adds nothing but the two
+// classifications above and the stages' default names and meter provider (see
+// [Config]). [Chain] composes the same policies in any other order, strictly nested;
+// give a retry policy in a chain [DefaultRetryClassify] as its Classify, so that it
+// retries this package's timeouts and rejections and not an open breaker, and a
+// breaker a Classify that ignores rejections if it sits around a bulkhead or a rate
+// limit.
+//
+// # Classification
+//
+// Every policy here that judges a call takes a Classify field of type
+// [github.com/selfheal-go/selfheal.Classifier], as the breaker and retry packages do: [Fallback]
+// ([DefaultFallbackClassify]: replace every error but the caller's cancellation),
+// [Transport] ([DefaultTransportClassify], which judges the *http.Response: 5xx and
+// 429 are failures, 501 and 505 are ignored) and [AdaptiveLimit]
+// ([DefaultLimitClassify]: timeouts and rejections are drops). [Call] returns, with
+// the error, the value the last run of fn returned; [CallWithFallback] shows that
+// value to its classifier, so that a result can be replaced as well as an error.
+//
+// # Configuration
+//
+// Every constructor takes a Config passed by value whose zero fields mean the
+// documented defaults, and reports an invalid field with an error that matches
+// [ErrInvalidConfig] and is a *[ConfigError] naming it. A limit that can be turned
+// off says so and takes [Off]: MiddlewareConfig.MaxConcurrent (zero means 1000),
+// TransportConfig's MaxDrain, DrainTimeout and ResponseHeaderTimeout. A bulkhead's
+// MaxConcurrent has a default (25) and no Off: a Pipeline without a bulkhead simply
+// has no Bulkhead stage.
 //
 // # HTTP
 //
 // [Middleware] guards a server: panic recovery (500, logged with the stack),
 // shedding by concurrency (503 with Retry-After) and by rate (429 with Retry-After),
 // a request timeout, and a [Recorder] of latency percentiles, in-flight, shed
-// requests and throughput over a sliding window.
+// requests and throughput over a sliding window. It guarantees, whatever the handler
+// does:
+//
+//   - One response per request, and only its own bytes: every request gets a new
+//     writer, never reused, and once the handler has returned, a goroutine it left
+//     behind writes nowhere (its writes return [ErrResponseDone]) and cannot crash
+//     the server, as with plain net/http.
+//   - With a Timeout, an answer by the deadline: a handler that ignores its context
+//     runs on its own goroutine, the client gets 503 at the deadline (as with
+//     [net/http.TimeoutHandler]) and the handler's late writes go nowhere; a
+//     response already started is aborted so that the client sees it is
+//     incomplete. The handler keeps its concurrency slot until it returns: a stuck
+//     handler still counts against MaxConcurrent.
 //
 // [Transport] guards a client: a circuit breaker per host, retries only for
 // idempotent requests (by method, or carrying an Idempotency-Key header) with the
-// body replayed through GetBody, 5xx and 429 counted as failures, Retry-After
-// honoured (through the retry package's server-delay mechanism: the failed attempt's
-// *[StatusError] carries the delay), and the body of every failed attempt drained and
-// closed so that no connection leaks. When the last attempt fails with a status, the
-// caller gets that response, as from any RoundTripper.
+// body replayed through GetBody, 5xx (but 501 and 505) and 429 counted as failures,
+// Retry-After honoured in both its forms, seconds and HTTP-date (through the retry
+// package's server-delay mechanism: the failed attempt's *[StatusError] carries the
+// delay), and the body of every failed attempt drained and closed so that no
+// connection leaks. The drain is bounded in bytes (MaxDrain) and in time
+// (DrainTimeout): a failed response's slow body never holds up the retry or the
+// caller. A zero-config Transport bounds the wait for response headers (30s). When
+// the last attempt fails with a status, the caller gets that response, as from any
+// RoundTripper: check its status. The Transport is a complete retry layer for HTTP:
+// do not wrap its requests in another retry policy (a Pipeline's), whose attempts
+// would multiply its own.
 //
 // Put the Middleware outermost in the handler chain and mount the probe endpoints
 // outside it (or mark them with MiddlewareConfig.Exempt), so that an overloaded
