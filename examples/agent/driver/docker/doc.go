@@ -82,8 +82,8 @@
 // comes back must leave the swarm and join it again.
 //
 // On the test-host lab (.ci/docker/lab.sh: hosts in network namespaces, each with its
-// own engine), a killed worker's replicas served elsewhere 3.1-3.8 s after the kill
-// with the guard, 18-20 s with Swarm alone, on a loaded 2-core machine. lab_test.go
+// own engine), a killed worker's replicas served elsewhere 2.8-3.9 s after the kill
+// with the guard, 17-20 s with Swarm alone, on a loaded 2-core machine. lab_test.go
 // runs these cases; CI starts the lab through .ci/services.d/lab.sh.
 //
 // # Errors

@@ -396,7 +396,6 @@ func TestLabStopLeavesNothing(t *testing.T) {
 	lab(t) // only where a lab can run
 	dir := fmt.Sprintf("/tmp/shlt-%04x", rand.IntN(1<<16))
 	env := []string{"SELFHEAL_LAB_DIR=" + dir, "SELFHEAL_LAB_PREFIX=shlt", "SELFHEAL_LAB_NET=10.214.0"}
-	ifacesBefore := interfaces(t)
 	_, etcDockerErr := os.Stat("/etc/docker")
 	t.Cleanup(func() { runLab(t, env, "stop") })
 
@@ -428,13 +427,14 @@ func TestLabStopLeavesNothing(t *testing.T) {
 		return strings.Count(out, "Running") == 2, out
 	})
 	require.NotEmpty(t, labLeftovers(t, dir, "shlt"), "the lab is running: leftovers() sees nothing")
+	require.Empty(t, hostLabInterfaces(t, "shlt", "10.214.0."), "the lab added to the machine's own namespace")
 	runLab(t, env, "kill-host", "shlt2")
 
 	start = time.Now()
 	runLab(t, env, "stop")
 	t.Logf("FIGURE lab of 2 hosts stopped in %v", time.Since(start).Round(10*time.Millisecond))
 	require.Empty(t, labLeftovers(t, dir, "shlt"))
-	require.Equal(t, ifacesBefore, interfaces(t), "interfaces of the machine's own namespace changed")
+	require.Empty(t, hostLabInterfaces(t, "shlt", "10.214.0."))
 	_, err := os.Stat("/etc/docker")
 	require.Equal(t, os.IsNotExist(etcDockerErr), os.IsNotExist(err), "/etc/docker")
 	runLab(t, env, "stop") // idempotent
@@ -478,14 +478,26 @@ func labLeftovers(t *testing.T, dir, prefix string) []string {
 	return out
 }
 
-func interfaces(t *testing.T) []string {
+// hostLabInterfaces lists the interfaces of the machine's own network namespace that
+// the lab could have made: named after its prefix or its bridge ports, or with an
+// address in its subnet.
+func hostLabInterfaces(t *testing.T, prefix, subnet string) []string {
 	t.Helper()
 	ifs, err := net.Interfaces()
 	require.NoError(t, err)
 	var out []string
 	for _, i := range ifs {
 		addrs, _ := i.Addrs()
-		out = append(out, fmt.Sprint(i.Name, addrs))
+		bad := strings.HasPrefix(i.Name, prefix)
+		if len(i.Name) > 1 && i.Name[0] == 'p' && strings.Trim(i.Name[1:], "0123456789") == "" {
+			bad = true
+		}
+		for _, a := range addrs {
+			bad = bad || strings.HasPrefix(a.String(), subnet)
+		}
+		if bad {
+			out = append(out, fmt.Sprint(i.Name, addrs))
+		}
 	}
 	return out
 }
