@@ -275,8 +275,9 @@ type AdaptiveLimit struct {
 	rejectEv   event
 }
 
-// NewAdaptiveLimit returns a limit configured by cfg.
-func NewAdaptiveLimit(cfg AdaptiveLimitConfig) (*AdaptiveLimit, error) {
+// NewAdaptiveLimit returns a limit configured by cfg. No setting of cfg can be
+// invalid, so it returns no error.
+func NewAdaptiveLimit(cfg AdaptiveLimitConfig) *AdaptiveLimit {
 	if cfg.Name == "" {
 		cfg.Name = "limit"
 	}
@@ -298,7 +299,7 @@ func NewAdaptiveLimit(cfg AdaptiveLimitConfig) (*AdaptiveLimit, error) {
 		rejectEv:   newEvent("selfheal.limit.rejected", attrs...),
 	}
 	l.limit.Store(int64(max(1, cfg.Algorithm.Limit())))
-	return l, nil
+	return l
 }
 
 // Name returns the limit's name.

@@ -19,8 +19,7 @@ import (
 // simulated seconds, and returns the limits seen over the last 4 seconds.
 func simulate(t *testing.T, alg heal.LimitAlgorithm) (lo, hi int) {
 	const capacity, base = 20, 10 * time.Millisecond
-	l, err := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Algorithm: alg})
-	require.NoError(t, err)
+	l := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Algorithm: alg})
 	var inFlight atomic.Int64
 	dependency := func(ctx context.Context) error {
 		n := inFlight.Add(1)

@@ -75,8 +75,7 @@ func TestAdaptiveLimitRejects(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		alg, err := heal.NewAIMD(heal.AIMDConfig{InitialLimit: 2, MinLimit: 1, MaxLimit: 4})
 		require.NoError(t, err)
-		l, err := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "db", Algorithm: alg})
-		require.NoError(t, err)
+		l := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "db", Algorithm: alg})
 		assert.Equal(t, 2, l.Limit())
 		release := make(chan struct{})
 		var wg sync.WaitGroup
@@ -107,8 +106,7 @@ func TestAdaptiveLimitRejects(t *testing.T) {
 }
 
 func TestAdaptiveLimitDefaultsAndPanic(t *testing.T) {
-	l, err := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{})
-	require.NoError(t, err)
+	l := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{})
 	assert.Equal(t, 20, l.Limit())
 	assert.Equal(t, "limit", l.Name())
 	assert.Panics(t, func() { _ = l.Do(context.Background(), func(context.Context) error { panic("x") }) })

@@ -48,7 +48,7 @@ func BenchmarkPolicies(b *testing.B) {
 	bh, _ := heal.NewBulkhead(heal.BulkheadConfig{})
 	rl, _ := heal.NewRateLimit(heal.RateLimitConfig{Rate: 1e12})
 	to, _ := heal.NewTimeout(heal.TimeoutConfig{Timeout: time.Second})
-	al, _ := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{})
+	al := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{})
 	fb, _ := heal.NewFallback(heal.FallbackConfig{Func: func(context.Context, error) error { return nil }})
 	for _, bc := range []struct {
 		name string

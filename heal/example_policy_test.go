@@ -91,7 +91,7 @@ func ExampleHedge() {
 // An adaptive limit finds the concurrency a dependency can take.
 func ExampleAdaptiveLimit() {
 	alg, _ := heal.NewAIMD(heal.AIMDConfig{InitialLimit: 10, MinLimit: 1, MaxLimit: 100})
-	l, _ := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", Algorithm: alg})
+	l := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", Algorithm: alg})
 	for range 3 {
 		_ = l.Do(context.Background(), func(context.Context) error { return context.DeadlineExceeded })
 	}

@@ -249,8 +249,7 @@ func TestMiddlewareAdaptiveLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		alg, err := heal.NewAIMD(heal.AIMDConfig{InitialLimit: 1, MinLimit: 1, MaxLimit: 1})
 		require.NoError(t, err)
-		lim, err := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Algorithm: alg})
-		require.NoError(t, err)
+		lim := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Algorithm: alg})
 		m, err := heal.NewMiddleware(heal.MiddlewareConfig{Limit: lim})
 		require.NoError(t, err)
 		release := make(chan struct{})

@@ -57,8 +57,7 @@ func TestTelemetry(t *testing.T) {
 			return nil
 		}))
 
-		al, err := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", MeterProvider: mp})
-		require.NoError(t, err)
+		al := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", MeterProvider: mp})
 		release := make(chan struct{})
 		var wg sync.WaitGroup
 		blockIn(t, al, al.Limit(), release, &wg)
@@ -109,8 +108,7 @@ func TestAdaptiveLimitGauge(t *testing.T) {
 	mp := oteltest.NewMeterProvider()
 	alg, err := heal.NewAIMD(heal.AIMDConfig{InitialLimit: 10, MinLimit: 1, MaxLimit: 100})
 	require.NoError(t, err)
-	l, err := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", Algorithm: alg, MeterProvider: mp})
-	require.NoError(t, err)
+	l := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", Algorithm: alg, MeterProvider: mp})
 	attrs := policyAttrs("limit", "search")
 	for want := int64(9); want >= 7; want-- {
 		_ = l.Do(context.Background(), func(context.Context) error { return context.DeadlineExceeded })
