@@ -208,10 +208,10 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		m.shed(ctx, w, http.StatusServiceUnavailable, m.retryAfter, "overloaded", m.shedConc)
 		return
 	}
-	c := &served{m: m, ctx: ctx, start: start}
+	var tok LimitToken
 	if m.limit != nil {
 		var ok bool
-		if c.tok, ok = m.limit.Acquire(ctx); !ok {
+		if tok, ok = m.limit.Acquire(ctx); !ok {
 			m.inFlight.Add(-1)
 			m.shed(ctx, w, http.StatusServiceUnavailable, m.retryAfter, "overloaded", m.shedConc)
 			return
@@ -219,14 +219,22 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 	// A new writer for every request, never pooled: a goroutine started by the
 	// handler may hold it after the handler returned, and its late writes must reach
-	// nothing (they return ErrResponseDone), never another request's response.
-	rw := &respWriter{w: w}
+	// nothing (they return ErrResponseDone), never another request's response. The
+	// request's state shares its allocation.
+	st := &servedWriter{rw: respWriter{w: w}, c: served{m: m, ctx: ctx, start: start, tok: tok}}
+	rw, c := &st.rw, &st.c
 	if m.timeout <= 0 {
 		defer c.inline(rw, r)
 		next.ServeHTTP(rw, r)
 		return
 	}
 	c.timed(rw, r, next)
+}
+
+// servedWriter is a request's writer and state, allocated together.
+type servedWriter struct {
+	rw respWriter
+	c  served
 }
 
 // served is one admitted request, from admission to the end of its handler (which,
