@@ -183,8 +183,10 @@ func pipelineBreakerClassify(user selfheal.Classifier) selfheal.Classifier {
 // ([selfheal.Failure]), and everything else is retry.DefaultClassify's call. Use it as
 // retry.Config.Classify.
 func DefaultRetryClassify(result any, err error) selfheal.Outcome {
-	return pipelineRetryClassify(nil)(result, err)
+	return defaultRetryClassify(result, err)
 }
+
+var defaultRetryClassify = pipelineRetryClassify(nil)
 
 func pipelineRetryClassify(user selfheal.Classifier) selfheal.Classifier {
 	if user == nil {
