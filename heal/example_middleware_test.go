@@ -46,3 +46,23 @@ func ExampleMiddleware() {
 	// /hello 200
 	// served 3 panics 1 in flight 0
 }
+
+// A handler that ignores its context does not hold the client past the Timeout: the
+// client gets 503 at the deadline, and what the handler writes later goes nowhere.
+func ExampleMiddlewareConfig_timeout() {
+	m, _ := heal.NewMiddleware(heal.MiddlewareConfig{Timeout: 10 * time.Millisecond})
+	release, late := make(chan struct{}), make(chan error)
+	h := m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // stuck, deaf to r.Context()
+		_, err := io.WriteString(w, "too late")
+		late <- err
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	close(release)
+	fmt.Print(rec.Code, " ", rec.Body.String())
+	fmt.Println(<-late)
+	// Output:
+	// 503 request timed out
+	// http: Handler timeout
+}

@@ -82,6 +82,12 @@ const defaultServerConcurrency = 1000
 //     [Middleware.Snapshot] and the health wiring publish so that an agent can
 //     decide to scale.
 //
+// Whatever the handler does, every request gets a writer of its own, never reused:
+// once the handler has returned (or the Timeout has answered), what a goroutine it
+// left behind writes goes nowhere (the write returns [ErrResponseDone], or
+// [http.ErrHandlerTimeout] after a timeout), never into another request's response,
+// and cannot crash the server.
+//
 // A Middleware is safe for concurrent use and may wrap several handlers, which then
 // share its bounds and recorder. Create it with [NewMiddleware]; the zero value is not usable.
 type Middleware struct {
@@ -486,7 +492,16 @@ func (w *respWriter) finish(code int, msg string, err error) (started bool) {
 	return started
 }
 
-func (w *respWriter) Unwrap() http.ResponseWriter { return w.w }
+// Unwrap returns net/http's writer, for http.ResponseController; nil once the
+// response is finished, so that nothing reaches it through the wrapper any more.
+func (w *respWriter) Unwrap() http.ResponseWriter {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done != nil {
+		return nil
+	}
+	return w.w
+}
 
 func (w *respWriter) Flush() {
 	w.mu.Lock()
