@@ -420,6 +420,8 @@ type respWriter struct {
 	w     http.ResponseWriter
 	own   http.Header // with a Timeout: the handler's header map until it writes
 	wrote bool
+	// hijacked: the handler took the connection over; net/http no longer uses it.
+	hijacked bool
 	done  error // set when the response is finished: what late writes return
 }
 
@@ -477,7 +479,7 @@ func (w *respWriter) Write(p []byte) (int, error) {
 
 // finish ends the response: when nothing was written and code is not 0, it answers
 // code with msg; from then on every write returns err. It reports whether the
-// handler had started the response.
+// handler had started the response (on a connection it did not hijack).
 func (w *respWriter) finish(code int, msg string, err error) (started bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -485,11 +487,20 @@ func (w *respWriter) finish(code int, msg string, err error) (started bool) {
 		return w.wrote
 	}
 	started = w.wrote
-	if !started && code != 0 {
+	switch {
+	case started:
+	case code != 0:
 		http.Error(w.w, msg, code)
+	case w.own != nil:
+		// The handler returned without writing: net/http answers 200 with the
+		// headers it set.
+		h := w.w.Header()
+		for k, v := range w.own {
+			h[k] = v
+		}
 	}
 	w.done = err
-	return started
+	return started && !w.hijacked
 }
 
 // Unwrap returns net/http's writer, for http.ResponseController; nil once the
@@ -523,7 +534,7 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	c, rw, err := http.NewResponseController(w.w).Hijack()
 	if err == nil {
-		w.wrote = true
+		w.wrote, w.hijacked = true, true
 	}
 	return c, rw, err
 }

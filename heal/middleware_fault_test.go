@@ -170,3 +170,24 @@ func TestMiddlewarePanicAndTimeoutCounters(t *testing.T) {
 	assert.EqualValues(t, 2, mp.Int64Sum("selfheal.heal.server.panics", server))
 	assert.EqualValues(t, 1, mp.Int64Sum("selfheal.heal.server.timeouts", server))
 }
+
+// With a Timeout the handler writes to headers of its own until it starts the
+// response: they reach the client when it writes, and when it returns without
+// writing; never after the deadline.
+func TestMiddlewareTimeoutKeepsTheHandlersHeaders(t *testing.T) {
+	_, srv := newServer(t, heal.MiddlewareConfig{Timeout: time.Minute},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Handler", r.URL.Path)
+			if r.URL.Path == "/write" {
+				w.WriteHeader(http.StatusCreated)
+			}
+		}))
+	for _, tt := range []struct {
+		path string
+		code int
+	}{{"/write", http.StatusCreated}, {"/silent", http.StatusOK}} {
+		resp, _ := get(t, srv.Client(), srv.URL+tt.path)
+		assert.Equal(t, tt.code, resp.StatusCode)
+		assert.Equal(t, tt.path, resp.Header.Get("X-Handler"))
+	}
+}
