@@ -30,7 +30,9 @@
 //     read moves open to half-open, its window rounds up, its half-open state can
 //     wait forever), and the peer benchmarks still measure against it.
 //   - [github.com/selfheal-go/selfheal/retry]: retries with jitter, limits, a retry
-//     budget and Retry-After, on cenkalti/backoff v4.
+//     budget and Retry-After, in a loop of its own that allocates nothing on success
+//     (it honours cenkalti/backoff v4's Permanent errors, so code written for that
+//     library keeps working).
 //   - [github.com/selfheal-go/selfheal/health]: checks, the Kubernetes-style probe
 //     endpoints /livez, /readyz and /startupz, and the health document
 //     (application/health+json) that the agent reads.
@@ -86,7 +88,7 @@
 //   - Results on error. The generic helpers (breaker.Call, retry.Call, heal.Call)
 //     return, with the error, the value that the last run of fn (or the fallback)
 //     returned; the zero value when fn never ran (a rejection).
-//   - Engines stay inside. No type of an engine (cenkalti/backoff, x/time/rate) appears
+//   - Engines stay inside. No type of an engine (x/time/rate, cenkalti/backoff) appears
 //     in an exported signature; moving to a new major version of an engine is not a
 //     new major version of selfheal.
 //   - The exported API is kept in api/ as a golden file that CI checks; every change to
