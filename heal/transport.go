@@ -131,9 +131,11 @@ type TransportConfig struct {
 // Transport is an [http.RoundTripper] that heals the client side of HTTP: a
 // circuit breaker per host ([breaker.Group]) fails fast while a host is down;
 // idempotent requests are retried with backoff (their bodies replayed through
-// GetBody), honouring Retry-After; 5xx and 429 responses count as failures for both;
-// and the body of every failed attempt is drained and closed so that no connection
-// leaks. When the last attempt fails with a status, the caller gets that response,
+// GetBody), honouring Retry-After (seconds or HTTP-date); the responses its Classify
+// judges failures (by default 5xx but 501 and 505, and 429) count as failures for
+// both; and the body of every failed attempt is drained, within DrainTimeout and
+// MaxDrain, and closed, so that no connection leaks and no slow body holds the
+// caller. When the last attempt fails with a status, the caller gets that response,
 // as from any transport; errors are returned only when no response is to be had
 // (the breaker was open, the network failed, the context ended).
 //
