@@ -422,7 +422,7 @@ type respWriter struct {
 	wrote bool
 	// hijacked: the handler took the connection over; net/http no longer uses it.
 	hijacked bool
-	done  error // set when the response is finished: what late writes return
+	done     error // set when the response is finished: what late writes return
 }
 
 func (w *respWriter) Header() http.Header {
