@@ -64,8 +64,10 @@ func DefaultIdempotent(req *http.Request) bool {
 // the response itself. It is what breakers and retry policies see, and what their
 // Classify hooks receive.
 type StatusError struct {
+	// StatusCode is the response's status code (503, say).
 	StatusCode int
-	Status     string
+	// Status is the response's status line ("503 Service Unavailable").
+	Status string
 	// Delay is the delay the response's Retry-After header asked for; 0 without one.
 	Delay time.Duration
 }
