@@ -265,7 +265,8 @@ func (c *served) inline(rw *respWriter, r *http.Request) {
 	if v := recover(); v != nil {
 		p = &handlerPanic{val: v, stack: debug.Stack()}
 	}
-	c.respond(rw, r, p, false)
+	c.end(rw, p, false)
+	c.record()
 	c.handlerDone(r, p, false)
 	if p != nil && p.val == http.ErrAbortHandler {
 		panic(p.val)
@@ -286,51 +287,58 @@ func (c *served) timed(rw *respWriter, r *http.Request, next http.Handler) {
 			if v := recover(); v != nil {
 				p = &handlerPanic{val: v, stack: debug.Stack()}
 			}
-			c.handlerDone(r, p, tctx.Err() == context.DeadlineExceeded && c.ctx.Err() == nil)
+			timedOut := tctx.Err() == context.DeadlineExceeded && c.ctx.Err() == nil
+			c.end(rw, p, timedOut) // at once: nothing may write between the return and the end
+			c.handlerDone(r, p, timedOut)
 			done <- p
 		}()
 		next.ServeHTTP(rw, r)
 	}()
+	var p *handlerPanic
 	select {
-	case p := <-done:
-		c.respond(rw, r, p, tctx.Err() == context.DeadlineExceeded && c.ctx.Err() == nil)
-		if p != nil && p.val == http.ErrAbortHandler {
-			panic(p.val)
-		}
+	case p = <-done:
 	case <-tctx.Done():
+		code, msg, err := http.StatusServiceUnavailable, "request timed out", http.ErrHandlerTimeout
 		if c.ctx.Err() != nil {
-			// The client is gone: nothing to answer.
-			rw.finish(0, "", ErrResponseDone)
-			c.record()
-			return
+			code, msg, err = 0, "", ErrResponseDone // the client is gone: nothing to answer
 		}
-		// The handler ignored its deadline: answer 503 now, unless it has started its
-		// response, and send its late writes nowhere.
-		c.m.timeouts.add(c.ctx, 1)
-		started := rw.finish(http.StatusServiceUnavailable, "request timed out", http.ErrHandlerTimeout)
+		first, started := rw.finish(code, msg, err)
+		if !first {
+			p = <-done // the handler ended the response a moment ago, and is ending
+			break
+		}
 		c.record()
-		if started {
-			// Part of a response went out and the rest never will: abort the
-			// connection so that the client sees the response is incomplete.
-			panic(http.ErrAbortHandler)
+		if code != 0 {
+			// The handler ignored its deadline: the client got its 503 now, unless
+			// the response had started, and the handler's late writes go nowhere.
+			c.m.timeouts.add(c.ctx, 1)
+			if started {
+				// Part of a response went out and the rest never will: abort the
+				// connection so that the client sees the response is incomplete.
+				panic(http.ErrAbortHandler)
+			}
 		}
+		return
+	}
+	c.record()
+	if p != nil && p.val == http.ErrAbortHandler {
+		panic(p.val)
 	}
 }
 
-// respond finishes the response once the handler returned: 500 after a panic, 503
-// after a timeout, when nothing was written; then records the request.
-func (c *served) respond(rw *respWriter, r *http.Request, p *handlerPanic, timedOut bool) {
+// end finishes the response once the handler has returned: 500 after a panic, 503
+// after a timeout, when nothing was written.
+func (c *served) end(rw *respWriter, p *handlerPanic, timedOut bool) {
 	switch {
 	case p != nil && p.val != http.ErrAbortHandler:
 		rw.finish(http.StatusInternalServerError, "internal server error", ErrResponseDone)
 	case p == nil && timedOut:
-		if !rw.finish(http.StatusServiceUnavailable, "request timed out", ErrResponseDone) {
+		if first, started := rw.finish(http.StatusServiceUnavailable, "request timed out", ErrResponseDone); first && !started {
 			c.m.timeouts.add(c.ctx, 1)
 		}
 	default:
 		rw.finish(0, "", ErrResponseDone)
 	}
-	c.record()
 }
 
 // record records the request's latency.
@@ -478,13 +486,14 @@ func (w *respWriter) Write(p []byte) (int, error) {
 }
 
 // finish ends the response: when nothing was written and code is not 0, it answers
-// code with msg; from then on every write returns err. It reports whether the
-// handler had started the response (on a connection it did not hijack).
-func (w *respWriter) finish(code int, msg string, err error) (started bool) {
+// code with msg; from then on every write returns err. It reports whether this call
+// ended the response (false: it had ended already, and nothing changed), and whether
+// the handler had started it (on a connection it did not hijack).
+func (w *respWriter) finish(code int, msg string, err error) (first, started bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done != nil {
-		return w.wrote
+		return false, w.wrote && !w.hijacked
 	}
 	started = w.wrote
 	switch {
@@ -500,7 +509,7 @@ func (w *respWriter) finish(code int, msg string, err error) (started bool) {
 		}
 	}
 	w.done = err
-	return started && !w.hijacked
+	return true, started && !w.hijacked
 }
 
 // Unwrap returns net/http's writer, for http.ResponseController; nil once the

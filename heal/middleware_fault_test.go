@@ -23,17 +23,23 @@ import (
 // nobody (the write fails with ErrResponseDone), and must never crash the server.
 // With pooled writers, a victim received the leaker's secret before its own body.
 func TestMiddlewareLateWritesReachNobody(t *testing.T) {
+	t.Run("inline", func(t *testing.T) { testLateWrites(t, heal.MiddlewareConfig{}) })
+	t.Run("with timeout", func(t *testing.T) { testLateWrites(t, heal.MiddlewareConfig{Timeout: time.Minute}) })
+}
+
+func testLateWrites(t *testing.T, cfg heal.MiddlewareConfig) {
 	var (
-		mu     sync.Mutex
-		leaked = map[string]http.ResponseWriter{}
+		mu      sync.Mutex
+		pending = map[string]http.ResponseWriter{} // the handler has not returned yet
+		leaked  = map[string]http.ResponseWriter{} // its client got the response
 	)
 	lateErrs := make(chan error, 1000)
-	_, srv := newServer(t, heal.MiddlewareConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, srv := newServer(t, cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
 		switch r.URL.Path {
 		case "/leak":
 			mu.Lock()
-			leaked[id] = w // as a goroutine started by the handler would hold it
+			pending[id] = w // as a goroutine started by the handler would hold it
 			mu.Unlock()
 			_, _ = io.WriteString(w, "leaker")
 		case "/victim":
@@ -59,6 +65,9 @@ func TestMiddlewareLateWritesReachNobody(t *testing.T) {
 				resp, body := get(t, c, srv.URL+"/leak?id="+id)
 				assert.Equal(t, http.StatusOK, resp.StatusCode)
 				assert.Equal(t, "leaker", body)
+				mu.Lock()
+				leaked[id] = pending[id] // its response is complete: from now on it is a late writer
+				mu.Unlock()
 				resp, body = get(t, c, srv.URL+"/victim?id="+id)
 				assert.Equal(t, http.StatusOK, resp.StatusCode)
 				assert.Equal(t, "victim-"+id, body, "a victim received another request's bytes")
