@@ -45,9 +45,9 @@ type MiddlewareConfig struct {
 	// Unavailable if nothing was written yet, whether or not the handler watches its
 	// context. The handler then runs on its own goroutine; what it writes after
 	// the deadline goes nowhere (its writes return [http.ErrHandlerTimeout]). A
-	// handler that has started its response when the deadline passes has its
-	// connection aborted ([http.ErrAbortHandler]), so that the client sees the
-	// response is incomplete. Zero means no timeout (the handler runs on the
+	// handler that has started its response and is still running when the deadline
+	// passes has its connection aborted ([http.ErrAbortHandler]), so that the
+	// client sees the response is incomplete. Zero means no timeout (the handler runs on the
 	// serving goroutine); negative is invalid.
 	Timeout time.Duration
 	// RetryAfter is the Retry-After of a 503, rounded up to whole seconds.
