@@ -67,8 +67,11 @@
 //   - Construction. Everything a user configures is built by New (the package's main
 //     type) or NewX (type X) from a Config (XConfig) struct passed by value:
 //     breaker.New(breaker.Config{Name: "payments"}). The name is always the Config's
-//     Name field. A zero Config is valid, and every field documents its default.
-//     Constructors start no goroutines.
+//     Name field. A zero Config is valid, and every field documents its default; the
+//     only exceptions are the few fields a thing cannot do without (a Timeout's
+//     duration, a RateLimit's rate, a Fallback's function), which say so and whose
+//     absence the constructor reports as a ConfigError. Constructors start no
+//     goroutines.
 //   - Invalid configuration. A constructor that can fail returns an error that matches
 //     the package's ErrInvalidConfig with errors.Is and unwraps, with errors.As, to the
 //     package's *ConfigError, which names the field and the reason. A constructor that
