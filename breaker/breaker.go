@@ -76,7 +76,7 @@ func New(cfg Config) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	inst, err := newInstruments(cfg.MeterProvider)
+	inst, err := newInstruments(cfg.MeterProvider, cfg.TracerProvider)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/selfheal-go/selfheal"
 )
@@ -159,6 +160,11 @@ type Config struct {
 	// MeterProvider provides the meter for the selfheal.breaker.* instruments. Nil
 	// means the global provider.
 	MeterProvider metric.MeterProvider
+
+	// TracerProvider provides the tracer for the selfheal.breaker.state_change span
+	// that each state change records. Nil means the global provider. A rejection is
+	// an event on the caller's span, which needs no provider.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultClassify is the classification used when [Config.Classify] is nil: a nil

@@ -119,18 +119,26 @@
 // [Config.OnStateChange] and [Config.Logger] see every state change, in order, called
 // outside the breaker's locks on the goroutine of the call (or of ForceOpen,
 // ForceClosed, Reset) that made the change. Through the OpenTelemetry API
-// ([Config.MeterProvider], default the global provider) a breaker reports:
+// ([Config.MeterProvider] and [Config.TracerProvider], default the global providers)
+// a breaker reports, with the attribute keys of the scheme shared by every selfheal
+// package (the root package's TELEMETRY.md lists them all):
 //
-//   - selfheal.breaker.calls, a counter of calls by breaker.name and breaker.outcome
-//     (success, failure, excluded, rejected); it is an observable counter: the
-//     breaker counts in atomics and the meter reads them when it collects, so a call
-//     costs an atomic add whether or not an SDK is installed (a synchronous SDK
-//     counter would cost more than the breaker itself). A breaker that a [Group]
-//     evicts stops reporting;
+//   - selfheal.breaker.calls, a counter of calls by selfheal.policy.name and
+//     selfheal.outcome (success, failure, excluded, rejected); it is an observable
+//     counter: the breaker counts in atomics and the meter reads them when it
+//     collects, so a call costs an atomic add whether or not an SDK is installed (a
+//     synchronous SDK counter would cost more than the breaker itself). A breaker
+//     that a [Group] evicts stops reporting;
 //   - selfheal.breaker.state, a gauge: 0 closed, 1 half-open, 2 open;
-//   - selfheal.breaker.transitions, a counter by breaker.from and breaker.to;
-//   - a breaker.rejected event on the caller's span when a call is rejected, if the
-//     span is recording.
+//   - selfheal.breaker.transitions, a counter by selfheal.state.previous and
+//     selfheal.state;
+//   - a selfheal.breaker.state_change span of its own (a root: the call that made the
+//     change is not its cause) for each state change;
+//   - a selfheal.breaker.rejected event on the caller's span when a call is rejected,
+//     if that span is recording, with selfheal.state, selfheal.forced and
+//     selfheal.retry_after (seconds).
+//
+// The log record of a state change uses the same keys.
 //
 // Attribute sets are built when a breaker is created, so a call allocates nothing for
 // telemetry.

@@ -35,8 +35,8 @@ func ExampleConfig_onStateChange() {
 	_ = b.Do(context.Background(), func(context.Context) error { return errors.New("full") })
 	b.ForceClosed()
 	// Output:
-	// level=INFO msg="breaker state changed" breaker=queue from=closed to=open forced=false
+	// level=INFO msg="breaker state changed" selfheal.policy.name=queue selfheal.state.previous=closed selfheal.state=open selfheal.forced=false
 	// hook: queue closed -> open
-	// level=INFO msg="breaker state changed" breaker=queue from=open to=closed forced=true
+	// level=INFO msg="breaker state changed" selfheal.policy.name=queue selfheal.state.previous=open selfheal.state=closed selfheal.forced=true
 	// hook: queue open -> closed
 }

@@ -110,7 +110,7 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	if idle == Off {
 		idle = math.MaxInt64
 	}
-	inst, err := newInstruments(cfg.Breaker.MeterProvider)
+	inst, err := newInstruments(cfg.Breaker.MeterProvider, cfg.Breaker.TracerProvider)
 	if err != nil {
 		return nil, err
 	}

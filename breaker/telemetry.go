@@ -18,12 +18,13 @@ const (
 	metricState       = "selfheal.breaker.state"
 	metricTransitions = "selfheal.breaker.transitions"
 
-	attrName    = attribute.Key("breaker.name")
-	attrOutcome = attribute.Key("breaker.outcome")
-	attrFrom    = attribute.Key("breaker.from")
-	attrTo      = attribute.Key("breaker.to")
+	attrName    = telemetry.KeyPolicyName
+	attrOutcome = telemetry.KeyOutcome
+	attrFrom    = telemetry.KeyStatePrevious
+	attrTo      = telemetry.KeyState
 
-	eventRejected = "breaker.rejected"
+	eventRejected   = "selfheal.breaker.rejected"
+	spanStateChange = "selfheal.breaker.state_change"
 )
 
 // The outcomes counted by selfheal.breaker.calls.
@@ -50,9 +51,10 @@ type instruments struct {
 	transitions metric.Int64Counter
 	state       metric.Int64ObservableGauge
 	meter       metric.Meter
+	tracer      trace.Tracer
 }
 
-func newInstruments(mp metric.MeterProvider) (*instruments, error) {
+func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider) (*instruments, error) {
 	m := telemetry.Meter(mp, "breaker")
 	calls, err := m.Int64ObservableCounter(metricCalls,
 		metric.WithDescription("Calls through circuit breakers, by outcome: success, failure, excluded (neither: the caller's own cancellation) or rejected."),
@@ -72,7 +74,7 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &instruments{calls: calls, transitions: transitions, state: state, meter: m}, nil
+	return &instruments{calls: calls, transitions: transitions, state: state, meter: m, tracer: telemetry.Tracer(tp, "breaker")}, nil
 }
 
 // breakerTelemetry is a breaker's view of the instruments and its call counts, with
@@ -103,12 +105,19 @@ func (t *breakerTelemetry) observeCalls(o metric.Observer) {
 	telemetry.ObserveCounts(o, t.inst.calls, t.calls[:], t.outcome[:])
 }
 
-// transition records and logs a state change (not on a hot path).
+// transition records, traces and logs a state change (not on a hot path). A state
+// change is a span of its own, a root: the call that happened to make it is not its
+// cause, and ForceOpen, ForceClosed and Reset have no context.
 func (t *breakerTelemetry) transition(name string, from, to State, forced bool) {
-	t.inst.transitions.Add(context.Background(), 1, metric.WithAttributes(t.name, attrFrom.String(from.String()), attrTo.String(to.String())))
+	ctx := context.Background()
+	t.inst.transitions.Add(ctx, 1, metric.WithAttributes(t.name, attrFrom.String(from.String()), attrTo.String(to.String())))
+	_, span := t.inst.tracer.Start(ctx, spanStateChange, trace.WithAttributes(
+		t.name, attrFrom.String(from.String()), attrTo.String(to.String()), telemetry.KeyForced.Bool(forced)))
+	span.End()
 	if t.logger != nil {
-		t.logger.LogAttrs(context.Background(), slog.LevelInfo, "breaker state changed",
-			slog.String("breaker", name), slog.String("from", from.String()), slog.String("to", to.String()), slog.Bool("forced", forced))
+		t.logger.LogAttrs(ctx, slog.LevelInfo, "breaker state changed",
+			slog.String(string(attrName), name), slog.String(string(attrFrom), from.String()),
+			slog.String(string(attrTo), to.String()), slog.Bool(string(telemetry.KeyForced), forced))
 	}
 }
 
@@ -120,8 +129,8 @@ func rejectedEvent(ctx context.Context, e *OpenError) {
 	}
 	span.AddEvent(eventRejected, trace.WithAttributes(
 		attrName.String(e.Name),
-		attribute.String("breaker.state", e.State.String()),
-		attribute.Bool("breaker.forced", e.Forced),
-		attribute.Int64("breaker.retry_after_ms", e.RetryAfter().Milliseconds()),
+		attrTo.String(e.State.String()),
+		telemetry.KeyForced.Bool(e.Forced),
+		telemetry.KeyRetryAfter.Float64(e.RetryAfter().Seconds()),
 	))
 }

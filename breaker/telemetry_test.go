@@ -21,7 +21,7 @@ import (
 // gauge collects the state gauge of the breakers reporting to p, by breaker name.
 func gauge(t *testing.T, p *oteltest.MeterProvider) map[string]int64 {
 	t.Helper()
-	return p.Observe(t).Int64By("selfheal.breaker.state", "breaker.name")
+	return p.Observe(t).Int64By("selfheal.breaker.state", "selfheal.policy.name")
 }
 
 func TestTelemetry(t *testing.T) {
@@ -53,10 +53,10 @@ func TestTelemetry(t *testing.T) {
 		require.ErrorIs(t, b.Do(sctx, ok), breaker.ErrOpen)
 		require.ErrorIs(t, b.Do(ctx, ok), breaker.ErrOpen) // no span: no event, no cost
 
-		name := attribute.String("breaker.name", "db")
+		name := attribute.String("selfheal.policy.name", "db")
 		obs := rec.Observe(t)
 		outcome := func(o string) int64 {
-			n, _ := obs.Int64("selfheal.breaker.calls", name, attribute.String("breaker.outcome", o))
+			n, _ := obs.Int64("selfheal.breaker.calls", name, attribute.String("selfheal.outcome", o))
 			return n
 		}
 		assert.Equal(t, int64(1), outcome("success"))
@@ -64,26 +64,26 @@ func TestTelemetry(t *testing.T) {
 		assert.Equal(t, int64(1), outcome("excluded"))
 		assert.Equal(t, int64(2), outcome("rejected"))
 		assert.Equal(t, int64(1), rec.Int64Sum("selfheal.breaker.transitions", name,
-			attribute.String("breaker.from", "closed"), attribute.String("breaker.to", "open")))
+			attribute.String("selfheal.state.previous", "closed"), attribute.String("selfheal.state", "open")))
 		assert.Equal(t, map[string]int64{"db": 2}, gauge(t, rec))
 
-		assert.Equal(t, []string{"breaker.rejected"}, span.EventNames())
+		assert.Equal(t, []string{"selfheal.breaker.rejected"}, span.EventNames())
 		attrs := span.Events()[0].Attributes
-		assert.Contains(t, attrs, attribute.Int64("breaker.retry_after_ms", 1000))
+		assert.Contains(t, attrs, attribute.Float64("selfheal.retry_after", 1))
 		assert.Contains(t, attrs, name)
 
 		// Collecting the metrics after the open wait changes nothing: the breaker stays
 		// open, and no transition is logged or counted, until a call moves it.
 		time.Sleep(time.Second + time.Nanosecond)
 		assert.Equal(t, map[string]int64{"db": 2}, gauge(t, rec), "collection makes no transition")
-		assert.Equal(t, "level=INFO msg=\"breaker state changed\" breaker=db from=closed to=open forced=false\n", logs.String())
+		assert.Equal(t, "level=INFO msg=\"breaker state changed\" selfheal.policy.name=db selfheal.state.previous=closed selfheal.state=open selfheal.forced=false\n", logs.String())
 		assert.Zero(t, rec.Int64Sum("selfheal.breaker.transitions", name,
-			attribute.String("breaker.from", "open"), attribute.String("breaker.to", "half-open")))
+			attribute.String("selfheal.state.previous", "open"), attribute.String("selfheal.state", "half-open")))
 		require.NoError(t, b.Do(ctx, ok))
 		assert.Equal(t, map[string]int64{"db": 0}, gauge(t, rec))
-		assert.Equal(t, "level=INFO msg=\"breaker state changed\" breaker=db from=closed to=open forced=false\n"+
-			"level=INFO msg=\"breaker state changed\" breaker=db from=open to=half-open forced=false\n"+
-			"level=INFO msg=\"breaker state changed\" breaker=db from=half-open to=closed forced=false\n", logs.String())
+		assert.Equal(t, "level=INFO msg=\"breaker state changed\" selfheal.policy.name=db selfheal.state.previous=closed selfheal.state=open selfheal.forced=false\n"+
+			"level=INFO msg=\"breaker state changed\" selfheal.policy.name=db selfheal.state.previous=open selfheal.state=half-open selfheal.forced=false\n"+
+			"level=INFO msg=\"breaker state changed\" selfheal.policy.name=db selfheal.state.previous=half-open selfheal.state=closed selfheal.forced=false\n", logs.String())
 	})
 }
 
@@ -94,7 +94,7 @@ func TestGroupTelemetry(t *testing.T) {
 	require.NoError(t, g.Do(t.Context(), "a", ok))
 	require.Error(t, g.Do(t.Context(), "b", fail))
 	assert.Equal(t, map[string]int64{"hosts/a": 0, "hosts/b": 2}, gauge(t, rec))
-	calls := rec.Observe(t).Int64By("selfheal.breaker.calls", "breaker.name", "breaker.outcome")
+	calls := rec.Observe(t).Int64By("selfheal.breaker.calls", "selfheal.policy.name", "selfheal.outcome")
 	assert.Equal(t, map[string]int64{"hosts/a success": 1, "hosts/b failure": 1}, calls, "counts that are zero are not reported")
 	assert.Len(t, rec.Registrations(), 1, "one gauge callback for the whole group")
 }
