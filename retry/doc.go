@@ -94,16 +94,28 @@
 //
 // # Telemetry
 //
-// Through the OpenTelemetry API ([Config.MeterProvider], nil meaning the global one): the
-// counter "selfheal.retry.attempts" with attribute "outcome" and "retry.policy" when
-// [Config.Name] is set. The outcome of an attempt is success (no error, not judged a
-// failure), retry (a failure followed by a retry), permanent (an error returned without
-// a retry: marked [Permanent], or classified Success or Ignored), exhausted (a failure
-// after which a limit stopped the retries), canceled (a failure after the caller's
-// context was done) or panic. It is an
-// observable counter: a policy counts in atomics and the meter reads them when it
-// collects (a synchronous SDK counter would cost more than a call whose first attempt
-// succeeds); the callback holds the policy weakly. A span event
-// "retry" with "retry.attempt", "retry.delay_ms" and "retry.error" on the span in ctx
-// when it is recording. With [Config.Logger], a Debug record before each retry.
+// Through the OpenTelemetry API ([Config.MeterProvider] and [Config.TracerProvider],
+// nil meaning the global ones), with the attribute keys shared by every selfheal
+// package (the root package's TELEMETRY.md lists them all):
+//
+//   - the counter selfheal.retry.attempts, by selfheal.outcome and, when [Config.Name]
+//     is set, selfheal.policy.name. The outcome of an attempt is success (no error,
+//     not judged a failure), retry (a failure followed by a retry), permanent (an
+//     error returned without a retry: marked [Permanent], or classified Success or
+//     Ignored), exhausted (a failure after which a limit stopped the retries),
+//     canceled (a failure after the caller's context was done) or panic. It is an
+//     observable counter: a policy counts in atomics and the meter reads them when it
+//     collects (a synchronous SDK counter would cost more than a call whose first
+//     attempt succeeds); the callback holds the policy weakly.
+//   - when the span in ctx is recording (the call is part of a sampled trace), one
+//     selfheal.retry.attempt span per attempt, a child of that span, with
+//     selfheal.attempt, and error.type and an Error status when the attempt returned
+//     an error or panicked; and on the caller's span a selfheal.retry.retry event
+//     before each wait (selfheal.attempt, selfheal.delay in seconds, error.type) and a
+//     selfheal.retry.exhausted event when a limit ends the retries (selfheal.attempt,
+//     selfheal.reason, error.type). An error's text is never an attribute: error.type
+//     is its Go type. Outside a recording span no span is started, so tracing costs
+//     a context lookup per attempt.
+//   - with [Config.Logger], a Debug record before each retry (none for giving up: the
+//     caller gets that error), with the same keys and the error itself under "error".
 package retry

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -33,7 +34,7 @@ const (
 // [DefaultClassify] classification, no hooks, telemetry to the global OpenTelemetry
 // providers, no logging.
 type Config struct {
-	// Name identifies the policy in telemetry (attribute "retry.policy") and logs.
+	// Name identifies the policy in telemetry (attribute selfheal.policy.name) and logs.
 	// Empty means no name.
 	Name string
 
@@ -96,6 +97,12 @@ type Config struct {
 	Logger *slog.Logger
 	// MeterProvider provides the attempts counter. Nil means the global provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the selfheal.retry.attempt spans: when the
+	// caller's span is recording, each attempt runs in a span of its own, a child of
+	// the caller's. Nil means the global provider. Without a recording span in the
+	// context no span is started, so tracing costs nothing on calls outside a
+	// sampled trace.
+	TracerProvider trace.TracerProvider
 }
 
 // Outcome attribute values of the "selfheal.retry.attempts" counter.
@@ -141,6 +148,9 @@ type Policy struct {
 	budget         *Budget
 	onRetry        func(context.Context, int, error, time.Duration)
 	logger         *slog.Logger
+	tracer         trace.Tracer
+	spanOpts       []trace.SpanStartOption // the attempt span's, without the attempt number
+	nameAttr       []attribute.KeyValue    // selfheal.policy.name, when the policy has a name
 
 	// Attempts are counted in atomics and reported by an observable counter when
 	// the meter collects: a synchronous SDK counter would cost more than a whole
@@ -170,7 +180,12 @@ func New(cfg Config) (*Policy, error) {
 		budget:         cfg.Budget,
 		onRetry:        cfg.OnRetry,
 		logger:         cfg.Logger,
+		tracer:         telemetry.Tracer(cfg.TracerProvider, "retry"),
 	}
+	if cfg.Name != "" {
+		p.nameAttr = []attribute.KeyValue{telemetry.KeyPolicyName.String(cfg.Name)}
+	}
+	p.spanOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(p.nameAttr...)}
 
 	meter := telemetry.Meter(cfg.MeterProvider, "retry")
 	var err error
@@ -181,10 +196,7 @@ func New(cfg Config) (*Policy, error) {
 		return nil, fmt.Errorf("retry: creating the attempts counter: %w", err)
 	}
 	for i, o := range outcomeNames {
-		attrs := []attribute.KeyValue{attribute.String("outcome", o)}
-		if cfg.Name != "" {
-			attrs = append(attrs, attribute.String("retry.policy", cfg.Name))
-		}
+		attrs := append([]attribute.KeyValue{telemetry.KeyOutcome.String(o)}, p.nameAttr...)
 		p.outcomes[i] = metric.WithAttributeSet(attribute.NewSet(attrs...))
 	}
 	// The callback holds p weakly and is unregistered once p is garbage.
@@ -303,12 +315,7 @@ func (p *Policy) run(ctx context.Context, fn func(context.Context) error, result
 			p.record(oPanic)
 		}
 	}()
-	var err error
-	if p.attemptTimeout > 0 {
-		err = p.timedAttempt(ctx, fn, 1)
-	} else {
-		err = fn(ctx)
-	}
+	err := p.attempt(ctx, fn, 1)
 	if err == nil && (p.classify == nil || result == nil) {
 		done = true
 		p.record(oSuccess)
@@ -335,6 +342,41 @@ func Do(ctx context.Context, fn func(context.Context) error) error {
 
 func (p *Policy) record(o outcome) {
 	p.counts[o].Add(1)
+}
+
+// attempt runs attempt n of fn: under AttemptTimeout when there is one, and in a
+// span of its own when the caller's span is recording.
+func (p *Policy) attempt(ctx context.Context, fn func(context.Context) error, n int) error {
+	if trace.SpanFromContext(ctx).IsRecording() {
+		return p.tracedAttempt(ctx, fn, n)
+	}
+	if p.attemptTimeout > 0 {
+		return p.timedAttempt(ctx, fn, n)
+	}
+	return fn(ctx)
+}
+
+// tracedAttempt runs attempt n of fn in a selfheal.retry.attempt span, a child of
+// the span in ctx, that records the attempt's error type (a panic too, re-raised).
+func (p *Policy) tracedAttempt(ctx context.Context, fn func(context.Context) error, n int) (err error) {
+	sctx, span := p.tracer.Start(ctx, spanAttempt, append(p.spanOpts[:len(p.spanOpts):len(p.spanOpts)],
+		trace.WithAttributes(telemetry.KeyAttempt.Int(n)))...)
+	panicked := true
+	defer func() {
+		if panicked {
+			span.SetAttributes(telemetry.KeyErrorType.String("panic"))
+			span.SetStatus(codes.Error, "panic")
+			span.End()
+		}
+	}()
+	if p.attemptTimeout > 0 {
+		err = p.timedAttempt(sctx, fn, n)
+	} else {
+		err = fn(sctx)
+	}
+	panicked = false
+	telemetry.EndSpan(span, err)
+	return err
 }
 
 // timedAttempt runs attempt n of fn under AttemptTimeout.
@@ -383,19 +425,19 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, resu
 			return fmt.Errorf("retry: %w after attempt %d: %w", cerr, n, err)
 		}
 		if n >= p.maxAttempts {
-			return p.exhausted(n, ReasonMaxAttempts, err)
+			return p.exhausted(ctx, n, ReasonMaxAttempts, err)
 		}
 
 		// The delay: the server's request, or the backoff.
 		var delay time.Duration
 		if sd := p.serverDelay(err); sd > 0 && sd > p.maxServerDelay {
-			return p.exhausted(n, ReasonServerDelay, err)
+			return p.exhausted(ctx, n, ReasonServerDelay, err)
 		} else if sd > 0 {
 			delay = sd
 		} else {
 			delay = p.backoff.Delay(n, prev)
 			if delay < 0 {
-				return p.exhausted(n, ReasonBackoff, err)
+				return p.exhausted(ctx, n, ReasonBackoff, err)
 			}
 			prev = delay
 		}
@@ -404,14 +446,14 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, resu
 		if dl, ok := ctx.Deadline(); ok || elapsed {
 			now := time.Now()
 			if ok && !now.Add(delay).Before(dl) {
-				return p.exhausted(n, ReasonDeadline, err)
+				return p.exhausted(ctx, n, ReasonDeadline, err)
 			}
 			if elapsed && now.Add(delay).Sub(start) > p.maxElapsed {
-				return p.exhausted(n, ReasonMaxElapsed, err)
+				return p.exhausted(ctx, n, ReasonMaxElapsed, err)
 			}
 		}
 		if p.budget != nil && !p.budget.Withdraw() {
-			return p.exhausted(n, ReasonBudget, err)
+			return p.exhausted(ctx, n, ReasonBudget, err)
 		}
 
 		p.record(oRetry)
@@ -431,11 +473,7 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, resu
 			}
 		}
 
-		if p.attemptTimeout > 0 {
-			err = p.timedAttempt(ctx, fn, n+1)
-		} else {
-			err = fn(ctx)
-		}
+		err = p.attempt(ctx, fn, n+1)
 		if err == nil && (p.classify == nil || result == nil) {
 			p.record(oSuccess)
 			return nil
@@ -475,8 +513,14 @@ func (p *Policy) serverDelay(err error) time.Duration {
 	return serverDelay(err)
 }
 
-func (p *Policy) exhausted(n int, r Reason, err error) error {
+func (p *Policy) exhausted(ctx context.Context, n int, r Reason, err error) error {
 	p.record(oExhausted)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent(eventExhausted, trace.WithAttributes(append(p.nameAttr[:len(p.nameAttr):len(p.nameAttr)],
+			telemetry.KeyAttempt.Int(n),
+			telemetry.KeyReason.String(string(r)),
+			telemetry.KeyErrorType.String(telemetry.ErrorType(err)))...))
+	}
 	return &ExhaustedError{Attempts: n, Reason: r, Err: err}
 }
 
@@ -486,17 +530,27 @@ func (p *Policy) notify(ctx context.Context, n int, err error, delay time.Durati
 		p.onRetry(ctx, n, err, delay)
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.AddEvent("retry", trace.WithAttributes(
-			attribute.Int("retry.attempt", n),
-			attribute.Float64("retry.delay_ms", float64(delay)/float64(time.Millisecond)),
-			attribute.String("retry.error", err.Error()),
-		))
+		span.AddEvent(eventRetry, trace.WithAttributes(append(p.nameAttr[:len(p.nameAttr):len(p.nameAttr)],
+			telemetry.KeyAttempt.Int(n),
+			telemetry.KeyDelay.Float64(delay.Seconds()),
+			telemetry.KeyErrorType.String(telemetry.ErrorType(err)))...))
 	}
 	if p.logger != nil {
 		p.logger.LogAttrs(ctx, slog.LevelDebug, "retrying",
-			slog.String("policy", p.name),
-			slog.Int("attempt", n),
-			slog.Duration("delay", delay),
+			p.logName(),
+			slog.Int(string(telemetry.KeyAttempt), n),
+			slog.Float64(string(telemetry.KeyDelay), delay.Seconds()),
+			slog.String(string(telemetry.KeyErrorType), telemetry.ErrorType(err)),
 			slog.Any("error", err))
 	}
 }
+
+// logName is the policy's name attribute of a log record.
+func (p *Policy) logName() slog.Attr { return slog.String(string(telemetry.KeyPolicyName), p.name) }
+
+// The span and span event names.
+const (
+	spanAttempt    = "selfheal.retry.attempt"
+	eventRetry     = "selfheal.retry.retry"
+	eventExhausted = "selfheal.retry.exhausted"
+)

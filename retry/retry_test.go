@@ -324,7 +324,7 @@ func TestPanicPropagates(t *testing.T) {
 	assert.PanicsWithValue(t, "boom", func() {
 		_ = p.Do(context.Background(), func(context.Context) error { panic("boom") })
 	})
-	assert.Equal(t, map[string]int64{"panic": 1}, m.Observe(t).Int64By("selfheal.retry.attempts", "outcome"))
+	assert.Equal(t, map[string]int64{"panic": 1}, m.Observe(t).Int64By("selfheal.retry.attempts", "selfheal.outcome"))
 }
 
 func TestOnRetryHook(t *testing.T) {
@@ -383,7 +383,7 @@ func TestLogger(t *testing.T) {
 	p := mustNew(t, fast(retry.Config{Name: "db", MaxAttempts: 2,
 		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
 	_ = p.Do(context.Background(), func(context.Context) error { return errFlaky })
-	assert.Contains(t, buf.String(), "msg=retrying policy=db attempt=1")
+	assert.Contains(t, buf.String(), "msg=retrying selfheal.policy.name=db selfheal.attempt=1")
 	assert.Contains(t, buf.String(), "error=flaky")
 	assert.Equal(t, 1, bytes.Count(buf.Bytes(), []byte("\n")), "one record per retry, none for giving up")
 	assert.Equal(t, "db", p.Name())
@@ -405,7 +405,7 @@ func TestAttemptsCounter(t *testing.T) {
 
 	assert.Equal(t, []string{"selfheal.retry.attempts"}, m.InstrumentNames())
 	assert.Equal(t, map[string]int64{"db success": 1, "db retry": 3, "db exhausted": 1, "db permanent": 1},
-		m.Observe(t).Int64By("selfheal.retry.attempts", "retry.policy", "outcome"),
+		m.Observe(t).Int64By("selfheal.retry.attempts", "selfheal.policy.name", "selfheal.outcome"),
 		"counts that are zero are not reported")
 }
 
@@ -416,7 +416,7 @@ func TestAttemptsCallbackDoesNotKeepPoliciesAlive(t *testing.T) {
 	func() {
 		p := mustNew(t, retry.Config{MeterProvider: m})
 		require.NoError(t, p.Do(context.Background(), func(context.Context) error { return nil }))
-		assert.Equal(t, map[string]int64{"success": 1}, m.Observe(t).Int64By("selfheal.retry.attempts", "outcome"))
+		assert.Equal(t, map[string]int64{"success": 1}, m.Observe(t).Int64By("selfheal.retry.attempts", "selfheal.outcome"))
 	}()
 	regs := m.Registrations()
 	require.Len(t, regs, 1)
@@ -450,13 +450,18 @@ func TestSpanEvents(t *testing.T) {
 	rec := &span{recording: true}
 	fn, _ := failing(100, errFlaky)
 	_ = p.Do(trace.ContextWithSpan(context.Background(), rec), fn)
-	require.Len(t, rec.events, 2)
-	for i, ev := range rec.events {
-		assert.Equal(t, "retry", ev["name"].AsString())
-		assert.Equal(t, int64(i+1), ev["retry.attempt"].AsInt64())
-		assert.Equal(t, float64(int(1)<<i), ev["retry.delay_ms"].AsFloat64())
-		assert.Equal(t, "flaky", ev["retry.error"].AsString())
+	require.Len(t, rec.events, 3)
+	for i, ev := range rec.events[:2] {
+		assert.Equal(t, "selfheal.retry.retry", ev["name"].AsString())
+		assert.Equal(t, int64(i+1), ev["selfheal.attempt"].AsInt64())
+		assert.Equal(t, float64(int(1)<<i)/1000, ev["selfheal.delay"].AsFloat64())
+		assert.Equal(t, "_OTHER", ev["error.type"].AsString(), "an errors.New error has no type of its own")
+		assert.NotContains(t, ev, attribute.Key("retry.error"), "never the error's text")
 	}
+	ex := rec.events[2]
+	assert.Equal(t, "selfheal.retry.exhausted", ex["name"].AsString())
+	assert.Equal(t, int64(3), ex["selfheal.attempt"].AsInt64())
+	assert.Equal(t, string(retry.ReasonMaxAttempts), ex["selfheal.reason"].AsString())
 
 	quiet := &span{recording: false}
 	fn, _ = failing(100, errFlaky)
