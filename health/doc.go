@@ -192,10 +192,23 @@
 //
 // # Telemetry
 //
-// Through the OpenTelemetry API and [Config.MeterProvider] (nil means the global
-// provider): the gauge "selfheal.health.check.status" (0 pass, 1 warn, 2 fail, per
-// check) and the histogram "selfheal.health.check.duration" (seconds, per check and
-// status). The gauge's callback holds the registry weakly and is unregistered once
-// the registry is garbage, so a provider that outlives registries (a test suite's, a
-// plugin host's) does not keep them alive. [Config.Logger] logs status changes.
+// Through the OpenTelemetry API, [Config.MeterProvider] and [Config.TracerProvider]
+// (nil means the global providers), with the attribute keys shared by every selfheal
+// package (the root package's TELEMETRY.md lists them all):
+//
+//   - the gauge "selfheal.health.check.status" (0 pass, 1 warn, 2 fail, by
+//     selfheal.check.name) and the histogram "selfheal.health.check.duration"
+//     (seconds, by selfheal.check.name and selfheal.state, the run's status). The
+//     gauge's callback holds the registry weakly and is unregistered once the
+//     registry is garbage, so a provider that outlives registries (a test suite's, a
+//     plugin host's) does not keep them alive;
+//   - a "selfheal.health.check" span for every run of a check, a child of the span in
+//     the context of [Registry.Run] (periodic checks) or of the probe that started the
+//     run (on-demand checks), with selfheal.check.name and selfheal.state, and
+//     error.type and an Error status when the check failed with an error. The check
+//     function's context carries the span, so that its own spans are its children. A
+//     run that changes the check's status adds a "selfheal.health.status_change" event
+//     (selfheal.state, selfheal.state.previous) to it;
+//   - with [Config.Logger], a record for every status change, with the same keys and
+//     the check's output under "output".
 package health

@@ -27,12 +27,12 @@ func TestMetrics(t *testing.T) {
 
 	var durations []string
 	for _, r := range m.Records("selfheal.health.check.duration") {
-		durations = append(durations, oteltest.Key(r.Attributes, "check", "status"))
+		durations = append(durations, oteltest.Key(r.Attributes, "selfheal.check.name", "selfheal.state"))
 	}
 	assert.ElementsMatch(t, []string{"ok pass", "bad fail", "meh warn"}, durations)
 
 	require.Len(t, m.Registrations(), 1)
-	assert.Equal(t, map[string]int64{"ok": 0, "meh": 1, "bad": 2}, m.Observe(t).Int64By("selfheal.health.check.status", "check"))
+	assert.Equal(t, map[string]int64{"ok": 0, "meh": 1, "bad": 2}, m.Observe(t).Int64By("selfheal.health.check.status", "selfheal.check.name"))
 }
 
 func TestLoggerRecordsStatusChanges(t *testing.T) {
@@ -46,7 +46,7 @@ func TestLoggerRecordsStatusChanges(t *testing.T) {
 	reg := health.New(health.Config{Logger: logger})
 	require.NoError(t, reg.Register(health.Check{Name: "db", Func: failWith("refused")}))
 	reg.Evaluate(context.Background(), 0)
-	assert.Equal(t, "level=WARN msg=\"health: check status changed\" check=db from=pass to=fail output=refused\n", buf.String())
+	assert.Equal(t, "level=WARN msg=\"health: check status changed\" selfheal.check.name=db selfheal.state.previous=pass selfheal.state=fail output=refused\n", buf.String())
 }
 
 // The status gauge's callback holds its registry weakly: a registry that is garbage
@@ -58,7 +58,7 @@ func TestGaugeCallbackDoesNotKeepRegistriesAlive(t *testing.T) {
 		reg := health.New(health.Config{MeterProvider: m})
 		require.NoError(t, reg.Register(health.Check{Name: "gone", Func: pass}))
 		reg.Evaluate(context.Background(), 0)
-		assert.Equal(t, map[string]int64{"gone": 0}, m.Observe(t).Int64By("selfheal.health.check.status", "check"))
+		assert.Equal(t, map[string]int64{"gone": 0}, m.Observe(t).Int64By("selfheal.health.check.status", "selfheal.check.name"))
 	}()
 	regs := m.Registrations()
 	require.Len(t, regs, 1)

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
@@ -47,6 +48,10 @@ type Config struct {
 	// per check: 0 pass, 1 warn, 2 fail) and "selfheal.health.check.duration"
 	// (histogram, seconds, per check and status). Nil: the global provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the "selfheal.health.check" span that
+	// every run of a check records (a child of the span in the context of Run, or of
+	// the probe that started the run). Nil: the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Registry holds named checks, runs them, caches their results and serves them as
@@ -75,6 +80,7 @@ type Registry struct {
 	wake     chan struct{} // tells Run that the set changed
 
 	duration metric.Float64Histogram
+	tracer   trace.Tracer
 }
 
 type checkSet struct {
@@ -99,6 +105,7 @@ func New(cfg Config) *Registry {
 		cfg:    cfg,
 		logger: cfg.Logger,
 		wake:   make(chan struct{}, 1),
+		tracer: telemetry.Tracer(cfg.TracerProvider, "health"),
 	}
 	r.cfg.Notes = slices.Clone(cfg.Notes)
 	r.set.Store(&checkSet{byName: map[string]*entry{}})
@@ -448,6 +455,7 @@ type entry struct {
 
 	gaugeOpt  metric.ObserveOption
 	recordOpt [3]metric.RecordOption // by severity
+	spanOpts  []trace.SpanStartOption
 }
 
 // result is the outcome of one run, as published.
@@ -480,7 +488,8 @@ func (res *result) fresh(now time.Time) bool {
 
 type flight struct {
 	done chan struct{}
-	res  *result // set before done is closed
+	res  *result    // set before done is closed
+	span trace.Span // the run's span; nil for a flight that ran nothing
 }
 
 var closedChan = func() chan struct{} {
@@ -491,13 +500,20 @@ var closedChan = func() chan struct{} {
 
 const notRunOutput = "health: check has not run yet"
 
+// The span and span event names.
+const (
+	spanCheck         = "selfheal.health.check"
+	eventStatusChange = "selfheal.health.status_change"
+)
+
 func newEntry(r *Registry, c Check) *entry {
 	e := &entry{c: c, reg: r}
-	name := attribute.String("check", c.Name)
+	name := telemetry.KeyCheckName.String(c.Name)
 	e.gaugeOpt = metric.WithAttributeSet(attribute.NewSet(name))
 	for i, st := range []Status{StatusPass, StatusWarn, StatusFail} {
-		e.recordOpt[i] = metric.WithAttributeSet(attribute.NewSet(name, attribute.String("status", string(st))))
+		e.recordOpt[i] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyState.String(string(st))))
 	}
+	e.spanOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(name)}
 	st := StatusFail
 	if c.NonCritical {
 		st = StatusWarn
@@ -556,6 +572,8 @@ func (e *entry) join(parent context.Context) *flight {
 	}
 	f := &flight{done: make(chan struct{})}
 	e.flight = f
+	var sctx context.Context
+	sctx, f.span = e.reg.tracer.Start(parent, spanCheck, e.spanOpts...)
 	if e.busy {
 		e.mu.Unlock()
 		e.complete(f, parent, time.Now(), nil, ErrStillRunning)
@@ -566,7 +584,7 @@ func (e *entry) join(parent context.Context) *flight {
 
 	if e.c.Inline {
 		begin := time.Now()
-		obs, err := e.call(parent)
+		obs, err := e.call(sctx)
 		e.mu.Lock()
 		e.busy = false
 		e.mu.Unlock()
@@ -577,9 +595,9 @@ func (e *entry) join(parent context.Context) *flight {
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if e.c.Timeout == Off {
-		ctx, cancel = context.WithCancel(parent)
+		ctx, cancel = context.WithCancel(sctx)
 	} else {
-		ctx, cancel = context.WithTimeout(parent, e.c.Timeout)
+		ctx, cancel = context.WithTimeout(sctx, e.c.Timeout)
 	}
 	begin := time.Now()
 	stop := context.AfterFunc(ctx, func() {
@@ -628,6 +646,7 @@ func (e *entry) complete(f *flight, parent context.Context, begin time.Time, obs
 		}
 		e.mu.Unlock()
 		f.res = e.cur.Load()
+		f.span.End()
 		close(f.done)
 		return
 	}
@@ -640,6 +659,14 @@ func (e *entry) complete(f *flight, parent context.Context, begin time.Time, obs
 	}
 	e.notifyMu.Unlock()
 	e.reg.duration.Record(context.Background(), res.dur.Seconds(), e.recordOpt[res.status.severity()])
+	if f.span.IsRecording() {
+		f.span.SetAttributes(telemetry.KeyState.String(string(res.status)))
+		if change != nil {
+			f.span.AddEvent(eventStatusChange, trace.WithAttributes(
+				telemetry.KeyState.String(string(change.To)), telemetry.KeyStatePrevious.String(string(change.From))))
+		}
+	}
+	telemetry.EndSpan(f.span, err)
 	f.res = res
 	close(f.done)
 }
@@ -751,8 +778,8 @@ func (r *Registry) statusChanged(c StatusChange) {
 			level = slog.LevelInfo
 		}
 		r.logger.Log(context.Background(), level, "health: check status changed",
-			slog.String("check", c.Name), slog.String("from", string(c.From)),
-			slog.String("to", string(c.To)), slog.String("output", c.Output))
+			slog.String(string(telemetry.KeyCheckName), c.Name), slog.String(string(telemetry.KeyStatePrevious), string(c.From)),
+			slog.String(string(telemetry.KeyState), string(c.To)), slog.String("output", c.Output))
 	}
 	if r.cfg.OnStatusChange != nil {
 		r.cfg.OnStatusChange(c)
