@@ -328,7 +328,7 @@ func (s *Supervisor) ended(c *child, r *runner, err error, z cause) (action, tim
 		c.startedAt = now
 	}
 	s.mu.Unlock()
-	s.metrics.restarts.Add(context.Background(), 1, opts...)
+	s.metrics.restarted(r.sess, opts, c, z, delay, err)
 	if r.sess.observed() {
 		if failed {
 			r.sess.emit(r.sess.failedEvent(c, err, now, n-1))

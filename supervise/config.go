@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/selfheal-go/selfheal"
 )
@@ -222,12 +223,22 @@ type Config struct {
 	Logger *slog.Logger
 
 	// MeterProvider provides the meter for the metrics
-	// selfheal.supervise.restarts (counter; attributes supervisor, child,
-	// cause), selfheal.supervise.children.running (up-down counter; attribute
-	// supervisor) and selfheal.supervise.children.abandoned (gauge of the
-	// abandoned child goroutines still running; attribute supervisor), the
+	// selfheal.supervise.restarts (counter; attributes selfheal.supervisor.name,
+	// selfheal.child.name, selfheal.restart.cause),
+	// selfheal.supervise.children.running (up-down counter; attribute
+	// selfheal.supervisor.name) and selfheal.supervise.children.abandoned (gauge
+	// of the abandoned child goroutines still running; attribute
+	// selfheal.supervisor.name), the
 	// last two reported while Serve runs. nil means the global provider.
 	MeterProvider metric.MeterProvider
+
+	// TracerProvider provides the tracer of the spans selfheal.supervise.restart
+	// (one per restart; attributes selfheal.supervisor.name, selfheal.child.name,
+	// selfheal.restart.cause, selfheal.delay, and error.type of the failure that
+	// caused it) and selfheal.supervise.gave_up (when the supervisor gives up),
+	// children of the span in the context given to Serve. nil means the global
+	// provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Backoff is a supervisor's delay policy between the restarts of a child that

@@ -132,9 +132,15 @@
 // nested children), with no side effects; the heal package turns it into a
 // health check. Every start, failure, restart, stop, abandonment, return of an
 // abandoned copy, automatic shutdown and escalation is an [Event] delivered to
-// Config.Hook and logged to Config.Logger, and the metrics
+// Config.Hook and logged to Config.Logger, the metrics
 // selfheal.supervise.restarts, selfheal.supervise.children.running and
-// selfheal.supervise.children.abandoned go to Config.MeterProvider.
+// selfheal.supervise.children.abandoned go to Config.MeterProvider, and every
+// restart (a selfheal.supervise.restart span, with the error.type of the
+// failure that caused it) and giving up (selfheal.supervise.gave_up) is a span
+// of Config.TracerProvider's, a child of the span in the context given to
+// Serve. Metrics, spans and log records share the attribute keys
+// selfheal.supervisor.name, selfheal.child.name and selfheal.restart.cause
+// (the root package's TELEMETRY.md lists every key).
 //
 // # Differences from suture
 //

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
 // EventKind says what an [Event] reports.
@@ -111,16 +113,16 @@ func (e Event) log(l *slog.Logger) {
 		return
 	}
 	attrs := make([]slog.Attr, 0, 7)
-	attrs = append(attrs, slog.String("supervisor", e.Supervisor))
+	attrs = append(attrs, slog.String(string(telemetry.KeySupervisorName), e.Supervisor))
 	if e.Child != "" {
-		attrs = append(attrs, slog.String("child", e.Child))
+		attrs = append(attrs, slog.String(string(telemetry.KeyChildName), e.Child))
 	}
 	if e.Err != nil {
 		attrs = append(attrs, slog.Any("error", e.Err))
 	}
 	switch e.Kind {
 	case EventRestarting:
-		attrs = append(attrs, slog.Duration("delay", e.Delay), slog.String("cause", e.Cause), slog.Int("restarts", e.Restarts))
+		attrs = append(attrs, slog.Duration(string(telemetry.KeyDelay), e.Delay), slog.String(string(telemetry.KeyRestartCause), e.Cause), slog.Int("restarts", e.Restarts))
 	case EventAbandoned:
 		attrs = append(attrs, slog.Duration("timeout", e.Delay))
 	}

@@ -121,7 +121,7 @@ func TestChildNeverRunsTwiceAtOnce(t *testing.T) {
 		assert.Equal(t, supervise.StateBackingOff, c.State)
 		assert.True(t, c.Abandoned)
 		assert.Equal(t, supervise.StateRunning, childNamed(t, s.Snapshot(), "flaky").State)
-		assert.Equal(t, map[string]int64{"root": 1}, m.Observe(t).Int64By("selfheal.supervise.children.abandoned", "supervisor"))
+		assert.Equal(t, map[string]int64{"root": 1}, m.Observe(t).Int64By("selfheal.supervise.children.abandoned", "selfheal.supervisor.name"))
 
 		close(deaf.release)
 		synctest.Wait()
@@ -131,7 +131,7 @@ func TestChildNeverRunsTwiceAtOnce(t *testing.T) {
 		assert.Equal(t, 0, snap.Abandoned)
 		assert.False(t, childNamed(t, snap, "deaf").Abandoned)
 		assert.Equal(t, supervise.StateRunning, childNamed(t, snap, "deaf").State)
-		assert.Equal(t, map[string]int64{"root": 0}, m.Observe(t).Int64By("selfheal.supervise.children.abandoned", "supervisor"))
+		assert.Equal(t, map[string]int64{"root": 0}, m.Observe(t).Int64By("selfheal.supervise.children.abandoned", "selfheal.supervisor.name"))
 		tr := rec.trace(supervise.EventReturned, supervise.EventStarted)
 		assert.Equal(t, []string{"returned:deaf", "started:deaf"}, tr[len(tr)-2:])
 

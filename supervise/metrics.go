@@ -2,16 +2,18 @@ package supervise
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
-// cause is why a child was restarted; it is the "cause" attribute of the
-// restarts metric and Event.Cause.
+// cause is why a child was restarted; it is the selfheal.restart.cause attribute
+// of the restarts metric and Event.Cause.
 type cause int
 
 const (
@@ -31,10 +33,18 @@ type metrics struct {
 	restarts  metric.Int64Counter
 	running   metric.Int64ObservableUpDownCounter
 	abandoned metric.Int64ObservableGauge
+	tracer    trace.Tracer
 }
 
-func newMetrics(mp metric.MeterProvider) *metrics {
-	m := &metrics{meter: telemetry.Meter(mp, "supervise")}
+// The span names: a restart and a supervisor giving up are spans of their own,
+// children of the span in the context of Serve.
+const (
+	spanRestart = "selfheal.supervise.restart"
+	spanGaveUp  = "selfheal.supervise.gave_up"
+)
+
+func newMetrics(mp metric.MeterProvider, tp trace.TracerProvider) *metrics {
+	m := &metrics{meter: telemetry.Meter(mp, "supervise"), tracer: telemetry.Tracer(tp, "supervise")}
 	var err error
 	m.restarts, err = m.meter.Int64Counter("selfheal.supervise.restarts",
 		metric.WithDescription("Restarts of supervised children, by supervisor, child and cause (error, panic, exit, sibling)."),
@@ -60,7 +70,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 // register starts reporting s's running and abandoned children until the
 // returned function is called.
 func (m *metrics) register(s *Supervisor, path string) func() {
-	opt := metric.WithAttributeSet(attribute.NewSet(attribute.String("supervisor", path)))
+	opt := metric.WithAttributeSet(attribute.NewSet(telemetry.KeySupervisorName.String(path)))
 	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(m.running, s.running.Load(), opt)
 		o.ObserveInt64(m.abandoned, s.abandoned.Load(), opt)
@@ -77,10 +87,36 @@ func (m *metrics) register(s *Supervisor, path string) func() {
 func (c *child) restartOpts(path string, z cause) []metric.AddOption {
 	if c.opts[z] == nil {
 		c.opts[z] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("supervisor", path),
-			attribute.String("child", c.name),
-			attribute.String("cause", z.String()),
+			telemetry.KeySupervisorName.String(path),
+			telemetry.KeyChildName.String(c.name),
+			telemetry.KeyRestartCause.String(z.String()),
 		))}
 	}
 	return c.opts[z]
+}
+
+// restarted counts a restart of child c for cause z (opts from restartOpts) and
+// records its span, with the error that caused it, if any.
+func (m *metrics) restarted(ss *session, opts []metric.AddOption, c *child, z cause, delay time.Duration, err error) {
+	m.restarts.Add(context.Background(), 1, opts...)
+	_, span := m.tracer.Start(ss.parent(), spanRestart, trace.WithAttributes(
+		telemetry.KeySupervisorName.String(ss.path),
+		telemetry.KeyChildName.String(c.name),
+		telemetry.KeyRestartCause.String(z.String()),
+		telemetry.KeyDelay.Float64(delay.Seconds())))
+	telemetry.EndSpan(span, err)
+}
+
+// gaveUp records the span of a supervisor that gives up with err.
+func (m *metrics) gaveUp(ss *session, err error) {
+	_, span := m.tracer.Start(ss.parent(), spanGaveUp, trace.WithAttributes(telemetry.KeySupervisorName.String(ss.path)))
+	telemetry.EndSpan(span, err)
+}
+
+// parent is the parent context of the session's spans.
+func (ss *session) parent() context.Context {
+	if ss.base == nil {
+		return context.Background()
+	}
+	return ss.base
 }

@@ -41,11 +41,11 @@ func TestMetrics(t *testing.T) {
 		stop := serve(s)
 		synctest.Wait()
 		assert.Equal(t, map[string]int64{"root w error": 1, "root w panic": 1, "root w exit": 1},
-			m.Int64SumBy("selfheal.supervise.restarts", "supervisor", "child", "cause"))
-		assert.Equal(t, map[string]int64{"root": 2}, m.Observe(t).Int64By("selfheal.supervise.children.running", "supervisor"))
-		assert.Equal(t, map[string]int64{"root": 0}, m.Observe(t).Int64By("selfheal.supervise.children.abandoned", "supervisor"))
+			m.Int64SumBy("selfheal.supervise.restarts", "selfheal.supervisor.name", "selfheal.child.name", "selfheal.restart.cause"))
+		assert.Equal(t, map[string]int64{"root": 2}, m.Observe(t).Int64By("selfheal.supervise.children.running", "selfheal.supervisor.name"))
+		assert.Equal(t, map[string]int64{"root": 0}, m.Observe(t).Int64By("selfheal.supervise.children.abandoned", "selfheal.supervisor.name"))
 		require.NoError(t, stop())
-		assert.Empty(t, m.Observe(t).Int64By("selfheal.supervise.children.running", "supervisor"), "the callback is unregistered when Serve returns")
+		assert.Empty(t, m.Observe(t).Int64By("selfheal.supervise.children.running", "selfheal.supervisor.name"), "the callback is unregistered when Serve returns")
 		require.NotEmpty(t, m.Registrations())
 		for _, r := range m.Registrations() {
 			assert.True(t, r.Unregistered())

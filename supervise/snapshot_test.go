@@ -84,11 +84,11 @@ func TestLogger(t *testing.T) {
 		synctest.Wait()
 		require.NoError(t, stop())
 		assert.Equal(t, strings.Join([]string{
-			`level=DEBUG msg="supervise: started" supervisor=root child=w`,
-			`level=ERROR msg="supervise: failed" supervisor=root child=w error=boom`,
-			`level=WARN msg="supervise: restarting" supervisor=root child=w delay=0s cause=error restarts=1`,
-			`level=DEBUG msg="supervise: started" supervisor=root child=w`,
-			`level=DEBUG msg="supervise: stopped" supervisor=root child=w`,
+			`level=DEBUG msg="supervise: started" selfheal.supervisor.name=root selfheal.child.name=w`,
+			`level=ERROR msg="supervise: failed" selfheal.supervisor.name=root selfheal.child.name=w error=boom`,
+			`level=WARN msg="supervise: restarting" selfheal.supervisor.name=root selfheal.child.name=w selfheal.delay=0s selfheal.restart.cause=error restarts=1`,
+			`level=DEBUG msg="supervise: started" selfheal.supervisor.name=root selfheal.child.name=w`,
+			`level=DEBUG msg="supervise: stopped" selfheal.supervisor.name=root selfheal.child.name=w`,
 		}, "\n")+"\n", buf.String())
 	})
 }

@@ -70,6 +70,7 @@ type session struct {
 	hook   func(Event)
 	logger *slog.Logger
 	path   string
+	base   context.Context // Serve's context without its cancellation: the parent of the session's spans
 }
 
 func (ss *session) observed() bool { return ss.hook != nil || ss.logger != nil }
@@ -102,7 +103,7 @@ func New(cfg Config) (*Supervisor, error) {
 		serial:  supervisorSerial.Add(1),
 		name:    name,
 		cfg:     cfg,
-		metrics: newMetrics(cfg.MeterProvider),
+		metrics: newMetrics(cfg.MeterProvider, cfg.TracerProvider),
 		wake:    make(chan struct{}, 1),
 		live:    make(map[*runner]struct{}),
 		sess:    &session{path: name},
@@ -357,7 +358,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		// The signal is this supervisor's, not its children's to fire.
 		s.base = context.WithValue(s.base, launchedKey{}, (*launchSignal)(nil))
 	}
-	sess := &session{hook: s.resolveHook(), logger: s.resolveLogger(), path: s.Path()}
+	sess := &session{hook: s.resolveHook(), logger: s.resolveLogger(), path: s.Path(), base: s.base}
 	s.sess = sess
 	select {
 	case <-s.wake:
@@ -415,6 +416,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 				s.mu.Unlock()
 			}
 			if esc != nil {
+				s.metrics.gaveUp(sess, esc)
 				if sess.observed() {
 					sess.emit(Event{Kind: EventGaveUp, Time: time.Now(), Supervisor: sess.path, Err: esc})
 				}
@@ -631,7 +633,7 @@ func (s *Supervisor) stopGroup(sess *session, q groupReq) (time.Time, bool) {
 		n := c.restarts
 		opts := c.restartOpts(sess.path, causeSibling)
 		s.mu.Unlock()
-		s.metrics.restarts.Add(context.Background(), 1, opts...)
+		s.metrics.restarted(sess, opts, c, causeSibling, q.delay, nil)
 		if sess.observed() {
 			sess.emit(Event{Kind: EventRestarting, Time: time.Now(), Supervisor: sess.path, Child: c.name, Delay: q.delay, Cause: causeSibling.String(), Restarts: n})
 		}
