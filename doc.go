@@ -99,8 +99,24 @@
 //
 // # Telemetry
 //
-// Every package reports metrics and spans through the OpenTelemetry API, with
-// instrument names under selfheal.<package>. (for example selfheal.breaker.calls), and
-// logs through an optional *slog.Logger. Provider fields default to the global
-// providers; selfheal never sets them.
+// Every package reports metrics and traces through the OpenTelemetry API, and logs
+// through an optional *slog.Logger (nil: no logging), in one scheme: every
+// instrument, span and span event is named selfheal.<package>.<what> (for example
+// selfheal.breaker.calls, selfheal.retry.attempt), units follow the OpenTelemetry
+// semantic conventions, and metrics, spans, span events and log records share one
+// set of attribute keys under the selfheal. namespace (selfheal.policy.name,
+// selfheal.outcome, selfheal.state, ...) plus the conventions' error.type: an error's
+// text is never an attribute. Every Config with a MeterProvider field has a
+// TracerProvider field next to it; nil means the global providers, and selfheal never
+// sets them. What happens to a call (a rejection, a retry, a fallback, a hedge) is an
+// event on the caller's span, added only when that span is recording; spans of a
+// package's own are the work it does itself (a retried call's attempts, a health
+// check's runs, a supervisor's restarts, a breaker's state changes). Without an SDK
+// tracing allocates nothing on a call.
+//
+// TELEMETRY.md, at the root of the repository
+// (https://github.com/selfheal-go/selfheal/blob/main/TELEMETRY.md), lists every
+// span, span event, metric, attribute and log key selfheal emits; a test runs every
+// package under the OpenTelemetry SDK and fails unless the code emits exactly that
+// list.
 package selfheal
