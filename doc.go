@@ -110,7 +110,7 @@
 // TracerProvider field next to it; nil means the global providers, and selfheal never
 // sets them. What happens to a call (a rejection, a retry, a fallback, a hedge) is an
 // event on the caller's span, added only when that span is recording; spans of a
-// package's own are the work it does itself (a retried call's attempts, a health
+// package's own are the work it does itself (a call's retries, a health
 // check's runs, a supervisor's restarts, a breaker's state changes). Without an SDK
 // tracing allocates nothing on a call.
 //

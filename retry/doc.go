@@ -107,15 +107,18 @@
 //     observable counter: a policy counts in atomics and the meter reads them when it
 //     collects (a synchronous SDK counter would cost more than a call whose first
 //     attempt succeeds); the callback holds the policy weakly.
-//   - when the span in ctx is recording (the call is part of a sampled trace), one
-//     selfheal.retry.attempt span per attempt, a child of that span, with
-//     selfheal.attempt, and error.type and an Error status when the attempt returned
-//     an error or panicked; and on the caller's span a selfheal.retry.retry event
-//     before each wait (selfheal.attempt, selfheal.delay in seconds, error.type) and a
+//   - when the span in ctx is recording (the call is part of a sampled trace): on
+//     that span, a selfheal.retry.retry event before each wait (selfheal.attempt, the
+//     attempt that failed; selfheal.delay in seconds; error.type) and a
 //     selfheal.retry.exhausted event when a limit ends the retries (selfheal.attempt,
-//     selfheal.reason, error.type). An error's text is never an attribute: error.type
-//     is its Go type. Outside a recording span no span is started, so tracing costs
-//     a context lookup per attempt.
+//     selfheal.reason, error.type); and each retry (attempt 2 onward) runs in a
+//     selfheal.retry.attempt span of its own, a child of the caller's span, with
+//     selfheal.attempt, and error.type and an Error status when it returned an error
+//     or panicked. Attempt 1 is the caller's call itself, whose span is the caller's:
+//     it gets no span of its own, so that tracing costs a call whose first attempt
+//     succeeds nothing at all (not even a context lookup), and its failure is the
+//     first selfheal.retry.retry event. An error's text is never an attribute:
+//     error.type is its Go type.
 //   - with [Config.Logger], a Debug record before each retry (none for giving up: the
 //     caller gets that error), with the same keys and the error itself under "error".
 package retry

@@ -98,10 +98,10 @@ type Config struct {
 	// MeterProvider provides the attempts counter. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the selfheal.retry.attempt spans: when the
-	// caller's span is recording, each attempt runs in a span of its own, a child of
-	// the caller's. Nil means the global provider. Without a recording span in the
-	// context no span is started, so tracing costs nothing on calls outside a
-	// sampled trace.
+	// caller's span is recording, each retry (attempt 2 onward) runs in a span of its
+	// own, a child of the caller's. Nil means the global provider. Without a
+	// recording span in the context no span is started, and a call whose first
+	// attempt succeeds never looks.
 	TracerProvider trace.TracerProvider
 }
 
@@ -315,7 +315,14 @@ func (p *Policy) run(ctx context.Context, fn func(context.Context) error, result
 			p.record(oPanic)
 		}
 	}()
-	err := p.attempt(ctx, fn, 1)
+	// Attempt 1 is the caller's own call: it gets no span of its own, so that a call
+	// whose first attempt succeeds costs nothing for tracing, not even a lookup.
+	var err error
+	if p.attemptTimeout > 0 {
+		err = p.timedAttempt(ctx, fn, 1)
+	} else {
+		err = fn(ctx)
+	}
 	if err == nil && (p.classify == nil || result == nil) {
 		done = true
 		p.record(oSuccess)
@@ -344,8 +351,8 @@ func (p *Policy) record(o outcome) {
 	p.counts[o].Add(1)
 }
 
-// attempt runs attempt n of fn: under AttemptTimeout when there is one, and in a
-// span of its own when the caller's span is recording.
+// attempt runs attempt n > 1 of fn (a retry): under AttemptTimeout when there is
+// one, and in a span of its own when the caller's span is recording.
 func (p *Policy) attempt(ctx context.Context, fn func(context.Context) error, n int) error {
 	if trace.SpanFromContext(ctx).IsRecording() {
 		return p.tracedAttempt(ctx, fn, n)

@@ -94,6 +94,24 @@ func BenchmarkBreakerSuccess(b *testing.B) {
 			}
 		}
 	})
+	// With the SDK's metrics and tracing installed and the caller's span sampled out
+	// (the common case in production), and sampled in.
+	for _, sampled := range []bool{false, true} {
+		name := map[bool]string{false: "selfheal-sdk-sampled-out", true: "selfheal-sdk-sampled"}[sampled]
+		b.Run(name, func(b *testing.B) {
+			mp, tp, sctx := SDKProviders(b, sampled)
+			br, err := breaker.New(breaker.Config{Name: "bench", ConsecutiveFailures: 1, OpenDuration: time.Hour, MeterProvider: mp, TracerProvider: tp})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Do(sctx, okCtx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("gobreaker", func(b *testing.B) {
 		cb := newGobreaker(b, false)
 		b.ReportAllocs()

@@ -9,6 +9,7 @@ require (
 	github.com/selfheal-go/selfheal v0.0.0
 	github.com/sony/gobreaker/v2 v2.4.0
 	github.com/thejerf/suture/v4 v4.0.6
+	go.opentelemetry.io/otel/sdk v1.46.0
 	go.opentelemetry.io/otel/sdk/metric v1.46.0
 	golang.org/x/time v0.15.0
 )
@@ -23,7 +24,6 @@ require (
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel v1.46.0 // indirect
 	go.opentelemetry.io/otel/metric v1.46.0 // indirect
-	go.opentelemetry.io/otel/sdk v1.46.0 // indirect
 	go.opentelemetry.io/otel/trace v1.46.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )

@@ -26,6 +26,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
+	"github.com/selfheal-go/selfheal/internal/peerbench"
 	"github.com/selfheal-go/selfheal/retry"
 )
 
@@ -71,6 +72,22 @@ func BenchmarkRetrySuccess(b *testing.B) {
 			}
 		}
 	})
+	// With the SDK's metrics and tracing installed and the caller's span sampled out
+	// (the common case in production: no attempt span is started), and sampled in
+	// (a first attempt that succeeds starts no span).
+	for _, sampled := range []bool{false, true} {
+		name := map[bool]string{false: "selfheal-sdk-sampled-out", true: "selfheal-sdk-sampled"}[sampled]
+		b.Run(name, func(b *testing.B) {
+			mp, tp, sctx := peerbench.SDKProviders(b, sampled)
+			p := retryPolicy(b, retry.Config{MeterProvider: mp, TracerProvider: tp})
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.Do(sctx, retryOK); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("selfheal-call", func(b *testing.B) {
 		p := retryPolicy(b, retry.Config{})
 		fn := func(context.Context) (int, error) { return 1, nil }
