@@ -1,0 +1,241 @@
+package healgrpc
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/selfheal-go/selfheal/heal"
+)
+
+// DefaultMaxConcurrent is the concurrency limit of a [Server] whose
+// ServerConfig.MaxConcurrent is zero.
+const DefaultMaxConcurrent = 1000
+
+// ServerConfig configures a [Server]. The zero value recovers panics, records the
+// latency of unary calls and sheds only beyond 1000 calls at once.
+type ServerConfig struct {
+	// MaxConcurrent is how many calls (unary calls and open streams) may be served
+	// at once; beyond it a call is shed with RESOURCE_EXHAUSTED and a pushback of
+	// Pushback. Zero means 1000; [Off] means no bound. Other negative values are
+	// invalid.
+	MaxConcurrent int
+	// Rate is how many calls a second are admitted; beyond it a call is shed with
+	// RESOURCE_EXHAUSTED and a pushback saying when a token arrives. Zero (the
+	// default) means no rate limit. Negative, NaN and infinite values are invalid.
+	Rate float64
+	// Burst is the rate limit's bucket size. Zero means Rate rounded up. Negative is
+	// invalid.
+	Burst int
+	// Pushback is the delay a call shed for concurrency asks its client to wait
+	// before retrying, sent in the grpc-retry-pushback-ms trailer. Zero means 1s.
+	// Negative is invalid.
+	Pushback time.Duration
+	// Recorder receives the latency of every unary call served, and a count of
+	// every call shed. Nil means a recorder of the Server's own, with Window; give
+	// the heal.Middleware's recorder (Middleware.Recorder) to have the http:*
+	// components of the health document count gRPC calls too.
+	Recorder *heal.Recorder
+	// Window is the window of the Server's own recorder (when Recorder is nil).
+	// Zero means 30s. Negative is invalid.
+	Window time.Duration
+	// Exempt reports the methods (full names, "/pkg.Service/Method") that are never
+	// shed or recorded. Nil means [DefaultExempt]: grpc.health.v1 and server
+	// reflection, so that an overloaded server still answers its probes.
+	Exempt func(fullMethod string) bool
+	// Logger receives recovered panics with their stack. Nil means slog.Default(): a
+	// swallowed panic must never go unreported.
+	Logger *slog.Logger
+}
+
+// DefaultExempt is the default Exempt of a [ServerConfig]: the methods of
+// grpc.health.v1.Health and of server reflection.
+func DefaultExempt(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.") ||
+		strings.HasPrefix(fullMethod, "/grpc.reflection.")
+}
+
+// Server holds the server-side policies of gRPC calls: panic recovery, load
+// shedding by concurrency and rate, and a latency recorder. Its interceptors
+// ([Server.UnaryServerInterceptor], [Server.StreamServerInterceptor]) may serve
+// any number of grpc.Servers. A Server is safe for concurrent use and starts no
+// goroutines. Create it with [NewServer]; the zero Server is not usable.
+type Server struct {
+	max      int64 // 0: no bound
+	limiter  *rate.Limiter
+	pushback time.Duration
+	rec      *heal.Recorder
+	exempt   func(string) bool
+	logger   *slog.Logger
+
+	inFlight atomic.Int64
+	panics   atomic.Int64
+}
+
+// NewServer returns a Server configured by cfg. An invalid cfg gives an error that
+// matches [ErrInvalidConfig] and is a *[ConfigError] naming the field.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	s := &Server{pushback: cfg.Pushback, rec: cfg.Recorder, exempt: cfg.Exempt, logger: cfg.Logger}
+	switch {
+	case cfg.MaxConcurrent == 0:
+		s.max = DefaultMaxConcurrent
+	case cfg.MaxConcurrent == Off:
+	case cfg.MaxConcurrent < 0:
+		return nil, invalid("ServerConfig.MaxConcurrent", "%d is negative", cfg.MaxConcurrent)
+	default:
+		s.max = int64(cfg.MaxConcurrent)
+	}
+	if cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0) {
+		return nil, invalid("ServerConfig.Rate", "%v is not a finite non-negative number", cfg.Rate)
+	}
+	if cfg.Burst < 0 {
+		return nil, invalid("ServerConfig.Burst", "%d is negative", cfg.Burst)
+	}
+	if cfg.Rate > 0 {
+		burst := cfg.Burst
+		if burst == 0 {
+			burst = int(math.Ceil(cfg.Rate))
+		}
+		s.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), burst)
+	}
+	if cfg.Pushback < 0 {
+		return nil, invalid("ServerConfig.Pushback", "%v is negative", cfg.Pushback)
+	}
+	if s.pushback == 0 {
+		s.pushback = time.Second
+	}
+	if s.rec == nil {
+		if cfg.Window < 0 {
+			return nil, invalid("ServerConfig.Window", "%v is negative", cfg.Window)
+		}
+		rec, err := heal.NewRecorder(heal.RecorderConfig{Window: cfg.Window})
+		if err != nil {
+			return nil, err
+		}
+		s.rec = rec
+	}
+	if s.exempt == nil {
+		s.exempt = DefaultExempt
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	return s, nil
+}
+
+// Recorder returns the recorder the Server feeds.
+func (s *Server) Recorder() *heal.Recorder { return s.rec }
+
+// ServerOptions returns the options that install both interceptors on a
+// grpc.Server.
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(s.StreamServerInterceptor()),
+	}
+}
+
+// ServerSnapshot is what a [Server] reports: its recorder's figures and its load.
+type ServerSnapshot struct {
+	heal.RecorderSnapshot
+	InFlight      int64 // calls being served (open streams included)
+	MaxConcurrent int64 // the concurrency bound; 0 when there is none
+	Panics        int64 // panics recovered since the Server was created
+}
+
+// Snapshot reads the Server's figures. It has no side effects.
+func (s *Server) Snapshot() ServerSnapshot {
+	return ServerSnapshot{
+		RecorderSnapshot: s.rec.Snapshot(),
+		InFlight:         s.inFlight.Load(),
+		MaxConcurrent:    s.max,
+		Panics:           s.panics.Load(),
+	}
+}
+
+// admit takes a concurrency slot and a token, or returns the error of a shed call
+// and the pushback to send with it. On success the caller must release the slot.
+func (s *Server) admit() (pushback time.Duration, err error) {
+	if n := s.inFlight.Add(1); s.max > 0 && n > s.max {
+		s.inFlight.Add(-1)
+		return s.pushback, status.Error(codes.ResourceExhausted, "healgrpc: server at its concurrency limit")
+	}
+	if s.limiter != nil {
+		now := time.Now()
+		r := s.limiter.ReserveN(now, 1)
+		if d := r.DelayFrom(now); !r.OK() || d > 0 {
+			r.CancelAt(now)
+			s.inFlight.Add(-1)
+			if !r.OK() || d <= 0 {
+				d = s.pushback
+			}
+			return d, status.Error(codes.ResourceExhausted, "healgrpc: server over its rate limit")
+		}
+	}
+	return 0, nil
+}
+
+// recoverPanic turns a panic of a handler into INTERNAL, logged with its stack.
+func (s *Server) recoverPanic(method string, err *error) {
+	if v := recover(); v != nil {
+		s.panics.Add(1)
+		s.logger.Error("healgrpc: panic in handler", "rpc.method", method, "panic", v, "stack", string(debug.Stack()))
+		*err = status.Error(codes.Internal, "internal error")
+	}
+}
+
+// UnaryServerInterceptor returns the server interceptor of unary calls: it sheds
+// a call over the concurrency limit or the rate with RESOURCE_EXHAUSTED and a
+// grpc-retry-pushback-ms trailer (before the handler runs, so that the call may be
+// retried whatever its method), turns a panic of the handler into INTERNAL (logged
+// with the stack), and records the latency of the calls it served.
+func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		if s.exempt(info.FullMethod) {
+			defer s.recoverPanic(info.FullMethod, &err)
+			return handler(ctx, req)
+		}
+		if d, err := s.admit(); err != nil {
+			s.rec.Shed()
+			_ = grpc.SetTrailer(ctx, pushbackMD(d))
+			return nil, err
+		}
+		start := time.Now()
+		defer func() {
+			s.inFlight.Add(-1)
+			s.rec.Observe(time.Since(start))
+		}()
+		defer s.recoverPanic(info.FullMethod, &err)
+		return handler(ctx, req)
+	}
+}
+
+// StreamServerInterceptor returns the server interceptor of streams: shedding and
+// panic recovery as for unary calls. An open stream holds a concurrency slot until
+// its handler returns; its duration is not recorded as latency (a stream lasts as
+// long as its peers want).
+func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		if s.exempt(info.FullMethod) {
+			defer s.recoverPanic(info.FullMethod, &err)
+			return handler(srv, ss)
+		}
+		if d, err := s.admit(); err != nil {
+			s.rec.Shed()
+			ss.SetTrailer(pushbackMD(d))
+			return err
+		}
+		defer s.inFlight.Add(-1)
+		defer s.recoverPanic(info.FullMethod, &err)
+		return handler(srv, ss)
+	}
+}
