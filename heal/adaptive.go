@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/selfheal-go/selfheal"
 )
@@ -246,6 +247,10 @@ type AdaptiveLimitConfig struct {
 	Classify selfheal.Classifier
 	// MeterProvider receives the limit's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the span that records a rejection when
+	// the call has no span of its own (with one, it is an event on the caller's span
+	// when that span is recording). Nil means the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // AdaptiveLimit bounds concurrency like a [Bulkhead], but its bound follows the
@@ -288,7 +293,7 @@ func NewAdaptiveLimit(cfg AdaptiveLimitConfig) *AdaptiveLimit {
 		cfg.Classify = DefaultLimitClassify
 	}
 	m := meterFor(cfg.MeterProvider)
-	attrs := []attribute.KeyValue{attrPolicy.String("limit"), attrName.String(cfg.Name)}
+	attrs := []attribute.KeyValue{attrName.String(cfg.Name)}
 	l := &AdaptiveLimit{
 		name:       cfg.Name,
 		classify:   cfg.Classify,
@@ -296,7 +301,7 @@ func NewAdaptiveLimit(cfg AdaptiveLimitConfig) *AdaptiveLimit {
 		rejectErr:  &RejectedError{Policy: "limit", Name: cfg.Name, Reason: ErrLimitExceeded},
 		rejections: newCounter(m, "limit.rejections", "Calls an adaptive concurrency limit rejected.", "{call}", attrs...),
 		limitGauge: newGauge(m, "limit.limit", "The current adaptive concurrency limit.", "{call}", attrs...),
-		rejectEv:   newEvent("selfheal.limit.rejected", attrs...),
+		rejectEv:   newEvent(cfg.TracerProvider, "selfheal.heal.limit.rejected", attrs...),
 	}
 	l.limit.Store(int64(max(1, cfg.Algorithm.Limit())))
 	return l

@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // BulkheadConfig configures a [Bulkhead]. The zero value is a bulkhead of 25
@@ -28,6 +29,10 @@ type BulkheadConfig struct {
 	MaxWait time.Duration
 	// MeterProvider receives the bulkhead's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the span that records a rejection when
+	// the call has no span of its own (with one, it is an event on the caller's span
+	// when that span is recording). Nil means the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Bulkhead isolates a dependency by bounding how many calls to it run at once, so that
@@ -67,7 +72,7 @@ func NewBulkhead(cfg BulkheadConfig) (*Bulkhead, error) {
 	if cfg.MaxWait < 0 {
 		return nil, invalid("BulkheadConfig.MaxWait", "%v is negative", cfg.MaxWait)
 	}
-	attrs := []attribute.KeyValue{attrPolicy.String("bulkhead"), attrName.String(cfg.Name)}
+	attrs := []attribute.KeyValue{attrName.String(cfg.Name)}
 	return &Bulkhead{
 		name:       cfg.Name,
 		sem:        make(chan struct{}, cfg.MaxConcurrent),
@@ -75,7 +80,7 @@ func NewBulkhead(cfg BulkheadConfig) (*Bulkhead, error) {
 		maxWait:    cfg.MaxWait,
 		rejectErr:  &RejectedError{Policy: "bulkhead", Name: cfg.Name, Reason: ErrBulkheadFull},
 		rejections: newCounter(meterFor(cfg.MeterProvider), "bulkhead.rejections", "Calls a bulkhead rejected.", "{call}", attrs...),
-		rejectEv:   newEvent("selfheal.bulkhead.rejected", attrs...),
+		rejectEv:   newEvent(cfg.TracerProvider, "selfheal.heal.bulkhead.rejected", attrs...),
 	}, nil
 }
 

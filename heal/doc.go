@@ -160,17 +160,22 @@
 // # Telemetry
 //
 // Every policy counts its notable outcomes through the OpenTelemetry API, with the
-// attributes selfheal.policy and selfheal.name (built once per policy, never per
-// call): selfheal.heal.bulkhead.rejections, selfheal.heal.ratelimit.rejections,
+// attribute selfheal.policy.name of the scheme every selfheal package shares (built
+// once per policy, never per call; the root package's TELEMETRY.md lists every
+// name and key): selfheal.heal.bulkhead.rejections, selfheal.heal.ratelimit.rejections,
 // selfheal.heal.timeout.timeouts, selfheal.heal.fallback.fallbacks,
 // selfheal.heal.hedge.hedges, selfheal.heal.limit.rejections and the gauge
-// selfheal.heal.limit.limit; the middleware adds selfheal.heal.server.shed (by
-// selfheal.reason: concurrency or rate), selfheal.heal.server.panics,
-// selfheal.heal.server.timeouts and the histogram selfheal.heal.server.duration.
-// The success path records nothing but the duration histogram. Rejections,
-// timeouts, fallbacks and hedges also add span events (selfheal.bulkhead.rejected,
-// selfheal.ratelimit.rejected, selfheal.limit.rejected, selfheal.timeout.expired,
-// selfheal.fallback.used, selfheal.hedge.started, selfheal.server.shed) to the span
-// in the call's context, only when it is recording. Retries and breakers report
-// through their own packages. Provider fields default to the global providers.
+// selfheal.heal.limit.limit; the middleware (selfheal.policy.name "server") adds
+// selfheal.heal.server.shed (by selfheal.reason: concurrency or rate),
+// selfheal.heal.server.panics, selfheal.heal.server.timeouts and the histogram
+// selfheal.heal.server.duration. The success path records nothing but the duration
+// histogram. Rejections, timeouts, fallbacks and hedges are also visible on a trace
+// (selfheal.heal.bulkhead.rejected, selfheal.heal.ratelimit.rejected,
+// selfheal.heal.limit.rejected, selfheal.heal.timeout.expired,
+// selfheal.heal.fallback.used, selfheal.heal.hedge.started,
+// selfheal.heal.server.shed): an event on the span in the call's context when that
+// span is recording; when the call has no span at all, a span of its own of the same
+// name from the policy's TracerProvider; nothing when the call's span is sampled
+// out. Retries and breakers report through their own packages. Provider fields
+// default to the global providers.
 package heal

@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/selfheal-go/selfheal"
 )
@@ -39,6 +40,10 @@ type FallbackConfig struct {
 	Func func(ctx context.Context, err error) error
 	// MeterProvider receives the fallback's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the span that records a fallback when
+	// the call has no span of its own (with one, it is an event on the caller's span
+	// when that span is recording). Nil means the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Fallback replaces the failures it handles with the result of a function: a
@@ -66,13 +71,13 @@ func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 	if cfg.Classify == nil {
 		cfg.Classify = DefaultFallbackClassify
 	}
-	attrs := []attribute.KeyValue{attrPolicy.String("fallback"), attrName.String(cfg.Name)}
+	attrs := []attribute.KeyValue{attrName.String(cfg.Name)}
 	return &Fallback{
 		name:      cfg.Name,
 		classify:  cfg.Classify,
 		fn:        cfg.Func,
 		fallbacks: newCounter(meterFor(cfg.MeterProvider), "fallback.fallbacks", "Failures a fallback replaced.", "{call}", attrs...),
-		used:      newEvent("selfheal.fallback.used", attrs...),
+		used:      newEvent(cfg.TracerProvider, "selfheal.heal.fallback.used", attrs...),
 	}, nil
 }
 

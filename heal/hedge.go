@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // HedgeConfig configures a [Hedge]. The zero value hedges once after 100ms.
@@ -29,6 +30,10 @@ type HedgeConfig struct {
 	MaxHedges int
 	// MeterProvider receives the hedge's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the span that records a hedge when
+	// the call has no span of its own (with one, it is an event on the caller's span
+	// when that span is recording). Nil means the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Hedge cuts tail latency: when an attempt has not finished after a delay (a fixed
@@ -80,7 +85,7 @@ func NewHedge(cfg HedgeConfig) (*Hedge, error) {
 	if cfg.Percentile < 0 || cfg.Percentile >= 1 {
 		return nil, invalid("HedgeConfig.Percentile", "%v is not in [0, 1)", cfg.Percentile)
 	}
-	attrs := []attribute.KeyValue{attrPolicy.String("hedge"), attrName.String(cfg.Name)}
+	attrs := []attribute.KeyValue{attrName.String(cfg.Name)}
 	h := &Hedge{
 		name:       cfg.Name,
 		delay:      cfg.Delay,
@@ -88,7 +93,7 @@ func NewHedge(cfg HedgeConfig) (*Hedge, error) {
 		minDelay:   cfg.MinDelay,
 		maxHedges:  cfg.MaxHedges,
 		hedges:     newCounter(meterFor(cfg.MeterProvider), "hedge.hedges", "Hedged attempts started.", "{attempt}", attrs...),
-		hedgeEv:    newEvent("selfheal.hedge.started", attrs...),
+		hedgeEv:    newEvent(cfg.TracerProvider, "selfheal.heal.hedge.started", attrs...),
 	}
 	h.cur.Store(int64(cfg.Delay))
 	if cfg.Percentile > 0 {

@@ -16,6 +16,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // MiddlewareConfig configures a [Middleware]. The zero value recovers panics,
@@ -64,6 +65,10 @@ type MiddlewareConfig struct {
 	// MeterProvider receives the middleware's metrics. Nil means the global
 	// provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the span that records a shed request
+	// when the request has no span of its own (with one, it is an event on the
+	// request's span when that span is recording). Nil means the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // defaultServerConcurrency is MiddlewareConfig.MaxConcurrent's default.
@@ -154,7 +159,7 @@ func NewMiddleware(cfg MiddlewareConfig) (*Middleware, error) {
 		rec:        rec,
 	}
 	if cfg.Rate > 0 {
-		rc := RateLimitConfig{Name: "server", Rate: cfg.Rate, Burst: cfg.Burst, MeterProvider: cfg.MeterProvider}
+		rc := RateLimitConfig{Name: "server", Rate: cfg.Rate, Burst: cfg.Burst, MeterProvider: cfg.MeterProvider, TracerProvider: cfg.TracerProvider}
 		if cfg.RateKey != nil {
 			if m.rlGroup, err = NewRateLimitGroup(RateLimitGroupConfig{RateLimit: rc}); err != nil {
 				return nil, err
@@ -164,11 +169,11 @@ func NewMiddleware(cfg MiddlewareConfig) (*Middleware, error) {
 		}
 	}
 	meter := meterFor(cfg.MeterProvider)
-	base := []attribute.KeyValue{attrPolicy.String("server")}
+	base := []attribute.KeyValue{attrName.String("server")}
 	m.shedConc = newCounter(meter, "server.shed", "Requests the server middleware shed.", "{request}", append(base, attrReason.String("concurrency"))...)
 	m.shedRate = newCounter(meter, "server.shed", "Requests the server middleware shed.", "{request}", append(base, attrReason.String("rate"))...)
 	m.initTelemetry(meter, base)
-	m.shedEv = newEvent("selfheal.server.shed", base...)
+	m.shedEv = newEvent(cfg.TracerProvider, "selfheal.heal.server.shed", base...)
 	return m, nil
 }
 

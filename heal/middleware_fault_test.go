@@ -124,7 +124,7 @@ func TestMiddlewareTimeoutBoundsHandlerThatIgnoresContext(t *testing.T) {
 	assert.Equal(t, "request timed out\n", string(body))
 	assert.Empty(t, resp.Header.Get("X-Late"))
 	require.ErrorIs(t, <-late, http.ErrHandlerTimeout)
-	assert.EqualValues(t, 1, mp.Int64Sum("selfheal.heal.server.timeouts", attribute.String("selfheal.policy", "server")))
+	assert.EqualValues(t, 1, mp.Int64Sum("selfheal.heal.server.timeouts", attribute.String("selfheal.policy.name", "server")))
 }
 
 // A handler that started its response and then ignores its deadline has its
@@ -175,7 +175,7 @@ func TestMiddlewarePanicAndTimeoutCounters(t *testing.T) {
 		resp, _ := get(t, c, srv.URL+tt.path)
 		assert.Equal(t, tt.want, resp.StatusCode, tt.path)
 	}
-	server := attribute.String("selfheal.policy", "server")
+	server := attribute.String("selfheal.policy.name", "server")
 	assert.EqualValues(t, 2, mp.Int64Sum("selfheal.heal.server.panics", server))
 	assert.EqualValues(t, 1, mp.Int64Sum("selfheal.heal.server.timeouts", server))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/breaker"
@@ -22,7 +23,7 @@ import (
 // is a pipeline of no stage, which calls fn directly.
 //
 // Beyond what the stages' own configurations say, the pipeline adds exactly this:
-// each stage's Name and MeterProvider default to the Config's; the breaker's
+// each stage's Name, MeterProvider and TracerProvider default to the Config's; the breaker's
 // Classify counts the rate limit's and the bulkhead's rejections neither way
 // ([selfheal.Ignored]: they are not failures of the dependency, and counting them as
 // successes would hide failures), and otherwise defers to the configured Classify
@@ -55,6 +56,9 @@ type Config struct {
 	// MeterProvider serves every stage whose own config has none. Nil means the
 	// global provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider serves every stage whose own config has none. Nil means the
+	// global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Pipeline is the ready-made composition of policies that [New] builds from a
@@ -89,6 +93,9 @@ func New(cfg Config) (*Pipeline, error) {
 		if fc.MeterProvider == nil {
 			fc.MeterProvider = cfg.MeterProvider
 		}
+		if fc.TracerProvider == nil {
+			fc.TracerProvider = cfg.TracerProvider
+		}
 		if p.fallback, err = NewFallback(fc); err != nil {
 			return nil, invalidSub("Config.Fallback", err)
 		}
@@ -98,6 +105,9 @@ func New(cfg Config) (*Pipeline, error) {
 		rc.Name = cmp.Or(rc.Name, cfg.Name)
 		if rc.MeterProvider == nil {
 			rc.MeterProvider = cfg.MeterProvider
+		}
+		if rc.TracerProvider == nil {
+			rc.TracerProvider = cfg.TracerProvider
 		}
 		rc.Classify = pipelineRetryClassify(rc.Classify)
 		if p.retry, err = retry.New(rc); err != nil {
@@ -110,6 +120,9 @@ func New(cfg Config) (*Pipeline, error) {
 		if bc.MeterProvider == nil {
 			bc.MeterProvider = cfg.MeterProvider
 		}
+		if bc.TracerProvider == nil {
+			bc.TracerProvider = cfg.TracerProvider
+		}
 		bc.Classify = pipelineBreakerClassify(bc.Classify)
 		if p.breaker, err = breaker.New(bc); err != nil {
 			return nil, invalidSub("Config.Breaker", err)
@@ -121,6 +134,9 @@ func New(cfg Config) (*Pipeline, error) {
 		if rl.MeterProvider == nil {
 			rl.MeterProvider = cfg.MeterProvider
 		}
+		if rl.TracerProvider == nil {
+			rl.TracerProvider = cfg.TracerProvider
+		}
 		if p.rate, err = NewRateLimit(rl); err != nil {
 			return nil, invalidSub("Config.RateLimit", err)
 		}
@@ -131,6 +147,9 @@ func New(cfg Config) (*Pipeline, error) {
 		if tc.MeterProvider == nil {
 			tc.MeterProvider = cfg.MeterProvider
 		}
+		if tc.TracerProvider == nil {
+			tc.TracerProvider = cfg.TracerProvider
+		}
 		if p.timeout, err = NewTimeout(tc); err != nil {
 			return nil, invalidSub("Config.Timeout", err)
 		}
@@ -140,6 +159,9 @@ func New(cfg Config) (*Pipeline, error) {
 		bh.Name = cmp.Or(bh.Name, cfg.Name)
 		if bh.MeterProvider == nil {
 			bh.MeterProvider = cfg.MeterProvider
+		}
+		if bh.TracerProvider == nil {
+			bh.TracerProvider = cfg.TracerProvider
 		}
 		if p.bulkhead, err = NewBulkhead(bh); err != nil {
 			return nil, invalidSub("Config.Bulkhead", err)

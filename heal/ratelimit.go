@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 )
 
@@ -52,6 +53,10 @@ type RateLimitConfig struct {
 	MaxWait time.Duration
 	// MeterProvider receives the limiter's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the span that records a rejection when
+	// the call has no span of its own (with one, it is an event on the caller's span
+	// when that span is recording). Nil means the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 func (cfg *RateLimitConfig) normalize() error {
@@ -108,9 +113,9 @@ func NewRateLimit(cfg RateLimitConfig) (*RateLimit, error) {
 // limiters of a group share the group's attributes, so that keys never become metric
 // attributes of unbounded cardinality.
 func rateLimitTelemetry(cfg RateLimitConfig) (counter, event) {
-	attrs := []attribute.KeyValue{attrPolicy.String("ratelimit"), attrName.String(cfg.Name)}
+	attrs := []attribute.KeyValue{attrName.String(cfg.Name)}
 	return newCounter(meterFor(cfg.MeterProvider), "ratelimit.rejections", "Calls a rate limiter rejected.", "{call}", attrs...),
-		newEvent("selfheal.ratelimit.rejected", attrs...)
+		newEvent(cfg.TracerProvider, "selfheal.heal.ratelimit.rejected", attrs...)
 }
 
 func newRateLimit(cfg RateLimitConfig, rejections counter, ev event) *RateLimit {

@@ -10,11 +10,11 @@ import (
 	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
-// Attribute keys on every metric and span event of this package.
+// Attribute keys on the metrics and span events of this package: those of the
+// scheme every selfheal package shares (see internal/telemetry and TELEMETRY.md).
 const (
-	attrPolicy = attribute.Key("selfheal.policy")
-	attrName   = attribute.Key("selfheal.name")
-	attrReason = attribute.Key("selfheal.reason")
+	attrName   = telemetry.KeyPolicyName
+	attrReason = telemetry.KeyReason
 )
 
 // meterFor returns the heal meter of mp (the global provider when nil).
@@ -63,26 +63,52 @@ func (g gauge) record(ctx context.Context, v int64) {
 	}
 }
 
-// event is a span event with its attributes bound once. It is added to the span in
-// the context only when that span is recording.
+// event is a span event with its attributes bound once: what happened to a call (a
+// rejection, a timeout, a fallback, a hedge). It is added to the caller's span when
+// that span is recording; when the call has no span at all (no valid span context
+// in ctx), it is a span of its own of the same name, from the policy's
+// TracerProvider, so that it is visible on a trace either way. A span that is
+// sampled out gets nothing: the sampler has decided.
 type event struct {
-	name string
-	opts []trace.EventOption
+	name   string
+	opts   []trace.EventOption
+	tracer trace.Tracer
+	attrs  []attribute.KeyValue
 }
 
-func newEvent(name string, attrs ...attribute.KeyValue) event {
-	return event{name: name, opts: []trace.EventOption{trace.WithAttributes(attrs...)}}
+func newEvent(tp trace.TracerProvider, name string, attrs ...attribute.KeyValue) event {
+	return event{name: name, opts: []trace.EventOption{trace.WithAttributes(attrs...)},
+		tracer: telemetry.Tracer(tp, "heal"), attrs: attrs}
 }
 
 func (e event) add(ctx context.Context) {
-	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+	sp := trace.SpanFromContext(ctx)
+	if sp.IsRecording() {
 		sp.AddEvent(e.name, e.opts...)
+	} else if !sp.SpanContext().IsValid() {
+		e.span(ctx, nil)
 	}
 }
 
-// addWith adds the event with extra attributes, built only when the span records.
+// addWith adds the event with extra attributes, built only when it is recorded.
 func (e event) addWith(ctx context.Context, extra func() []attribute.KeyValue) {
-	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+	sp := trace.SpanFromContext(ctx)
+	if sp.IsRecording() {
 		sp.AddEvent(e.name, append(e.opts[:len(e.opts):len(e.opts)], trace.WithAttributes(extra()...))...)
+	} else if !sp.SpanContext().IsValid() {
+		e.span(ctx, extra)
 	}
+}
+
+// span records the event as a span of its own, for a call that has no span.
+func (e event) span(ctx context.Context, extra func() []attribute.KeyValue) {
+	if e.tracer == nil {
+		return
+	}
+	attrs := e.attrs
+	if extra != nil {
+		attrs = append(attrs[:len(attrs):len(attrs)], extra()...)
+	}
+	_, sp := e.tracer.Start(ctx, e.name, trace.WithAttributes(attrs...))
+	sp.End()
 }

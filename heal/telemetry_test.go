@@ -16,9 +16,10 @@ import (
 	"github.com/selfheal-go/selfheal/internal/oteltest"
 )
 
-// policyAttrs returns the attributes of the heal policy kind named name.
-func policyAttrs(kind, name string) []attribute.KeyValue {
-	return []attribute.KeyValue{attribute.String("selfheal.policy", kind), attribute.String("selfheal.name", name)}
+// policyAttrs returns the attributes of the heal policy named name (the kind is in
+// the instrument's name).
+func policyAttrs(_, name string) []attribute.KeyValue {
+	return []attribute.KeyValue{attribute.String("selfheal.policy.name", name)}
 }
 
 func TestTelemetry(t *testing.T) {
@@ -77,15 +78,15 @@ func TestTelemetry(t *testing.T) {
 		}
 		var events []string
 		for _, e := range span.Events() {
-			events = append(events, e.Name+"{"+oteltest.Key(attribute.NewSet(e.Attributes...), "selfheal.name")+"}")
+			events = append(events, e.Name+"{"+oteltest.Key(attribute.NewSet(e.Attributes...), "selfheal.policy.name")+"}")
 		}
 		assert.Equal(t, []string{
-			"selfheal.bulkhead.rejected{db}",
-			"selfheal.ratelimit.rejected{api}",
-			"selfheal.timeout.expired{slow}",
-			"selfheal.fallback.used{cache}",
-			"selfheal.hedge.started{replicas}",
-			"selfheal.limit.rejected{search}",
+			"selfheal.heal.bulkhead.rejected{db}",
+			"selfheal.heal.ratelimit.rejected{api}",
+			"selfheal.heal.timeout.expired{slow}",
+			"selfheal.heal.fallback.used{cache}",
+			"selfheal.heal.hedge.started{replicas}",
+			"selfheal.heal.limit.rejected{search}",
 		}, events)
 	})
 }
@@ -100,7 +101,7 @@ func TestMiddlewareTelemetry(t *testing.T) {
 	resp, _ = get(t, srv.Client(), srv.URL)
 	assert.Equal(t, 429, resp.StatusCode)
 	assert.EqualValues(t, 1, mp.Int64Sum("selfheal.heal.server.shed",
-		attribute.String("selfheal.policy", "server"), attribute.String("selfheal.reason", "rate")))
+		attribute.String("selfheal.policy.name", "server"), attribute.String("selfheal.reason", "rate")))
 }
 
 // The adaptive limit's gauge reports the current limit each time it changes.

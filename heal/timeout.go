@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TimeoutConfig configures a [Timeout]. Timeout is required.
@@ -16,6 +17,10 @@ type TimeoutConfig struct {
 	Timeout time.Duration
 	// MeterProvider receives the timeout's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the span that records an expiry when
+	// the call has no span of its own (with one, it is an event on the caller's span
+	// when that span is recording). Nil means the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Timeout bounds how long a call runs: it gives the function a context that expires
@@ -45,12 +50,12 @@ func NewTimeout(cfg TimeoutConfig) (*Timeout, error) {
 	if cfg.Name == "" {
 		cfg.Name = "timeout"
 	}
-	attrs := []attribute.KeyValue{attrPolicy.String("timeout"), attrName.String(cfg.Name)}
+	attrs := []attribute.KeyValue{attrName.String(cfg.Name)}
 	return &Timeout{
 		name:     cfg.Name,
 		d:        cfg.Timeout,
 		timeouts: newCounter(meterFor(cfg.MeterProvider), "timeout.timeouts", "Calls a timeout cut short.", "{call}", attrs...),
-		timedOut: newEvent("selfheal.timeout.expired", attrs...),
+		timedOut: newEvent(cfg.TracerProvider, "selfheal.heal.timeout.expired", attrs...),
 	}, nil
 }
 
