@@ -3,6 +3,7 @@ package heal
 import (
 	"context"
 	"fmt"
+	"github.com/selfheal-go/selfheal/internal/telemetry"
 	"math"
 	"sync"
 	"time"
@@ -222,7 +223,7 @@ func (l *RateLimit) nextToken(now time.Time) time.Duration {
 func (l *RateLimit) reject(ctx context.Context, retryAfter time.Duration) error {
 	l.rejections.add(ctx, 1)
 	l.rejectEv.addWith(ctx, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attribute.Int64("selfheal.retry_after_ms", retryAfter.Milliseconds())}
+		return []attribute.KeyValue{telemetry.KeyRetryAfter.Float64(retryAfter.Seconds())}
 	})
 	return &RejectedError{Policy: "ratelimit", Name: l.name, Reason: ErrRateLimited, Delay: retryAfter}
 }

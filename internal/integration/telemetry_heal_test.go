@@ -1,0 +1,103 @@
+package integration_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/selfheal-go/selfheal/heal"
+)
+
+func init() { scenarios = append(scenarios, healScenario, middlewareScenario) }
+
+// healScenario refuses a call in every heal policy twice: once inside the caller's
+// recording span (an event) and once in a call with no span (a span of its own).
+func healScenario(t *testing.T, s *sdk) {
+	ctx, end := s.caller(t.Context())
+	defer end()
+	for _, c := range []context.Context{ctx, context.Background()} {
+		bh, err := heal.NewBulkhead(heal.BulkheadConfig{Name: "db", MaxConcurrent: 1, MeterProvider: s.mp, TracerProvider: s.tp})
+		require.NoError(t, err)
+		require.True(t, bh.TryAcquire())
+		assert.Error(t, bh.Do(c, ok))
+		bh.Release()
+
+		rl, err := heal.NewRateLimit(heal.RateLimitConfig{Name: "api", Rate: 0.001, MeterProvider: s.mp, TracerProvider: s.tp})
+		require.NoError(t, err)
+		_ = rl.Do(c, ok)
+		assert.Error(t, rl.Do(c, ok))
+
+		to, err := heal.NewTimeout(heal.TimeoutConfig{Name: "slow", Timeout: time.Millisecond, MeterProvider: s.mp, TracerProvider: s.tp})
+		require.NoError(t, err)
+		assert.Error(t, to.Do(c, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }))
+
+		fb, err := heal.NewFallback(heal.FallbackConfig{Name: "cache", MeterProvider: s.mp, TracerProvider: s.tp,
+			Func: func(context.Context, error) error { return nil }})
+		require.NoError(t, err)
+		assert.NoError(t, fb.Do(c, fail))
+
+		h, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: time.Millisecond, MeterProvider: s.mp, TracerProvider: s.tp})
+		require.NoError(t, err)
+		var n atomic.Int32
+		assert.NoError(t, h.Do(c, func(ctx context.Context) error {
+			if n.Add(1) == 1 {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}))
+
+		al := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", MeterProvider: s.mp, TracerProvider: s.tp})
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		var in sync.WaitGroup
+		for range al.Limit() {
+			in.Add(1)
+			wg.Go(func() {
+				_ = al.Do(context.Background(), func(context.Context) error { in.Done(); <-release; return nil })
+			})
+		}
+		in.Wait()
+		assert.Error(t, al.Do(c, ok))
+		close(release)
+		wg.Wait()
+	}
+}
+
+// middlewareScenario: a request shed by the rate, a panic, a timeout, through a
+// real server.
+func middlewareScenario(t *testing.T, s *sdk) {
+	m, err := heal.NewMiddleware(heal.MiddlewareConfig{Rate: 0.001, Burst: 3, Timeout: 50 * time.Millisecond,
+		MeterProvider: s.mp, TracerProvider: s.tp, Logger: s.log})
+	require.NoError(t, err)
+	h := m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/panic":
+			panic("boom")
+		case "/slow":
+			<-r.Context().Done()
+		}
+	}))
+	// "/traced" arrives with a recording span, as behind otelhttp.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/traced" {
+			ctx, end := s.caller(r.Context())
+			defer end()
+			r = r.WithContext(ctx)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	for _, path := range []string{"/ok", "/panic", "/slow", "/ok", "/traced"} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+	}
+}
