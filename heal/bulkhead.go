@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
 // BulkheadConfig configures a [Bulkhead]. The zero value is a bulkhead of 25
@@ -52,6 +54,9 @@ type Bulkhead struct {
 
 	rejections counter
 	rejectEv   event
+
+	inFlightObs, queuedObs metric.Int64ObservableUpDownCounter
+	attrSet                metric.ObserveOption
 }
 
 // NewBulkhead returns a bulkhead configured by cfg, or an error naming the field that
@@ -73,7 +78,7 @@ func NewBulkhead(cfg BulkheadConfig) (*Bulkhead, error) {
 		return nil, invalid("BulkheadConfig.MaxWait", "%v is negative", cfg.MaxWait)
 	}
 	attrs := []attribute.KeyValue{attrName.String(cfg.Name)}
-	return &Bulkhead{
+	b := &Bulkhead{
 		name:       cfg.Name,
 		sem:        make(chan struct{}, cfg.MaxConcurrent),
 		maxQueued:  int64(cfg.MaxQueued),
@@ -81,7 +86,33 @@ func NewBulkhead(cfg BulkheadConfig) (*Bulkhead, error) {
 		rejectErr:  &RejectedError{Policy: "bulkhead", Name: cfg.Name, Reason: ErrBulkheadFull},
 		rejections: newCounter(meterFor(cfg.MeterProvider), "bulkhead.rejections", "Calls a bulkhead rejected.", "{call}", attrs...),
 		rejectEv:   newEvent(cfg.TracerProvider, "selfheal.heal.bulkhead.rejected", attrs...),
-	}, nil
+		attrSet:    metric.WithAttributeSet(attribute.NewSet(attrs...)),
+	}
+	b.observeGauges(meterFor(cfg.MeterProvider))
+	return b, nil
+}
+
+// observeGauges registers the in-flight and queued gauges (observable up-down
+// counters, read when the meter collects: nothing is recorded on a call). The
+// callback holds b weakly. A broken meter leaves the bulkhead without them.
+func (b *Bulkhead) observeGauges(m metric.Meter) {
+	inFlight, err := m.Int64ObservableUpDownCounter("selfheal.heal.bulkhead.in_flight",
+		metric.WithDescription("Calls running in a bulkhead's slots."), metric.WithUnit("{call}"))
+	if err != nil {
+		return
+	}
+	queued, err := m.Int64ObservableUpDownCounter("selfheal.heal.bulkhead.queued",
+		metric.WithDescription("Calls waiting for a bulkhead's slot."), metric.WithUnit("{call}"))
+	if err != nil {
+		return
+	}
+	b.inFlightObs, b.queuedObs = inFlight, queued
+	_ = telemetry.RegisterWeak(m, b, (*Bulkhead).observe, inFlight, queued)
+}
+
+func (b *Bulkhead) observe(o metric.Observer) {
+	o.ObserveInt64(b.inFlightObs, int64(len(b.sem)), b.attrSet)
+	o.ObserveInt64(b.queuedObs, min(max(b.queued.Load(), 0), b.maxQueued), b.attrSet)
 }
 
 // Name returns the bulkhead's name.

@@ -164,8 +164,9 @@
 // once per policy, never per call; the root package's TELEMETRY.md lists every
 // name and key): selfheal.heal.bulkhead.rejections, selfheal.heal.ratelimit.rejections,
 // selfheal.heal.timeout.timeouts, selfheal.heal.fallback.fallbacks,
-// selfheal.heal.hedge.hedges, selfheal.heal.limit.rejections and the gauge
-// selfheal.heal.limit.limit; the middleware (selfheal.policy.name "server") adds
+// selfheal.heal.hedge.hedges, selfheal.heal.limit.rejections, the gauge
+// selfheal.heal.limit.limit and the bulkhead's selfheal.heal.bulkhead.in_flight and
+// selfheal.heal.bulkhead.queued (read when the meter collects); the middleware (selfheal.policy.name "server") adds
 // selfheal.heal.server.shed (by selfheal.reason: concurrency or rate),
 // selfheal.heal.server.panics, selfheal.heal.server.timeouts and the histogram
 // selfheal.heal.server.duration. The success path records nothing but the duration

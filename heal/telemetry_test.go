@@ -119,3 +119,23 @@ func TestAdaptiveLimitGauge(t *testing.T) {
 		assert.EqualValues(t, want, l.Limit())
 	}
 }
+
+// The bulkhead's gauges report the calls in its slots and in its queue.
+func TestBulkheadGauges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mp := oteltest.NewMeterProvider()
+		bh, err := heal.NewBulkhead(heal.BulkheadConfig{Name: "db", MaxConcurrent: 2, MaxQueued: 1, MeterProvider: mp})
+		require.NoError(t, err)
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		blockIn(t, bh, 3, release, &wg) // two run, one waits
+		obs := mp.Observe(t)
+		assert.Equal(t, map[string]int64{"db": 2}, obs.Int64By("selfheal.heal.bulkhead.in_flight", "selfheal.policy.name"))
+		assert.Equal(t, map[string]int64{"db": 1}, obs.Int64By("selfheal.heal.bulkhead.queued", "selfheal.policy.name"))
+		close(release)
+		wg.Wait()
+		obs = mp.Observe(t)
+		assert.Equal(t, map[string]int64{"db": 0}, obs.Int64By("selfheal.heal.bulkhead.in_flight", "selfheal.policy.name"))
+		assert.Equal(t, map[string]int64{"db": 0}, obs.Int64By("selfheal.heal.bulkhead.queued", "selfheal.policy.name"))
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,8 @@ func healScenario(t *testing.T, s *sdk) {
 		require.True(t, bh.TryAcquire())
 		assert.Error(t, bh.Do(c, ok))
 		bh.Release()
+		s.collect(t) // the bulkhead's gauges, while it is alive
+		runtime.KeepAlive(bh)
 
 		rl, err := heal.NewRateLimit(heal.RateLimitConfig{Name: "api", Rate: 0.001, MeterProvider: s.mp, TracerProvider: s.tp})
 		require.NoError(t, err)
