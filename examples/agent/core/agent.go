@@ -55,6 +55,10 @@ type Config struct {
 	// <token>); "" means none, and then it takes commands from loopback callers
 	// only. See [Agent.Protect].
 	ControlToken string
+	// SampleInterval is how often Run samples every service for the status
+	// page's charts (replicas, latency, the front door's success rate); <= 0
+	// means 1 s. The agent keeps HistorySamples samples per service.
+	SampleInterval time.Duration
 }
 
 // Agent runs the loop. Create it with New; it is safe for concurrent use.
@@ -69,18 +73,22 @@ type Agent struct {
 	client *http.Client
 	tr     *http.Transport
 
-	mu      sync.Mutex
-	budget  decide.Budget
-	svcs    map[string]*svc
-	order   []string
-	doors   map[string]*frontdoor.FrontDoor
-	doorAdr map[string]string
-	incs    map[string]*incident
-	incSeq  int
-	actx    context.Context
-	actions sync.WaitGroup
-	running atomic.Bool
-	stopped bool
+	mu       sync.Mutex
+	budget   decide.Budget
+	svcs     map[string]*svc
+	order    []string
+	doors    map[string]*frontdoor.FrontDoor
+	doorAdr  map[string]string
+	incs     map[string]*incident
+	incSeq   int
+	hist     *history
+	live     chan struct{} // a slot per live page (MaxLiveClients)
+	liveStop chan struct{} // closed by CloseLive
+	liveOnce sync.Once
+	actx     context.Context
+	actions  sync.WaitGroup
+	running  atomic.Bool
+	stopped  bool
 
 	mActions   metric.Int64Counter
 	mIncidents metric.Int64Counter
@@ -103,7 +111,8 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, fleet: cfg.Fleet, drv: cfg.Driver, ev: cfg.Events, log: cfg.Logger,
 		svcs: map[string]*svc{}, doors: map[string]*frontdoor.FrontDoor{}, doorAdr: map[string]string{},
-		incs: map[string]*incident{}, actx: context.Background()}
+		incs: map[string]*incident{}, actx: context.Background(), hist: newHistory(),
+		live: make(chan struct{}, MaxLiveClients), liveStop: make(chan struct{})}
 	switch d := cfg.Driver.(type) {
 	case driver.Placer:
 		a.placer = d
@@ -173,6 +182,10 @@ func (a *Agent) FrontDoorAddr(service string) string {
 
 func (a *Agent) emit(e eventlog.Event) {
 	e.DryRun = a.fleet.Agent.DryRun && (e.Kind == eventlog.Decided || e.Kind == eventlog.Held)
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	a.hist.record(e)
 	a.ev.Emit(e)
 }
 
@@ -276,6 +289,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
+	every := a.cfg.SampleInterval
+	if every <= 0 {
+		every = time.Second
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.sampler(ctx, every)
+	}()
 	for _, name := range a.order {
 		s := a.svcs[name]
 		wg.Add(1)

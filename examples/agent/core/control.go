@@ -31,7 +31,15 @@ var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
 
 // Handler serves the status endpoint and the control API:
 //
-//	GET  /                    a small HTML page: instances per node, recent timeline
+//	GET  /                    the status page: per service charts, incidents, nodes and
+//	                          instances (?window=5|15|60 minutes of charts)
+//	GET  /live                the status page's live part as Server-Sent Events
+//	GET  /incidents[.json]    incidents, open first (?page, per, service, instance,
+//	                          kind=open|healed|held|failed)
+//	GET  /history[.json]      every event kept, newest first (?page, per, service,
+//	                          instance, kind=observed|decided|held|acted|healed|failed)
+//	GET  /series.json         the charts' samples (?window, service)
+//	GET  /static/...          the page's style sheet and script (embedded)
 //	GET  /status              the Status as JSON
 //	POST /scale?service=web&replicas=12
 //	POST /update?service=web&version=v2
@@ -47,10 +55,7 @@ func (a *Agent) Handler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(a.Status(r.Context(), 100))
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = page.Execute(w, view(a.Status(r.Context(), 40)))
-	})
+	a.routeDashboard(mux)
 	control := func(fn func(r *http.Request) (string, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if err := r.ParseForm(); err != nil {

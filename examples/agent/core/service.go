@@ -54,7 +54,8 @@ type member struct {
 	inst       driver.Instance
 	tr         *decide.Tracker
 	heap, gor  decide.Series
-	p99, util  float64 // -1: unknown
+	p50, p99   float64 // -1: unknown
+	util       float64 // -1: unknown
 	readySince time.Time
 	stopping   bool
 	gone       bool
@@ -92,7 +93,7 @@ func (s *svc) newMember(in driver.Instance, now time.Time) *member {
 	if born.IsZero() {
 		born = now
 	}
-	m := &member{inst: in, tr: decide.NewTracker(s.tcfg, born), p99: -1, util: -1, added: now,
+	m := &member{inst: in, tr: decide.NewTracker(s.tcfg, born), p50: -1, p99: -1, util: -1, added: now,
 		heap: decide.Series{Cap: 24}, gor: decide.Series{Cap: 24}}
 	if i := strings.LastIndexByte(in.ID, '-'); i >= 0 {
 		if n, err := strconv.Atoi(in.ID[i+1:]); err == nil && n > s.seq {
@@ -186,7 +187,12 @@ func (a *Agent) tick(ctx context.Context, s *svc) {
 					m.gor.Add(now, f)
 				}
 			}
-			m.p99, m.util = -1, -1
+			m.p50, m.p99, m.util = -1, -1, -1
+			if v, ok := r.doc.Find("http:responseTime", "p50"); ok {
+				if f, ok := v.Float(); ok {
+					m.p50 = f
+				}
+			}
 			if v, ok := r.doc.Find("http:responseTime", "p99"); ok {
 				if f, ok := v.Float(); ok {
 					m.p99 = f

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"html/template"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,6 +50,13 @@ type InstanceStatus struct {
 	Stopping   bool      `json:"stopping,omitempty"`
 	Replacing  string    `json:"replacing,omitempty"`
 	ReplacedBy string    `json:"replacedBy,omitempty"`
+	// Restarts is how many times this instance's slot was restarted or replaced
+	// (one more than the instance it replaced), as far as the agent's history
+	// goes back.
+	Restarts int `json:"restarts"`
+	// Label names the instance's state in words: ready, "not ready (...)",
+	// retiring (being stopped) or the driver's state (exited).
+	Label string `json:"label"`
 }
 
 // Status returns a snapshot of the agent's view, with the last events events.
@@ -79,7 +85,8 @@ func (a *Agent) Status(ctx context.Context, events int) Status {
 			}
 			is := InstanceStatus{ID: m.inst.ID, Node: m.inst.Node, Addr: m.inst.Addr, Version: m.inst.Version, State: string(m.inst.State),
 				Health: m.tr.Health().String(), Ready: m.routable(), PID: m.inst.PID, StartedAt: m.inst.StartedAt,
-				Stopping: m.stopping, Replacing: m.replaces, ReplacedBy: m.replacedBy}
+				Stopping: m.stopping, Replacing: m.replaces, ReplacedBy: m.replacedBy, Restarts: a.restartCount(m.inst.ID)}
+			is.Label = instanceLabel(is)
 			if m.p99 > 0 {
 				is.P99Ms = m.p99
 			}
@@ -126,26 +133,3 @@ func view(st Status) pageView {
 	slices.Reverse(v.Events)
 	return v
 }
-
-var page = template.Must(template.New("status").Funcs(template.FuncMap{
-	"clock": func(t time.Time) string { return t.Format("15:04:05.000") },
-}).Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="1"><title>selfheal agent</title>
-<style>
-body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
-.nodes{display:flex;gap:1em;flex-wrap:wrap}
-.node{border:1px solid #ccc;border-radius:6px;padding:.5em 1em;min-width:16em}
-.node.down{background:#fee}.node.degraded{background:#ffe}.node.drained{background:#eee}
-.i{margin:.2em 0;padding:.2em .4em;border-radius:4px;background:#efe}
-.i.notready{background:#fec}.i.unhealthy{background:#fcc}.i.stopping{opacity:.5}
-table{border-collapse:collapse;margin-top:1em}td{padding:.1em .6em;vertical-align:top}
-.k{font-weight:bold}
-</style></head><body>
-<h1>selfheal agent <small>({{.Driver}} driver{{if .DryRun}}, dry run{{end}}, budget {{.Budget}})</small></h1>
-{{range .Services}}<p><b>{{.Name}}</b> {{.Version}}: {{.Ready}} ready / {{.Running}} running / {{.Desired}} wanted
-{{if .FrontDoor}} &middot; front door <code>{{.FrontDoor}}</code>{{end}} {{if .Rollout}}&middot; {{.Rollout}}{{end}}</p>{{end}}
-<div class="nodes">{{range .ByNode}}<div class="node {{.Node.State}}"><h3>{{.Node.Name}} <small>{{.Node.State}}</small></h3>
-{{range .Instances}}<div class="i {{if not .Ready}}notready{{end}} {{.Health}} {{if .Stopping}}stopping{{end}}">{{.ID}} {{.Version}} <small>{{.Health}} {{.Addr}}{{if .P99Ms}} p99 {{printf "%.0f" .P99Ms}}ms{{end}}</small></div>{{end}}
-</div>{{end}}</div>
-<h2>Timeline</h2><table>{{range .Events}}<tr><td>{{clock .Time}}</td><td class="k">{{.Kind}}</td><td>{{.What}}</td><td>{{.Instance}}</td><td>{{.Why}}</td></tr>{{end}}</table>
-</body></html>`))

@@ -62,6 +62,7 @@ type Stats struct {
 	Retries   int64 // attempts beyond the first
 	Failures  int64 // requests answered 502 or 503 by the front door itself
 	NoBackend int64 // requests that found no ready instance
+	Ejections int64 // times an instance was taken out of rotation after a failed attempt
 }
 
 // FrontDoor is an http.Handler. It is safe for concurrent use; create it with New.
@@ -73,7 +74,7 @@ type FrontDoor struct {
 	rr       atomic.Uint64
 	inflight sync.Map // addr -> *atomic.Int64
 	ejected  sync.Map // addr -> time.Time (until)
-	stats    struct{ requests, retries, failures, nobackend atomic.Int64 }
+	stats    struct{ requests, retries, failures, nobackend, ejections atomic.Int64 }
 }
 
 // New returns a FrontDoor.
@@ -127,7 +128,7 @@ func (f *FrontDoor) CloseIdleConnections() {
 // Stats returns the counters.
 func (f *FrontDoor) Stats() Stats {
 	return Stats{Requests: f.stats.requests.Load(), Retries: f.stats.retries.Load(),
-		Failures: f.stats.failures.Load(), NoBackend: f.stats.nobackend.Load()}
+		Failures: f.stats.failures.Load(), NoBackend: f.stats.nobackend.Load(), Ejections: f.stats.ejections.Load()}
 }
 
 func (f *FrontDoor) counter(addr string) *atomic.Int64 {
@@ -280,6 +281,7 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			f.ejected.Store(b.Addr, time.Now().Add(f.cfg.EjectFor))
+			f.stats.ejections.Add(1)
 			f.log.Debug("attempt failed", "backend", b.ID, "addr", b.Addr, "err", err)
 			lastErr = err
 			if ctx.Err() != nil {
