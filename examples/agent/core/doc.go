@@ -11,7 +11,15 @@
 // heap, goroutines). Each instance has a [decide.Tracker]: a start-up grace period,
 // consecutive failure and success thresholds and a minimum unhealthy time.
 //
-// Then it plans, in this order:
+// A round has four stages, each in its own file: probe (probe.go, the only I/O
+// toward the instances), judge (judge.go: the driver's list and the probe results
+// update each instance's tracker and samples, and the service becomes a
+// [decide.Snapshot]), plan ([decide.Plan], a pure function from that snapshot to a
+// list of [decide.Action] with their reasons, tested as tables) and act (act.go:
+// driver calls in the background, events, incidents, and the state the next round
+// verifies against). A rolling update is stepped after the plan.
+//
+// The plan, in this order:
 //
 //   - An exited instance (a crash, or its node went down) is forgotten and a
 //     replacement started on the least loaded ready node (its own node winning a

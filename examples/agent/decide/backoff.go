@@ -72,9 +72,13 @@ func (b *Backoff) prune(now time.Time) {
 // Delay returns how long to wait at now before the next restart, and whether the
 // service is in a crash loop (CrashLoopRestarts restarts within Window), in which
 // case the agent should give up until the window has passed.
-func (b *Backoff) Delay(now time.Time) (time.Duration, bool) {
+func (b *Backoff) Delay(now time.Time) (time.Duration, bool) { return b.Peek(now, 0) }
+
+// Peek is Delay as if extra more restarts had been recorded at now; it records
+// nothing.
+func (b *Backoff) Peek(now time.Time, extra int) (time.Duration, bool) {
 	b.prune(now)
-	n := len(b.restarts)
+	n := len(b.restarts) + max(extra, 0)
 	if n >= b.cfg.CrashLoopRestarts {
 		return 0, true
 	}

@@ -1,0 +1,193 @@
+package core
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/selfheal-go/selfheal/health"
+
+	"github.com/selfheal-go/selfheal/examples/agent/decide"
+	"github.com/selfheal-go/selfheal/examples/agent/driver"
+	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
+)
+
+// The judge stage: the driver's list and the probe results update each instance's
+// state (its tracker, its samples), and the service's state becomes a
+// decide.Snapshot for the planner.
+
+// observe merges the driver's list of instances into s.members and returns the
+// instances to probe; callers hold a.mu.
+func (a *Agent) observe(s *svc, insts []driver.Instance, now time.Time) []target {
+	for id, t := range s.ended {
+		if now.Sub(t) > time.Minute {
+			delete(s.ended, id)
+		}
+	}
+	seen := map[string]bool{}
+	for _, in := range insts {
+		if _, ok := s.ended[in.ID]; ok {
+			continue
+		}
+		seen[in.ID] = true
+		m := s.members[in.ID]
+		if m == nil {
+			m = s.newMember(in, now)
+			s.members[in.ID] = m
+		}
+		m.inst = in
+	}
+	for id, m := range s.members {
+		if !seen[id] && now.Sub(m.added) > 5*time.Second && !m.stopping {
+			delete(s.members, id)
+		}
+	}
+	var targets []target
+	for _, m := range s.members {
+		if m.inst.State == driver.StateRunning && !m.stopping && m.inst.Addr != "" {
+			targets = append(targets, target{m.inst.ID, m.inst.Addr})
+		}
+	}
+	return targets
+}
+
+// judge feeds probe results to the instances' trackers and samples, and reports an
+// instance that turned unhealthy; callers hold a.mu.
+func (a *Agent) judge(s *svc, results []probeResult, now time.Time) {
+	for _, r := range results {
+		m := s.members[r.id]
+		if m == nil || m.stopping || m.gone {
+			continue
+		}
+		h, changed := m.tr.Observe(now, decide.Probe{Live: r.live, Ready: r.ready, Err: r.err})
+		if r.doc != nil {
+			m.sample(now, r.doc)
+		}
+		if m.tr.Ready() {
+			if m.readySince.IsZero() {
+				m.readySince = now
+			}
+		} else {
+			m.readySince = time.Time{}
+		}
+		if changed && h == decide.Unhealthy && !m.reported {
+			m.reported = true
+			m.incident = a.newIncident(s.name, "unhealthy", now)
+			a.emit(eventlog.Event{Kind: eventlog.Observed, What: "unhealthy", Service: s.name, Instance: m.inst.ID, Node: m.inst.Node,
+				Incident: m.incident, Why: fmt.Sprintf("failed %d probes in a row since %s: %s", s.cfg.Health.FailureThreshold,
+					m.tr.FailingSince().Format("15:04:05.000"), m.tr.LastError()),
+				DetectMs: ms(now.Sub(m.tr.FailingSince()))})
+		}
+	}
+}
+
+// sample records what the health document says about the instance's resources and
+// load.
+func (m *member) sample(now time.Time, doc *health.Document) {
+	num := func(key, field string) (float64, bool) {
+		if v, ok := doc.Find(key, field); ok {
+			return v.Float()
+		}
+		return 0, false
+	}
+	if f, ok := num(health.KeyHeap, ""); ok {
+		m.heap.Add(now, f)
+	}
+	if f, ok := num(health.KeyGoroutines, ""); ok {
+		m.gor.Add(now, f)
+	}
+	m.p50, m.p99, m.util = -1, -1, -1
+	if f, ok := num("http:responseTime", "p50"); ok {
+		m.p50 = f
+	}
+	if f, ok := num("http:responseTime", "p99"); ok {
+		m.p99 = f
+	}
+	if f, ok := num("http:utilization", ""); ok {
+		m.util = f
+	}
+}
+
+// snapshot is the planner's view of s at now; callers hold a.mu. It runs the
+// autoscaler (whose windows are its own state) when the service autoscales and no
+// rolling update is in progress.
+func (a *Agent) snapshot(s *svc, now time.Time, nstate map[string]driver.NodeState) decide.Snapshot {
+	c := s.cfg
+	d0, l0 := s.backoff.Peek(now, 0)
+	d1, l1 := s.backoff.Peek(now, 1)
+	snap := decide.Snapshot{
+		Now: now, Service: s.name, Desired: s.desired, Version: s.version, DryRun: a.fleet.Agent.DryRun,
+		Starting: s.starting, Pending: make([]decide.Restart, 0, len(s.pending)), RestartAt: s.restartAt, GaveUp: s.gaveUp,
+		Backoff: decide.BackoffView{Delay: d0, Loop: l0, Next: d1, NextLoop: l1, Restarts: s.backoff.Restarts(now),
+			CrashLoopWindow: c.Restart.CrashLoopWindow.Or(time.Minute)},
+		Budget: a.budget.Remaining(now), BudgetMax: a.fleet.Agent.Budget.Max, BudgetWindow: a.fleet.Agent.Budget.Window.Or(time.Minute),
+		BrokenFraction: a.fleet.Agent.BrokenFraction,
+		Rollout:        s.rollout != nil, StartTimeout: c.Update.StartTimeout.D(), Monitor: c.Update.Monitor.D(),
+		Limits: decide.Limits{Heap: float64(c.Limits.Heap), Goroutines: c.Limits.Goroutines, Horizon: c.Limits.Horizon.D(),
+			MinSpan: 4 * c.Health.Interval.D()},
+		ScaleIncident: s.scaleInc,
+	}
+	for _, r := range s.pending {
+		snap.Pending = append(snap.Pending, decide.Restart{Incident: r.incident, Node: r.node, Avoid: r.avoid, Counts: r.counts})
+	}
+	if inc := a.incs[s.scaleInc]; inc != nil {
+		snap.ScaleIncidentWhat = inc.what
+	}
+	for _, m := range s.members {
+		snap.Instances = append(snap.Instances, m.view(s, nstate))
+	}
+	if s.rollout == nil && (c.Scale.LatencyTarget > 0 || c.Scale.UtilizationTarget > 0) {
+		ratio, basis := s.loadRatio()
+		snap.Scale = &decide.ScaleView{Decision: s.scaler.Recommend(now, s.desired, ratio), Basis: basis}
+	}
+	return snap
+}
+
+// view is the planner's view of m.
+func (m *member) view(s *svc, nstate map[string]driver.NodeState) decide.Instance {
+	return decide.Instance{
+		ID: m.inst.ID, Node: m.inst.Node, Version: m.inst.Version, NodeState: decide.NodeState(nstate[m.inst.Node]),
+		State: decide.InstanceState(m.inst.State), ExitReason: m.inst.ExitReason, StartedAt: m.inst.StartedAt, ExitedAt: m.inst.ExitedAt,
+		Health: m.tr.Health(), Ready: m.tr.Ready(), LastError: m.tr.LastError(),
+		Stopping: m.stopping, Gone: m.gone, ReplacedBy: m.replacedBy, Replaces: m.replaces, Incident: m.incident,
+		Preventive: m.preventive, Reported: m.reported, VerifyUntil: m.verifyUntil, VerifyIncident: m.verifyInc,
+		InBatch: s.rollout != nil && s.rollout.batch[m.inst.ID],
+		Heap:    m.heap, Goroutines: m.gor,
+	}
+}
+
+// loadRatio is the load of s over its target (the mean p99 latency over its target
+// or the mean utilization over its target, whichever is higher; -1 without data)
+// and what it is made of; callers hold a.mu.
+func (s *svc) loadRatio() (float64, string) {
+	var p99s, utils []float64
+	for _, m := range s.members {
+		if m.gone || m.stopping || !m.tr.Ready() || m.inst.State == driver.StateExited {
+			continue
+		}
+		if m.p99 >= 0 {
+			p99s = append(p99s, m.p99)
+		}
+		if m.util >= 0 {
+			utils = append(utils, m.util)
+		}
+	}
+	mean := func(xs []float64) float64 {
+		t := 0.0
+		for _, x := range xs {
+			t += x
+		}
+		return t / float64(len(xs))
+	}
+	ratio, basis := -1.0, ""
+	if t := s.cfg.Scale.LatencyTarget.D(); t > 0 && len(p99s) > 0 {
+		ratio = mean(p99s) / float64(t.Milliseconds())
+		basis = fmt.Sprintf("mean p99 %.0fms / target %s", mean(p99s), t)
+	}
+	if t := s.cfg.Scale.UtilizationTarget; t > 0 && len(utils) > 0 {
+		if r := mean(utils) / t; r > ratio {
+			ratio = r
+			basis = fmt.Sprintf("mean utilization %.0f%% / target %.0f%%", mean(utils), t)
+		}
+	}
+	return ratio, basis
+}
