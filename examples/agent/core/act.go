@@ -94,6 +94,7 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 				a.healed(eventlog.Event{What: "replaced", Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id,
 					Why: "replacement ready"}, now)
 				m.verifyUntil, m.verifyInc = *x.Verify, id
+				m.incident = ""
 			}
 		case decide.ActGiveUp:
 			if m == nil {

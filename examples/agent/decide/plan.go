@@ -450,6 +450,7 @@ func (p *planner) replacements() {
 				a.Heal = true
 				v := now.Add(p.s.Monitor)
 				a.Verify = &v
+				m.Incident = ""
 			}
 			p.add(a)
 		case now.Sub(m.StartedAt) > p.s.StartTimeout && !(p.s.Rollout && m.InBatch):
