@@ -184,6 +184,10 @@ type Health struct {
 	SuccessThreshold int      `yaml:"successThreshold"` // 0 means 1
 	StartupGrace     Duration `yaml:"startupGrace"`     // 0 means 10s
 	MinUnhealthy     Duration `yaml:"minUnhealthy"`     // 0 means none
+	// NotReadyTimeout: an instance whose readiness fails while its liveness
+	// passes leaves the front door's rotation at once, and is replaced (surge
+	// first) when it is still not ready after this long; 0 means 30s.
+	NotReadyTimeout Duration `yaml:"notReadyTimeout"`
 }
 
 // Restart spaces restarts and detects crash loops.
@@ -650,6 +654,9 @@ func (f *Fleet) fill() {
 		}
 		if h.StartupGrace == 0 {
 			h.StartupGrace = Duration(10 * time.Second)
+		}
+		if h.NotReadyTimeout == 0 {
+			h.NotReadyTimeout = Duration(30 * time.Second)
 		}
 		if s.Update.Parallelism == 0 {
 			s.Update.Parallelism = 1

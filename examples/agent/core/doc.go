@@ -29,6 +29,14 @@
 //     Exits caused by a node failure count toward neither.
 //   - An unhealthy instance (hung, or failing liveness) is replaced: a new instance
 //     is started, and the old one stopped once the new one is ready.
+//   - A not-ready instance (its readiness fails while its liveness passes) leaves
+//     the front door's rotation at the probe that sees it, with an event naming it
+//     and the reason it gives, in an incident that heals when it is ready again.
+//     If it is still not ready after health.notReadyTimeout (30 s by default) it is
+//     replaced, surge first: it keeps counting as a replica until its replacement
+//     is ready, so capacity never drops. When most instances are not ready at once
+//     the cause is likely shared (a dependency down) and the agent holds still.
+//     The status reports ready instances apart from running ones.
 //   - Preventive healing: an instance whose heap or goroutine count trends to its
 //     limit within the horizon is replaced the same way, one at a time; so is each
 //     instance on a node that reports itself degraded (the node is drained).

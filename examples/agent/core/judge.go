@@ -69,14 +69,58 @@ func (a *Agent) judge(s *svc, results []probeResult, now time.Time) {
 		} else {
 			m.readySince = time.Time{}
 		}
+		a.judgeReadiness(s, m, h, r, now)
+		m.wasReady = m.wasReady || m.tr.Ready()
 		if changed && h == decide.Unhealthy && !m.reported {
 			m.reported = true
-			m.incident = a.newIncident(s.name, "unhealthy", now)
+			if m.notReadyInc == "" || m.incident != m.notReadyInc {
+				// (An instance that was not ready first stays in that incident.)
+				m.incident = a.newIncident(s.name, "unhealthy", now)
+			}
+			m.notReadyInc = ""
 			a.emit(eventlog.Event{Kind: eventlog.Observed, What: "unhealthy", Service: s.name, Instance: m.inst.ID, Node: m.inst.Node,
 				Incident: m.incident, Why: fmt.Sprintf("failed %d probes in a row since %s: %s", s.cfg.Health.FailureThreshold,
 					m.tr.FailingSince().Format("15:04:05.000"), m.tr.LastError()),
 				DetectMs: ms(now.Sub(m.tr.FailingSince()))})
 		}
+	}
+}
+
+// judgeReadiness follows an instance whose readiness fails while its liveness
+// passes: the front door stops routing to it at once (it is not routable), the
+// turn is reported in an incident of its own, healed when it is ready again; the
+// planner replaces it after NotReadyTimeout. Callers hold a.mu.
+func (a *Agent) judgeReadiness(s *svc, m *member, h decide.Health, r probeResult, now time.Time) {
+	switch {
+	case m.tr.Ready():
+		if m.notReadyInc != "" {
+			a.healed(eventlog.Event{What: "ready", Service: s.name, Instance: m.inst.ID, Node: m.inst.Node, Incident: m.notReadyInc,
+				Why: fmt.Sprintf("ready again after %s: back in the front door's rotation", now.Sub(m.notReadySince).Round(time.Millisecond))}, now)
+			if m.incident == m.notReadyInc && m.replacedBy == "" {
+				m.incident = ""
+			}
+			m.notReadyInc = ""
+		}
+		m.notReadySince, m.notReadyWhy = time.Time{}, ""
+	case h == decide.Healthy && r.live:
+		m.notReadyWhy = r.notReady
+		if !m.notReadySince.IsZero() {
+			return
+		}
+		m.notReadySince = now
+		if !m.wasReady {
+			return // never ready yet: starting; the planner's timeout still applies
+		}
+		inc := m.incident
+		if inc == "" {
+			inc = a.newIncident(s.name, "not-ready", now)
+			m.incident, m.notReadyInc = inc, inc
+		}
+		a.emit(eventlog.Event{Kind: eventlog.Observed, What: "not-ready", Service: s.name, Instance: m.inst.ID, Node: m.inst.Node, Incident: inc,
+			Why:    fmt.Sprintf("%s while live: out of the front door's rotation; replaced if still not ready in %s", r.notReady, s.cfg.Health.NotReadyTimeout.Or(30*time.Second)),
+			Detail: map[string]any{"reason": r.notReady}})
+	default:
+		m.notReadySince = time.Time{} // not live: the tracker's thresholds apply
 	}
 }
 
@@ -122,6 +166,7 @@ func (a *Agent) snapshot(s *svc, now time.Time, nstate map[string]driver.NodeSta
 		Budget: a.budget.Remaining(now), BudgetMax: a.fleet.Agent.Budget.Max, BudgetWindow: a.fleet.Agent.Budget.Window.Or(time.Minute),
 		BrokenFraction: a.fleet.Agent.BrokenFraction,
 		Rollout:        s.rollout != nil, StartTimeout: c.Update.StartTimeout.D(), Monitor: c.Update.Monitor.D(),
+		NotReadyTimeout: c.Health.NotReadyTimeout.D(),
 		Limits: decide.Limits{Heap: float64(c.Limits.Heap), Goroutines: c.Limits.Goroutines, Horizon: c.Limits.Horizon.D(),
 			MinSpan: 4 * c.Health.Interval.D()},
 		ScaleIncident: s.scaleInc,
@@ -147,7 +192,7 @@ func (m *member) view(s *svc, nstate map[string]driver.NodeState) decide.Instanc
 	return decide.Instance{
 		ID: m.inst.ID, Node: m.inst.Node, Version: m.inst.Version, NodeState: decide.NodeState(nstate[m.inst.Node]),
 		State: decide.InstanceState(m.inst.State), ExitReason: m.inst.ExitReason, StartedAt: m.inst.StartedAt, ExitedAt: m.inst.ExitedAt,
-		Health: m.tr.Health(), Ready: m.tr.Ready(), LastError: m.tr.LastError(),
+		Health: m.tr.Health(), Ready: m.tr.Ready(), LastError: m.tr.LastError(), NotReadySince: m.notReadySince, NotReadyWhy: m.notReadyWhy,
 		Stopping: m.stopping, Gone: m.gone, ReplacedBy: m.replacedBy, Replaces: m.replaces, Incident: m.incident,
 		Preventive: m.preventive, Reported: m.reported, VerifyUntil: m.verifyUntil, VerifyIncident: m.verifyInc,
 		InBatch: s.rollout != nil && s.rollout.batch[m.inst.ID],

@@ -23,7 +23,8 @@ type target struct{ id, addr string }
 type probeResult struct {
 	id          string
 	live, ready bool
-	err         string
+	err         string // why not live or not ready
+	notReady    string // why live but not ready
 	doc         *health.Document
 }
 
@@ -90,6 +91,12 @@ func (p httpProber) probe(ctx context.Context, c *config.Service, t target) prob
 	r.live = true
 	code, err = get(c.Health.Readiness)
 	r.ready = err == nil && code == http.StatusOK
+	switch {
+	case err != nil:
+		r.notReady = "readiness probe: " + err.Error()
+	case !r.ready:
+		r.notReady = "readiness answered " + strconv.Itoa(code)
+	}
 	// A malformed or unreachable health document counts against the instance,
 	// like a failed liveness probe (a 503 with a valid document does not).
 	doc, _, err := health.Fetch(ctx, p.client, base+c.Health.Document)
@@ -100,6 +107,9 @@ func (p httpProber) probe(ctx context.Context, c *config.Service, t target) prob
 	}
 	r.doc = doc
 	r.live, r.ready, r.err = judgeDocument(doc, r.ready)
+	if r.live && !r.ready && r.err != "" {
+		r.notReady = r.err
+	}
 	return r
 }
 

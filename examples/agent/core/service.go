@@ -60,7 +60,14 @@ type member struct {
 	incident   string // the incident this instance heals
 	preventive bool   // a preventive replacement is under way for it
 	reported   bool   // its unhealthiness was reported
-	added      time.Time
+	// notReadySince: live but not ready since then (zero: ready, or not live);
+	// notReadyWhy says why, notReadyInc is the incident its turning not ready
+	// opened.
+	notReadySince time.Time
+	notReadyWhy   string
+	notReadyInc   string
+	wasReady      bool // it was ready at least once
+	added         time.Time
 	// verifyUntil: it healed an incident and is watched until then; failing
 	// within the window escalates (the next replacement goes to another node).
 	verifyUntil time.Time

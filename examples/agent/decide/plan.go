@@ -41,6 +41,9 @@ type Instance struct {
 	Health    Health
 	Ready     bool   // ready by its last probe
 	LastError string // of its last failed probe
+	// NotReadySince: live but not ready since then; zero when ready or not live.
+	NotReadySince time.Time
+	NotReadyWhy   string // why not ready, by its last probe
 
 	Stopping bool // being stopped by the agent
 	Gone     bool // its exit was handled
@@ -116,8 +119,11 @@ type Snapshot struct {
 
 	Rollout      bool          // a rolling update is in progress
 	StartTimeout time.Duration // a replacement not ready by then is given up
-	Monitor      time.Duration // a healed instance is watched this long
-	Limits       Limits
+	// NotReadyTimeout: a live instance not ready for this long is replaced;
+	// <= 0 means 30 s.
+	NotReadyTimeout time.Duration
+	Monitor         time.Duration // a healed instance is watched this long
+	Limits          Limits
 
 	// Scale is the autoscaler's recommendation, nil when it did not run.
 	Scale *ScaleView
@@ -226,6 +232,7 @@ func Plan(snap Snapshot) []Action {
 	}
 	p.exits()
 	p.replaceUnhealthy()
+	p.replaceNotReady()
 	p.preventive()
 	p.replacements()
 	p.restarts()
@@ -364,6 +371,51 @@ func (p *planner) replaceUnhealthy() {
 			Why: "unhealthy: " + m.LastError, Budget: true}
 		if a.Incident == "" {
 			a.Incident, a.Opens = p.newIncident(), "unhealthy"
+		}
+		m.Incident = a.Incident
+		if !p.s.DryRun {
+			m.ReplacedBy = "pending"
+		}
+		p.add(a)
+	}
+}
+
+// replaceNotReady: an instance live but not ready for NotReadyTimeout is
+// replaced, surge first (it keeps counting until its replacement is ready), unless
+// so many are in that state at once that the cause is likely shared (a dependency
+// down): then replacing them would not help.
+func (p *planner) replaceNotReady() {
+	timeout := or(p.s.NotReadyTimeout, 30*time.Second)
+	total, stuck := 0, 0
+	due := func(m *Instance) bool {
+		return running(m) && m.Health == Healthy && !m.Ready && !m.NotReadySince.IsZero() && p.s.Now.Sub(m.NotReadySince) >= timeout
+	}
+	for i := range p.insts {
+		m := &p.insts[i]
+		if running(m) {
+			total++
+			if due(m) {
+				stuck++
+			}
+		}
+	}
+	for i := range p.insts {
+		m := &p.insts[i]
+		if !due(m) || m.ReplacedBy != "" || m.Replaces != "" || m.InBatch {
+			continue
+		}
+		if Broken(stuck, total, p.s.BrokenFraction) {
+			p.add(Action{Kind: ActHold, Key: "not-ready", What: "replace",
+				Why: fmt.Sprintf("%d of %d instances are live but not ready at once: the cause is likely shared (a dependency down); holding still", stuck, total)})
+			return
+		}
+		if !p.takeBudget("replace " + m.ID) {
+			continue
+		}
+		a := Action{Kind: ActReplace, Instance: m.ID, Node: m.Node, What: "not-ready", Incident: m.Incident, Version: m.Version, Budget: true,
+			Why: fmt.Sprintf("not ready for %s (over %s) while live: %s", p.s.Now.Sub(m.NotReadySince).Round(time.Millisecond), timeout, m.NotReadyWhy)}
+		if a.Incident == "" {
+			a.Incident, a.Opens = p.newIncident(), "not-ready"
 		}
 		m.Incident = a.Incident
 		if !p.s.DryRun {

@@ -38,6 +38,13 @@ func unhealthy(in *decide.Instance) {
 func suspect(in *decide.Instance)  { in.Health, in.Ready = decide.Suspect, false }
 func notReady(in *decide.Instance) { in.Ready = false }
 
+// notReadyFor: live, not ready since d before t0.
+func notReadyFor(d time.Duration) func(*decide.Instance) {
+	return func(in *decide.Instance) {
+		in.Ready, in.NotReadySince, in.NotReadyWhy = false, t0.Add(-d), "readiness answered 503"
+	}
+}
+
 // leaking has a heap growing 10 MiB/s to 90 MiB over 4 s.
 func leaking(in *decide.Instance) {
 	for i := range 9 {
@@ -202,6 +209,26 @@ func TestPlan(t *testing.T) {
 		{"budget of one: one replacement", snap([]decide.Instance{inst("web-1", "n1", unhealthy), inst("web-2", "n2", unhealthy), inst("web-3", "n3"), inst("web-4", "n3"), inst("web-5", "n3")},
 			func(s *decide.Snapshot) { s.Budget, s.Desired, s.BrokenFraction = 1, 5, 0.5 }),
 			[]string{"replace web-1 what=unhealthy inc=new:1 opens=unhealthy", "hold what=replace web-2 key=budget", "clear-pending"}, nil},
+
+		// Live but not ready.
+		{"not ready for a while: wait", snap(three(notReadyFor(29 * time.Second))), []string{"clear-pending"}, nil},
+		{"not ready past the timeout: replaced, surge first, in its incident", snap(three(notReadyFor(30*time.Second), func(in *decide.Instance) { in.Incident = "web#3" })),
+			[]string{"replace web-1 what=not-ready inc=web#3", "clear-pending"}, []string{"not ready for 30s (over 30s) while live: readiness answered 503"}},
+		{"not ready past a configured timeout, no incident yet: opens one", snap(three(notReadyFor(2*time.Second)), func(s *decide.Snapshot) { s.NotReadyTimeout = time.Second }),
+			[]string{"replace web-1 what=not-ready inc=new:1 opens=not-ready", "clear-pending"}, nil},
+		{"not ready, replacement under way: nothing", snap(three(notReadyFor(time.Minute), func(in *decide.Instance) { in.ReplacedBy = "web-4" })),
+			[]string{"clear-pending"}, nil},
+		{"not ready, a rollout's new instance: the rollout judges it", snap(three(notReadyFor(time.Minute), func(in *decide.Instance) { in.InBatch = true }),
+			func(s *decide.Snapshot) { s.Rollout = true }), []string{"clear-pending"}, nil},
+		{"not ready, a replacement itself: its start timeout judges it", snap(append(three(), inst("web-4", "n1", notReadyFor(time.Minute), func(in *decide.Instance) { in.Replaces, in.StartedAt = "web-9", t0.Add(-time.Second) }))),
+			[]string{"clear-pending"}, nil},
+		{"not live: the tracker judges it, not the readiness timeout", snap(three(notReadyFor(time.Minute), suspect)), []string{"clear-pending"}, nil},
+		{"most not ready at once: a shared cause, hold still", snap([]decide.Instance{inst("web-1", "n1", notReadyFor(time.Minute)), inst("web-2", "n2", notReadyFor(time.Minute)), inst("web-3", "n3")}),
+			[]string{"hold what=replace key=not-ready", "clear-pending"}, []string{"2 of 3 instances are live but not ready at once"}},
+		{"not ready, budget spent: hold", snap(three(notReadyFor(time.Minute)), func(s *decide.Snapshot) { s.Budget = 0 }),
+			[]string{"hold what=replace web-1 key=budget", "clear-pending"}, nil},
+		{"not ready in a dry run: decided, nothing marked", snap(three(notReadyFor(time.Minute)), func(s *decide.Snapshot) { s.DryRun = true }),
+			[]string{"replace web-1 what=not-ready inc=new:1 opens=not-ready", "clear-pending"}, nil},
 
 		// Preventive.
 		{"heap trend: replaced before it dies", snap(three(leaking)),
