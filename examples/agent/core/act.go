@@ -129,6 +129,7 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 			a.emit(eventlog.Event{Kind: eventlog.Failed, What: "crash-loop", Service: s.name, Incident: id, Why: x.Why})
 		case decide.ActBackoff:
 			s.restartAt = x.At
+			wakeAt(s, x.At)
 			a.emit(eventlog.Event{Kind: eventlog.Decided, What: "backoff", Service: s.name, Incident: id, Why: x.Why})
 		case decide.ActStart:
 			opts := startOpts{version: x.Version, nodes: nodes}
@@ -162,6 +163,17 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 			s.scaleInc = ""
 		}
 	}
+}
+
+// wakeAt makes the loop of s run a round at t (or soon after), rather than at its
+// next tick: a restart backoff fires when it says.
+func wakeAt(s *svc, t time.Time) {
+	time.AfterFunc(time.Until(t), func() {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	})
 }
 
 // holdOnce emits e at most once every 5 s per key; callers hold a.mu.

@@ -23,7 +23,8 @@
 //
 //   - An exited instance (a crash, or its node went down) is forgotten and a
 //     replacement started on the least loaded ready node (its own node winning a
-//     tie), after a restart backoff with jitter and a cap. Escalation: a
+//     tie), after a restart backoff with jitter and a cap (the loop wakes when
+//     the backoff is due, not at its next round). Escalation: a
 //     replacement that fails again within the monitor window after it healed is
 //     replaced on another node; a crash loop makes the agent give up and report.
 //     Exits caused by a node failure count toward neither.
