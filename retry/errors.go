@@ -143,12 +143,13 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // Errors marked by github.com/cenkalti/backoff's Permanent count too, so that code
 // written for that package keeps its meaning inside a Policy.
 func IsPermanent(err error) bool {
-	var p *PermanentError
-	if errors.As(err, &p) {
+	// errors.AsType, unlike errors.As, takes no pointer to a local: nothing escapes,
+	// and a failed attempt costs no allocation here.
+	if _, ok := errors.AsType[*PermanentError](err); ok {
 		return true
 	}
-	var bp *backoff.PermanentError
-	return errors.As(err, &bp)
+	_, ok := errors.AsType[*backoff.PermanentError](err)
+	return ok
 }
 
 // DelayHint is implemented by errors that carry a delay the server asked for before the
@@ -194,10 +195,15 @@ func (e *AfterError) Unwrap() error { return e.Err }
 // RetryAfter returns Delay; it makes AfterError a [DelayHint].
 func (e *AfterError) RetryAfter() time.Duration { return e.Delay }
 
+// delayHintError is a DelayHint that is an error, for errors.AsType.
+type delayHintError interface {
+	error
+	DelayHint
+}
+
 // serverDelay returns the delay the first [DelayHint] in err's tree asks for, or 0.
 func serverDelay(err error) time.Duration {
-	var h DelayHint
-	if errors.As(err, &h) {
+	if h, ok := errors.AsType[delayHintError](err); ok {
 		return h.RetryAfter()
 	}
 	return 0

@@ -491,18 +491,17 @@ func (p *Policy) retry(ctx context.Context, fn func(context.Context) error, resu
 // failed reports whether the attempt that returned err (and, through result, its value)
 // is a failure to retry.
 func (p *Policy) failed(err error, result func() any) bool {
-	// The error checks allocate (errors.As): only for errors, never on success.
 	if err != nil {
 		if IsPermanent(err) {
 			return false
 		}
-		var te *AttemptTimeoutError
-		if errors.As(err, &te) {
+		if _, ok := errors.AsType[*AttemptTimeoutError](err); ok {
 			return true
 		}
 	}
 	if p.classify == nil {
-		return err != nil && DefaultClassify(nil, err) == selfheal.Failure
+		// DefaultClassify without its IsPermanent, already asked above.
+		return err != nil && !errors.Is(err, context.Canceled)
 	}
 	var v any
 	if result != nil {
