@@ -67,6 +67,9 @@ type Options struct {
 	Timeline   io.Writer     // where the timeline is printed; nil means nowhere
 	EventLog   io.Writer     // JSON lines of every event; nil means nowhere
 	HeapLimit  int64         // the instances' heap limit; 0 means 160 MiB
+	// NotReadyTimeout: how long an instance may stay not ready (live) before it is
+	// replaced; 0 means the agent's default (health.notReadyTimeout).
+	NotReadyTimeout time.Duration
 }
 
 // Fleet is a running demo: agent, driver, instances, load.
@@ -116,6 +119,10 @@ func Start(ctx context.Context, opt Options) (*Fleet, error) {
 		opt.HeapLimit = 160 << 20
 	}
 	opt.Timeline = SyncWriter(opt.Timeline)
+	notReady := ""
+	if opt.NotReadyTimeout > 0 {
+		notReady = ", notReadyTimeout: " + opt.NotReadyTimeout.String()
+	}
 	iv := opt.Interval
 	yaml := fmt.Sprintf(`agent:
   listen: "off"
@@ -132,14 +139,14 @@ services:
     maxReplicas: 12
     frontDoor: 127.0.0.1:0
     stopGrace: 2s
-    health: {interval: %s, timeout: %s, failureThreshold: 2, startupGrace: 5s}
+    health: {interval: %s, timeout: %s, failureThreshold: 2, startupGrace: 5s%s}
     restart: {initial: 100ms, max: 2s, crashLoopRestarts: 10}
     scale: {latencyTarget: 100ms, tolerance: 0.25, upWindow: %s, downWindow: %s, maxStep: 3}
     update: {parallelism: 3, delay: 2s, monitor: %s, startTimeout: 3s}
     limits: {heap: %d, horizon: 8s}
 `, filepath.Join(opt.Dir, "agent-state.json"), filepath.Join(opt.Dir, "logs"), strings.Join(opt.Nodes, ", "),
 		opt.ServiceBin, Token, opt.HeapLimit, opt.Replicas, opt.Replicas,
-		iv, iv*4/5, 4*iv, 16*iv, 4*iv, opt.HeapLimit)
+		iv, iv*4/5, notReady, 4*iv, 16*iv, 4*iv, opt.HeapLimit)
 	if err := os.WriteFile(filepath.Join(opt.Dir, "fleet.yaml"), []byte(yaml), 0o644); err != nil {
 		return nil, err
 	}
