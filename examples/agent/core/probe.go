@@ -1,12 +1,14 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/selfheal-go/selfheal/health"
 
@@ -39,14 +41,89 @@ type prober interface {
 // rounds).
 type httpProber struct{ client *http.Client }
 
-// probeAll probes targets concurrently and returns their results in order.
+// Spreading a round's probes. Started all at once, the probes of a large fleet are a
+// thundering herd: at 1000 instances a second, 3000 requests leave together, the
+// instances and the agent's machine queue them, and probes time out on a healthy
+// fleet (they did: 954 of 1000 instances "broken" at once, on 2 cores). So the
+// probes of a round start one after the other, each at the phase of its instance in
+// the spread window: a fixed fraction of the window taken from a hash of the
+// instance's id, the same every round (every instance is probed once an interval,
+// never twice in a row at the start and then the end of a window), different from
+// instance to instance (no two in step). The window grows with the number of
+// instances, spreadPerTarget each, up to half the probe interval, so that the last
+// results are in well before the next round; a handful of instances is probed at
+// once, as before. A round so takes at most half an interval plus one probe, and a
+// fault is judged at most an interval (to its instance's phase) plus half an
+// interval (to the round's end) after it began.
+const spreadPerTarget = 2 * time.Millisecond
+
+// spreadWindow is the window the probes of n targets are spread over, for a probe
+// interval iv.
+func spreadWindow(n int, iv time.Duration) time.Duration {
+	return min(time.Duration(n)*spreadPerTarget, iv/2)
+}
+
+// phase is id's fixed place in a spread window, in [0, 1): FNV-1a of the id, mixed
+// by MurmurHash3's finalizer (FNV alone leaves ids that differ in their last
+// characters, web-1 and web-2, close together in the high bits).
+func phase(id string) float64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return float64(h>>11) / (1 << 53)
+}
+
+// probeAll probes targets, each starting at its phase in the round's spread window
+// (see spreadWindow), and returns their results in order once every probe returned.
+// It holds one timer, and a goroutine per probe in flight only. When ctx ends, the
+// probes not started are not made (their results say why) and it returns as soon as
+// those in flight return, which they do when ctx ends.
 func probeAll(ctx context.Context, p prober, c *config.Service, targets []target) []probeResult {
 	results := make([]probeResult, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Go(func() { results[i] = p.probe(ctx, c, t) })
+	window := spreadWindow(len(targets), c.Health.Interval.D())
+	type start struct {
+		at time.Duration
+		i  int
 	}
-	wg.Wait()
+	order := make([]start, len(targets))
+	for i, t := range targets {
+		order[i] = start{time.Duration(phase(t.id) * float64(window)), i}
+	}
+	slices.SortFunc(order, func(x, y start) int { return cmp.Compare(x.at, y.at) })
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	begin := time.Now()
+	for k, o := range order {
+		if d := o.at - time.Since(begin); d > 0 {
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			select {
+			case <-ctx.Done():
+				for _, o := range order[k:] {
+					results[o.i] = probeResult{id: targets[o.i].id, err: "not probed: " + ctx.Err().Error()}
+				}
+				return results
+			case <-timer.C:
+			}
+		}
+		wg.Go(func() { results[o.i] = p.probe(ctx, c, targets[o.i]) })
+	}
 	return results
 }
 
