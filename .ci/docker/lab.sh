@@ -16,6 +16,12 @@
 #                          the time of the cut in Unix nanoseconds
 #   lab.sh add-host        a new host (namespace, engine, images loaded, joined as a
 #                          worker); prints its name
+#   lab.sh revive-host NAME  a killed host comes back: its link up, its engine started
+#                          again on its old state; a node the swarm removed meanwhile
+#                          leaves and joins again (as a new node)
+#   lab.sh pressure NAME RESOURCE PERCENT|-  the host reports its use of RESOURCE (disk,
+#                          memory) as the node label selfheal.pressure.RESOURCE, written
+#                          through the manager (what a host's exporter would do); - removes it
 #   lab.sh dk NAME ARGS    the docker CLI against host NAME's engine
 #   lab.sh leftovers       print whatever of a lab is still on the machine; exit 1 if any
 #
@@ -386,6 +392,28 @@ add_host() {
 	echo "$PFX$i"
 }
 
+revive_host() {
+	local h=$1 i m
+	[ -f "$(hdir "$h")/killed" ] || die "$h was not killed"
+	engine_env
+	i=$(cat "$(hdir "$h")/index")
+	ip -n "$BR" link set "p$i" up
+	ip -n "$h" link set eth0 up
+	rm -f "$(hdir "$h")/killed"
+	host_engine "$h"
+	wait_engine "$h"
+	m="$(cat "$LAB/manager")"
+	if dk "$m" node ls --format '{{.Hostname}}' | grep -qxF "$h"; then
+		log "host $h came back, still a member of the swarm"
+		return 0
+	fi
+	# removed from the swarm while it was away: its engine still believes it is a
+	# member, with credentials the managers no longer accept
+	dk "$h" swarm leave --force >/dev/null 2>&1 || true
+	join "$h" "$i"
+	log "host $h came back and joined the swarm again"
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
@@ -408,6 +436,24 @@ kill-host)
 	cat "$(hdir "$h")/killed"
 	;;
 add-host) add_host ;;
+revive-host)
+	[ -n "${1:-}" ] || die "revive-host NAME"
+	h="$(host_of "$1")"
+	[ -d "$(hdir "$h")" ] || die "no host $h in $LAB"
+	revive_host "$h"
+	;;
+pressure)
+	[ $# = 3 ] || die "pressure NAME RESOURCE PERCENT|-"
+	engine_env
+	h="$(host_of "$1")"
+	[[ "$2" =~ ^[a-z][a-z0-9_-]*$ ]] || die "pressure: resource $2: lowercase letters, digits, _ and -"
+	if [ "$3" = - ]; then
+		dk "$(cat "$LAB/manager")" node update --label-rm "selfheal.pressure.$2" "$h" >/dev/null
+	else
+		[[ "$3" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "pressure: $3 is not a percentage"
+		dk "$(cat "$LAB/manager")" node update --label-add "selfheal.pressure.$2=$3" "$h" >/dev/null
+	fi
+	;;
 dk)
 	engine_env
 	h="$(host_of "$1")"
@@ -416,7 +462,7 @@ dk)
 	;;
 leftovers) leftovers ;;
 *)
-	echo "usage: $0 start [N] | stop | env | status | kill-host NAME | add-host | dk NAME ARGS... | leftovers" >&2
+	echo "usage: $0 start [N] | stop | env | status | kill-host NAME | add-host | revive-host NAME | pressure NAME RESOURCE PERCENT|- | dk NAME ARGS... | leftovers" >&2
 	exit 2
 	;;
 esac

@@ -73,21 +73,60 @@ type NodeGuardConfig struct {
 	// Dial makes the probes' connections; nil means a net.Dialer. Tests set it to
 	// probe from inside a network namespace.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// OnIncident, if set, is called (on the guard's goroutine) after every removal
-	// the guard attempted, with what it saw and did.
+	// OnIncident, if set, is called (on the guard's goroutine) after every action
+	// the guard attempted (a removal, a provisioning, a spread, a drain), with what it
+	// saw and did.
 	OnIncident func(NodeIncident)
+
+	// MinNodes: while fewer nodes are ready and active, the guard calls Provision,
+	// one call at a time; 0 means never.
+	MinNodes int
+	// Provision adds a node to the swarm (the lab's add-host; a cloud's autoscaling
+	// group). Required when MinNodes is set.
+	Provision func(ctx context.Context) error
+	// ProvisionTimeout bounds one Provision call; 0 means 2 min.
+	ProvisionTimeout time.Duration
+	// Spread: when a worker joins the swarm after the guard's first round (a
+	// provisioned node, a lost one that came back), the guard rolls every managed
+	// service (Driver.Spread) so that Swarm places replicas on it too: Swarm puts
+	// new tasks on a new node but never moves running ones.
+	Spread bool
+	// DrainAt is the share of a resource in use, in percent, at or above which a
+	// node is drained before it fails. A node reports its use in node labels
+	// selfheal.pressure.<resource>=<percent> (LabelPressure); 0 means 90.
+	DrainAt float64
+	// Horizon: a node whose reported use rises fast enough to reach 100% within
+	// Horizon is drained too, before it reaches DrainAt; 0 means 2 min.
+	Horizon time.Duration
 }
 
-// NodeIncident records one node the guard confirmed lost and removed from the swarm.
+// LabelPressure prefixes the node labels through which a node reports how much of a
+// resource it uses, in percent: selfheal.pressure.disk=87.5. Something on the host
+// (a node exporter's hook, the lab's `lab.sh pressure`) writes them through a manager
+// (`docker node update --label-add`); the guard only reads them.
+const LabelPressure = "selfheal.pressure."
+
+// Actions of a NodeIncident.
+const (
+	ActionRemove    = "remove"    // a confirmed-lost worker removed from the swarm
+	ActionProvision = "provision" // a node asked for (Provision) below MinNodes
+	ActionSpread    = "spread"    // the managed services rolled onto a node that joined
+	ActionDrain     = "drain"     // a node drained before its resources run out
+)
+
+// NodeIncident records one action of the guard: a node it confirmed lost and removed
+// from the swarm, a node it asked for, services it spread onto a new node, a node it
+// drained under resource pressure.
 type NodeIncident struct {
-	Node       string    // the node's hostname
+	Action     string    // ActionRemove, ActionProvision, ActionSpread or ActionDrain
+	Node       string    // the node's hostname ("" for a provisioning)
 	Addr       string    // its swarm address
 	Reason     string    // why the guard judged it lost
 	Instances  []string  // the addresses of the instances Swarm still placed on it
 	SilentFrom time.Time // the first round in which it was silent
-	Confirmed  time.Time // when the guard confirmed the loss
-	Removed    time.Time // when Swarm accepted the removal (zero if it failed)
-	Err        error     // the removal's error, if any
+	Confirmed  time.Time // when the guard confirmed the loss, or decided to act
+	Removed    time.Time // when Swarm accepted the removal or the action ended (zero if it failed)
+	Err        error     // the action's error, if any
 }
 
 // NodeGuardSnapshot is a point-in-time view of a NodeGuard.
@@ -128,6 +167,19 @@ type NodeGuard struct {
 	rounds    int
 	lastAct   time.Time
 	incidents []NodeIncident
+
+	known        map[string]bool                // node id -> seen ready before
+	provisioning bool                           // a Provision call runs
+	provisionEnd time.Time                      // when the last one ended
+	pressure     map[string]map[string][]sample // node id -> resource -> changes of its use
+	drained      string                         // node id the guard drained, while drained
+	wg           sync.WaitGroup                 // Provision calls
+}
+
+// sample is a node's reported use of a resource, in percent, since t.
+type sample struct {
+	t time.Time
+	v float64
 }
 
 // NewNodeGuard returns a guard for cfg.Driver's swarm. It starts nothing: call Run.
@@ -155,7 +207,26 @@ func NewNodeGuard(cfg NodeGuardConfig) (*NodeGuard, error) {
 		var d net.Dialer
 		cfg.Dial = d.DialContext
 	}
-	return &NodeGuard{cfg: cfg, silent: map[string]int{}, since: map[string]time.Time{}}, nil
+	if cfg.MinNodes < 0 {
+		return nil, errors.New("docker: NodeGuardConfig.MinNodes: must not be negative")
+	}
+	if cfg.MinNodes > 0 && cfg.Provision == nil {
+		return nil, errors.New("docker: NodeGuardConfig.Provision: required with MinNodes")
+	}
+	if cfg.ProvisionTimeout <= 0 {
+		cfg.ProvisionTimeout = 2 * time.Minute
+	}
+	if cfg.DrainAt < 0 || cfg.DrainAt > 100 {
+		return nil, fmt.Errorf("docker: NodeGuardConfig.DrainAt: want a percentage, not %v", cfg.DrainAt)
+	}
+	if cfg.DrainAt == 0 {
+		cfg.DrainAt = 90
+	}
+	if cfg.Horizon <= 0 {
+		cfg.Horizon = 2 * time.Minute
+	}
+	return &NodeGuard{cfg: cfg, silent: map[string]int{}, since: map[string]time.Time{},
+		known: map[string]bool{}, pressure: map[string]map[string][]sample{}}, nil
 }
 
 // Run probes every Interval until ctx is done, and returns ctx's error. Errors of a
@@ -164,6 +235,7 @@ func NewNodeGuard(cfg NodeGuardConfig) (*NodeGuard, error) {
 func (g *NodeGuard) Run(ctx context.Context) error {
 	t := time.NewTicker(g.cfg.Interval)
 	defer t.Stop()
+	defer g.wg.Wait() // a Provision call in flight ends with ctx
 	for {
 		if err := g.Round(ctx); err != nil && ctx.Err() == nil {
 			g.cfg.Driver.log.WarnContext(ctx, "node guard: round skipped", "err", err)
@@ -247,10 +319,14 @@ func (g *NodeGuard) Round(ctx context.Context) error {
 	}
 	now := time.Now()
 	target, _ := g.judge(workers, silent, now)
-	if target == nil {
-		return nil
+	if target != nil {
+		return g.remove(ctx, target, now)
 	}
-	return g.remove(ctx, target, now)
+	g.provision(ctx, nodes, now)
+	if err := g.spread(ctx, nodes, now); err != nil {
+		return err
+	}
+	return g.drain(ctx, nodes, now)
 }
 
 // judge updates the silent-round counters and returns the one node to remove, if
@@ -308,7 +384,7 @@ func (g *NodeGuard) remove(ctx context.Context, w *guardNode, now time.Time) err
 	g.mu.Lock()
 	rounds := g.silent[w.id]
 	inc := NodeIncident{
-		Node: w.name, Addr: w.addr, Instances: w.instances, SilentFrom: g.since[w.id], Confirmed: now,
+		Action: ActionRemove, Node: w.name, Addr: w.addr, Instances: w.instances, SilentFrom: g.since[w.id], Confirmed: now,
 		Reason: fmt.Sprintf("silent for %d probe rounds (%d instances and port %d, none answered); swarm reports it %s",
 			rounds, len(w.instances), g.cfg.NodePort, map[bool]string{true: "down", false: "ready"}[w.down]),
 	}
