@@ -114,6 +114,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	stopGuard, err := startNodeGuard(ctx, fleet, drv, a.Record, stderr, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: nodePool: %v\n", *cfgPath, err)
+		return 1
+	}
+	defer stopGuard()
 	var srv *http.Server
 	if fleet.Agent.Listen != "off" {
 		l, err := net.Listen("tcp", fleet.Agent.Listen)

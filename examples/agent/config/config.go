@@ -118,6 +118,7 @@ func (b *Bytes) UnmarshalYAML(n *yaml.Node) error {
 type Fleet struct {
 	Agent    Agent     `yaml:"agent"`
 	Nodes    []string  `yaml:"nodes"`    // virtual nodes of the local driver; empty means [node-1]
+	NodePool NodePool  `yaml:"nodePool"` // the node level of a swarm (docker driver)
 	Services []Service `yaml:"services"` // required: at least one
 }
 
@@ -485,6 +486,9 @@ func (f *Fleet) check() error {
 	}
 	if b := f.Agent.BrokenFraction; b < 0 || b >= 1 {
 		return bad("agent.brokenFraction", "must be in [0, 1), not %v", b)
+	}
+	if err := f.NodePool.check(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, n := range f.Nodes {
