@@ -2,6 +2,7 @@ package healgrpc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"runtime/debug"
@@ -9,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -36,6 +36,20 @@ type ServerConfig struct {
 	// Burst is the rate limit's bucket size. Zero means Rate rounded up. Negative is
 	// invalid.
 	Burst int
+	// RateLimit, when set, is the rate limit instead of Rate and Burst (which must
+	// then be zero): a limiter shared with other servers or HTTP middleware, or one
+	// whose rate is changed while serving. In its RateLimitWait mode a call waits
+	// for a token (within its deadline and the limiter's MaxWait) instead of being
+	// shed at once.
+	RateLimit *heal.RateLimit
+	// Limit, when set, bounds concurrency adaptively (see heal.AdaptiveLimit): a
+	// call over its current limit is shed with RESOURCE_EXHAUSTED and a pushback of
+	// Pushback. Each unary call served feeds its latency to the limit; a call that
+	// ends in DEADLINE_EXCEEDED (or whose deadline passed) or RESOURCE_EXHAUSTED is a
+	// drop, which brings the limit down; a call cancelled by its client is not
+	// sampled. An open stream holds a slot and is not sampled. It applies beside
+	// MaxConcurrent: set MaxConcurrent to Off to leave the bound to the limit alone.
+	Limit *heal.AdaptiveLimit
 	// Pushback is the delay a call shed for concurrency asks its client to wait
 	// before retrying, sent in the grpc-retry-pushback-ms trailer. Zero means 1s.
 	// Negative is invalid.
@@ -71,7 +85,8 @@ func DefaultExempt(fullMethod string) bool {
 // goroutines. Create it with [NewServer]; the zero Server is not usable.
 type Server struct {
 	max      int64 // 0: no bound
-	limiter  *rate.Limiter
+	limiter  *heal.RateLimit
+	limit    *heal.AdaptiveLimit
 	pushback time.Duration
 	rec      *heal.Recorder
 	exempt   func(string) bool
@@ -100,12 +115,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Burst < 0 {
 		return nil, invalid("ServerConfig.Burst", "%d is negative", cfg.Burst)
 	}
+	s.limiter, s.limit = cfg.RateLimit, cfg.Limit
+	if cfg.RateLimit != nil && (cfg.Rate != 0 || cfg.Burst != 0) {
+		return nil, invalid("ServerConfig.Rate", "must be zero with ServerConfig.RateLimit")
+	}
 	if cfg.Rate > 0 {
-		burst := cfg.Burst
-		if burst == 0 {
-			burst = int(math.Ceil(cfg.Rate))
+		l, err := heal.NewRateLimit(heal.RateLimitConfig{Name: "grpc.server", Rate: cfg.Rate, Burst: cfg.Burst})
+		if err != nil {
+			return nil, err
 		}
-		s.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), burst)
+		s.limiter = l
 	}
 	if cfg.Pushback < 0 {
 		return nil, invalid("ServerConfig.Pushback", "%v is negative", cfg.Pushback)
@@ -162,26 +181,82 @@ func (s *Server) Snapshot() ServerSnapshot {
 	}
 }
 
-// admit takes a concurrency slot and a token, or returns the error of a shed call
-// and the pushback to send with it. On success the caller must release the slot.
-func (s *Server) admit() (pushback time.Duration, err error) {
+// admit takes a concurrency slot, a slot of the adaptive limit and a token, or
+// returns the error of a shed call and the pushback to send with it. On success the
+// caller must call release with the call's error.
+func (s *Server) admit(ctx context.Context) (tok heal.LimitToken, pushback time.Duration, err error) {
 	if n := s.inFlight.Add(1); s.max > 0 && n > s.max {
 		s.inFlight.Add(-1)
-		return s.pushback, status.Error(codes.ResourceExhausted, "healgrpc: server at its concurrency limit")
+		return tok, s.pushback, status.Error(codes.ResourceExhausted, "healgrpc: server at its concurrency limit")
 	}
-	if s.limiter != nil {
-		now := time.Now()
-		r := s.limiter.ReserveN(now, 1)
-		if d := r.DelayFrom(now); !r.OK() || d > 0 {
-			r.CancelAt(now)
+	if s.limit != nil {
+		var ok bool
+		if tok, ok = s.limit.Acquire(ctx); !ok {
 			s.inFlight.Add(-1)
-			if !r.OK() || d <= 0 {
-				d = s.pushback
-			}
-			return d, status.Error(codes.ResourceExhausted, "healgrpc: server over its rate limit")
+			return tok, s.pushback, status.Error(codes.ResourceExhausted, "healgrpc: server at its adaptive concurrency limit")
 		}
 	}
-	return 0, nil
+	if s.limiter != nil {
+		if err := s.limiter.Take(ctx); err != nil {
+			giveBack(tok)
+			s.inFlight.Add(-1)
+			if ctx.Err() != nil {
+				return tok, 0, status.FromContextError(ctx.Err()).Err()
+			}
+			d, ok := heal.RetryAfter(err)
+			if !ok {
+				d = s.pushback
+			}
+			return tok, d, status.Error(codes.ResourceExhausted, "healgrpc: server over its rate limit")
+		}
+	}
+	return tok, 0, nil
+}
+
+// release gives back what admit took; err is the call's error (for a stream, nil:
+// a stream is not sampled).
+func (s *Server) release(ctx context.Context, tok heal.LimitToken, err error, sample bool) {
+	if s.limit != nil {
+		if !sample {
+			giveBack(tok)
+		} else {
+			tok.Release(ctx, dropped(ctx, err))
+		}
+	}
+	s.inFlight.Add(-1)
+}
+
+// canceled is a context cancelled once and for all: a token released with it gives
+// its slot back without a sample (the limit ignores calls their caller cancelled).
+var canceled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// giveBack returns the slot of tok without sampling a latency.
+func giveBack(tok heal.LimitToken) { tok.Release(canceled, false) }
+
+// dropped reports whether a call served ended as a drop for the adaptive limit: it
+// ran out of time, or said the server was exhausted.
+func dropped(ctx context.Context, err error) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// shed counts a shed unary call and sends its pushback (none when the call's own
+// deadline ended it while it waited for a token).
+func (s *Server) shed(ctx context.Context, d time.Duration) {
+	s.rec.Shed()
+	if d > 0 {
+		_ = grpc.SetTrailer(ctx, pushbackMD(d))
+	}
 }
 
 // recoverPanic turns a panic of a handler into INTERNAL, logged with its stack.
@@ -204,14 +279,14 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 			defer s.recoverPanic(info.FullMethod, &err)
 			return handler(ctx, req)
 		}
-		if d, err := s.admit(); err != nil {
-			s.rec.Shed()
-			_ = grpc.SetTrailer(ctx, pushbackMD(d))
+		tok, d, err := s.admit(ctx)
+		if err != nil {
+			s.shed(ctx, d)
 			return nil, err
 		}
 		start := time.Now()
 		defer func() {
-			s.inFlight.Add(-1)
+			s.release(ctx, tok, err, true)
 			s.rec.Observe(time.Since(start))
 		}()
 		defer s.recoverPanic(info.FullMethod, &err)
@@ -229,12 +304,15 @@ func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 			defer s.recoverPanic(info.FullMethod, &err)
 			return handler(srv, ss)
 		}
-		if d, err := s.admit(); err != nil {
+		tok, d, err := s.admit(ss.Context())
+		if err != nil {
 			s.rec.Shed()
-			ss.SetTrailer(pushbackMD(d))
+			if d > 0 {
+				ss.SetTrailer(pushbackMD(d))
+			}
 			return err
 		}
-		defer s.inFlight.Add(-1)
+		defer func() { s.release(ss.Context(), tok, nil, false) }()
 		defer s.recoverPanic(info.FullMethod, &err)
 		return handler(srv, ss)
 	}
