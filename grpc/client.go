@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,6 +20,10 @@ import (
 
 // DefaultClientName is the name of a [Client] whose Config has none.
 const DefaultClientName = "grpc"
+
+// DefaultMaxTargets is the bound on the targets a [Client] keeps state for when
+// ClientConfig.MaxTargets is zero.
+const DefaultMaxTargets = 256
 
 // maxCachedMethods bounds the breaker keys a Client caches per target; beyond it a
 // call builds its key (one small allocation) instead of caching it.
@@ -57,6 +62,13 @@ type ClientConfig struct {
 	// idempotent: only calls the server pushed back are retried. See
 	// [IdempotentMethods].
 	Idempotent func(fullMethod string) bool
+	// MaxTargets bounds the ClientConn targets the Client keeps state for (a retry
+	// budget and a cache of breaker keys each). Beyond it, the target used least
+	// recently is forgotten (its budget starts afresh if it comes back), so that
+	// many or hostile targets cannot grow the Client without bound. The breakers
+	// are bounded by Breaker.MaxKeys. Zero means 256; [Off] means no bound. Other
+	// negative values are invalid.
+	MaxTargets int
 	// Classify judges each call (or stream) for its breaker, from its error (the
 	// result is always nil). Nil means [DefaultClassify]. It is called on the
 	// calling goroutine (for a stream, on the goroutine that sees it end) and may
@@ -106,7 +118,9 @@ type Client struct {
 	retryCodes []codes.Code
 	idempotent func(string) bool
 	classify   selfheal.Classifier
+	maxTargets int // 0: no bound
 
+	tick    atomic.Int64 // a logical clock for the targets' last use
 	mu      sync.RWMutex
 	targets map[string]*target
 }
@@ -115,6 +129,7 @@ type Client struct {
 type target struct {
 	name   string
 	policy *retry.Policy
+	used   atomic.Int64 // the Client's tick at its last use
 	mu     sync.RWMutex
 	keys   map[string]string // method -> breaker key
 }
@@ -143,7 +158,16 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 			return nil, invalid("ClientConfig.RetryCodes", "OK is not an error")
 		}
 	}
+	switch {
+	case cfg.MaxTargets == 0:
+		cfg.MaxTargets = DefaultMaxTargets
+	case cfg.MaxTargets == Off:
+		cfg.MaxTargets = 0
+	case cfg.MaxTargets < 0:
+		return nil, invalid("ClientConfig.MaxTargets", "%d is negative", cfg.MaxTargets)
+	}
 	c := &Client{
+		maxTargets: cfg.MaxTargets,
 		name:       cfg.Name,
 		rcfg:       cfg.Retry,
 		bcfg:       cfg.Budget,
@@ -188,21 +212,48 @@ func (c *Client) newTarget(name string) (*target, error) {
 	return &target{name: name, policy: p, keys: map[string]string{}}, nil
 }
 
-// target returns the state of a ClientConn target, creating it on first use.
+// target returns the state of a ClientConn target, creating it on first use (and
+// forgetting the least recently used one when the Client keeps MaxTargets).
 func (c *Client) target(name string) *target {
 	c.mu.RLock()
 	t := c.targets[name]
 	c.mu.RUnlock()
-	if t != nil {
-		return t
+	if t == nil {
+		c.mu.Lock()
+		if t = c.targets[name]; t == nil {
+			if c.maxTargets > 0 && len(c.targets) >= c.maxTargets {
+				c.evictLocked()
+			}
+			t, _ = c.newTarget(name) // the settings were checked by NewClient
+			c.targets[name] = t
+		}
+		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t = c.targets[name]; t == nil {
-		t, _ = c.newTarget(name) // the settings were checked by NewClient
-		c.targets[name] = t
+	if c.maxTargets > 0 {
+		t.used.Store(c.tick.Add(1))
 	}
 	return t
+}
+
+// evictLocked forgets the least recently used target. A scan, but only when a new
+// target arrives at a full Client.
+func (c *Client) evictLocked() {
+	var oldest *target
+	for _, t := range c.targets {
+		if oldest == nil || t.used.Load() < oldest.used.Load() {
+			oldest = t
+		}
+	}
+	if oldest != nil {
+		delete(c.targets, oldest.name)
+	}
+}
+
+// Targets returns how many targets the Client keeps state for now.
+func (c *Client) Targets() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.targets)
 }
 
 // breaker returns the breaker of method on t.

@@ -2,6 +2,8 @@ package healgrpc_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	healgrpc "github.com/selfheal-go/selfheal/grpc"
+	"github.com/selfheal-go/selfheal/breaker"
 	"github.com/selfheal-go/selfheal/heal"
 	"github.com/selfheal-go/selfheal/retry"
 )
@@ -123,4 +126,23 @@ func TestServerSharedRateLimitAndClientsBackOff(t *testing.T) {
 
 	_, err = healgrpc.NewServer(healgrpc.ServerConfig{RateLimit: rl, Rate: 1})
 	require.ErrorIs(t, err, healgrpc.ErrInvalidConfig)
+}
+
+// TestClientStateIsBounded: many targets and hostile method names grow neither the
+// targets nor the breakers past their bounds, on real connections.
+func TestClientStateIsBounded(t *testing.T) {
+	ts := &testServer{}
+	addr := serve(t, func(g *grpc.Server) { testpb.RegisterTestServiceServer(g, ts) })
+	c := newClient(t, healgrpc.ClientConfig{MaxTargets: 2, Breaker: breaker.GroupConfig{MaxKeys: 8}})
+	_, port, _ := net.SplitHostPort(addr)
+	for _, target := range []string{addr, "localhost:" + port, "passthrough:///" + addr, "dns:///" + addr} {
+		cc := dial(t, target, c.DialOptions()...)
+		require.NoError(t, cc.Invoke(t.Context(), methodEmpty, &testpb.Empty{}, &testpb.Empty{}))
+		for i := range 20 {
+			err := cc.Invoke(t.Context(), fmt.Sprintf("/hostile.S/M%d", i), &testpb.Empty{}, &testpb.Empty{})
+			require.Equal(t, codes.Unimplemented, status.Code(err))
+		}
+	}
+	assert.Equal(t, 2, c.Targets())
+	assert.LessOrEqual(t, len(c.States()), 8)
 }
