@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	healgrpc "github.com/selfheal-go/selfheal/grpc"
 	"github.com/selfheal-go/selfheal/breaker"
+	healgrpc "github.com/selfheal-go/selfheal/grpc"
 	"github.com/selfheal-go/selfheal/heal"
 	"github.com/selfheal-go/selfheal/retry"
 )
