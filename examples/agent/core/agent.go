@@ -390,7 +390,9 @@ func (a *Agent) loop(ctx context.Context, s *svc) {
 }
 
 // Backends returns the instances of service that the front door may use: ready by
-// the agent's probes, and not being stopped.
+// the agent's probes, and not being stopped. When none is, it returns the running
+// instances that were ready and are suspect (failing, below the failure
+// threshold), if any.
 func (a *Agent) Backends(service string) []frontdoor.Backend {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -402,6 +404,21 @@ func (a *Agent) Backends(service string) []frontdoor.Backend {
 	for _, m := range s.members {
 		if m.routable() {
 			out = append(out, frontdoor.Backend{ID: m.inst.ID, Addr: m.inst.Addr})
+		}
+	}
+	if len(out) == 0 {
+		// Panic routing, as Envoy's panic threshold: with no instance ready, the
+		// ones that were ready and have failed fewer probes in a row than the
+		// failure threshold (suspect) keep the traffic. Every instance failing a
+		// probe at once is likelier a loaded machine (probes timing out while
+		// replacements start) than every instance broken; the front door retries
+		// another instance and ejects one whose attempt fails, and an instance
+		// leaves for good once it is unhealthy. (The chaos test's node failures
+		// answered clients 503 "no ready instance" without this.)
+		for _, m := range s.members {
+			if !m.stopping && !m.gone && m.inst.State == driver.StateRunning && m.wasReady && m.tr.Health() == decide.Suspect {
+				out = append(out, frontdoor.Backend{ID: m.inst.ID, Addr: m.inst.Addr})
+			}
 		}
 	}
 	slices.SortFunc(out, func(x, y frontdoor.Backend) int { return strings.Compare(x.ID, y.ID) })
