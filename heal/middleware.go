@@ -115,6 +115,12 @@ type Middleware struct {
 	duration                                 metric.Float64Histogram
 	durOpts                                  []metric.RecordOption
 	shedEv                                   event
+
+	// With a Timeout: stopped timers and empty done channels, reused from request
+	// to request (see timed). The pools are the middleware's own, not global, so
+	// that a middleware made inside a testing/synctest bubble keeps its timers
+	// and channels inside it.
+	timers, dones sync.Pool
 }
 
 // NewMiddleware returns a middleware configured by cfg, or an error naming the invalid
@@ -233,19 +239,24 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	// nothing (they return ErrResponseDone), never another request's response. The
 	// request's state shares its allocation.
 	st := &servedWriter{rw: respWriter{w: w}, c: served{m: m, ctx: ctx, start: start, tok: tok}}
-	rw, c := &st.rw, &st.c
 	if m.timeout <= 0 {
+		rw, c := &st.rw, &st.c
 		defer c.inline(rw, r)
 		next.ServeHTTP(rw, r)
 		return
 	}
-	c.timed(rw, r, next)
+	st.timed(r, next)
 }
 
-// servedWriter is a request's writer and state, allocated together.
+// servedWriter is a request's writer and state, allocated together; with a Timeout,
+// also the handler's context and request, and how the handler ended.
 type servedWriter struct {
 	rw respWriter
 	c  served
+
+	tctx  deadlineCtx
+	req   http.Request  // the request the handler gets: with tctx
+	panic *handlerPanic // the handler's, set before it says it ended
 }
 
 // served is one admitted request, from admission to the end of its handler (which,
@@ -280,55 +291,99 @@ func (c *served) inline(rw *respWriter, r *http.Request) {
 
 // timed runs the handler on its own goroutine, so that the Timeout bounds the
 // response even when the handler ignores its context, as [http.TimeoutHandler] does.
-func (c *served) timed(rw *respWriter, r *http.Request, next http.Handler) {
-	tctx, cancel := context.WithTimeout(c.ctx, c.m.timeout)
-	defer cancel()
-	r = r.WithContext(tctx)
-	rw.own = make(http.Header) // the handler's headers are copied out only when it writes
-	done := make(chan *handlerPanic, 1)
-	go func() {
-		var p *handlerPanic
-		defer func() {
-			if v := recover(); v != nil {
-				p = &handlerPanic{val: v, stack: debug.Stack()}
-			}
-			timedOut := tctx.Err() == context.DeadlineExceeded && c.ctx.Err() == nil
-			c.end(rw, p, timedOut) // at once: nothing may write between the return and the end
-			c.handlerDone(r, p, timedOut)
-			done <- p
-		}()
-		next.ServeHTTP(rw, r)
+// The handler's context is a deadlineCtx inside st, which this goroutine ends at the
+// deadline (on a pooled timer), when the request's context ends, or when the
+// handler returns: a timed request costs st and the goroutine, nothing more.
+func (st *servedWriter) timed(r *http.Request, next http.Handler) {
+	rw, c, tctx := &st.rw, &st.c, &st.tctx
+	tctx.parent, tctx.deadline = c.ctx, c.start.Add(c.m.timeout)
+	defer tctx.expire(context.Canceled)
+	st.req = *r.WithContext(tctx)
+	rw.timed = true // the handler's headers are copied out only when it writes
+	m := c.m
+	done, _ := m.dones.Get().(chan struct{})
+	if done == nil {
+		done = make(chan struct{}, 1)
+	}
+	go st.run(next, done)
+	t, _ := m.timers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(m.timeout)
+	} else {
+		t.Reset(m.timeout) // since Go 1.23, a Stop leaves no stale value in t.C
+	}
+	defer func() {
+		t.Stop()
+		m.timers.Put(t)
 	}()
 	var p *handlerPanic
 	select {
-	case p = <-done:
-	case <-tctx.Done():
-		code, msg, err := http.StatusServiceUnavailable, "request timed out", http.ErrHandlerTimeout
-		if c.ctx.Err() != nil {
-			code, msg, err = 0, "", ErrResponseDone // the client is gone: nothing to answer
+	case <-done:
+		m.dones.Put(done) // only once its one value was received
+		p = st.panic
+	case <-t.C:
+		tctx.expire(context.DeadlineExceeded)
+		if st.expired(done) {
+			return
 		}
-		first, started := rw.finish(code, msg, err)
-		if !first {
-			p = <-done // the handler ended the response a moment ago, and is ending
-			break
+		p = st.panic
+	case <-c.ctx.Done():
+		tctx.expire(c.ctx.Err())
+		if st.expired(done) {
+			return
 		}
-		c.record()
-		if code != 0 {
-			// The handler ignored its deadline: the client got its 503 now, unless
-			// the response had started, and the handler's late writes go nowhere.
-			c.m.timeouts.add(c.ctx, 1)
-			if started {
-				// Part of a response went out and the rest never will: abort the
-				// connection so that the client sees the response is incomplete.
-				panic(http.ErrAbortHandler)
-			}
-		}
-		return
+		p = st.panic
 	}
 	c.record()
 	if p != nil && p.val == http.ErrAbortHandler {
 		panic(p.val)
 	}
+}
+
+// run runs the handler, on its own goroutine, and says on done when it ended.
+func (st *servedWriter) run(next http.Handler, done chan<- struct{}) {
+	rw, c, r := &st.rw, &st.c, &st.req
+	var p *handlerPanic
+	defer func() {
+		if v := recover(); v != nil {
+			p = &handlerPanic{val: v, stack: debug.Stack()}
+		}
+		timedOut := st.tctx.Err() == context.DeadlineExceeded && c.ctx.Err() == nil
+		c.end(rw, p, timedOut) // at once: nothing may write between the return and the end
+		c.handlerDone(r, p, timedOut)
+		st.panic = p
+		done <- struct{}{}
+	}()
+	next.ServeHTTP(rw, r)
+}
+
+// expired answers a request whose deadline passed or whose client went away while
+// the handler ran. It reports whether the request is over (false: the handler had
+// just ended the response itself, and has now said so on done).
+func (st *servedWriter) expired(done chan struct{}) bool {
+	rw, c := &st.rw, &st.c
+	code, msg, err := http.StatusServiceUnavailable, "request timed out", http.ErrHandlerTimeout
+	if c.ctx.Err() != nil {
+		code, msg, err = 0, "", ErrResponseDone // the client is gone: nothing to answer
+	}
+	first, started := rw.finish(code, msg, err)
+	if !first {
+		<-done // the handler ended the response a moment ago, and is ending
+		c.m.dones.Put(done)
+		return false
+	}
+	c.record()
+	if code != 0 {
+		// The handler ignored its deadline: the client got its 503 now, unless
+		// the response had started, and the handler's late writes go nowhere.
+		c.m.timeouts.add(c.ctx, 1)
+		if started {
+			// Part of a response went out and the rest never will: abort the
+			// connection so that the client sees the response is incomplete.
+			panic(http.ErrAbortHandler)
+		}
+	}
+	return true
 }
 
 // end finishes the response once the handler has returned: 500 after a panic, 503
@@ -431,7 +486,8 @@ func (m *Middleware) Snapshot() ServerSnapshot {
 type respWriter struct {
 	mu    sync.Mutex
 	w     http.ResponseWriter
-	own   http.Header // with a Timeout: the handler's header map until it writes
+	own   http.Header // with a Timeout: the handler's header map until it writes (made by Header)
+	timed bool        // with a Timeout: the handler's headers go to own until it writes
 	wrote bool
 	// hijacked: the handler took the connection over; net/http no longer uses it.
 	hijacked bool
@@ -444,7 +500,10 @@ func (w *respWriter) Header() http.Header {
 	switch {
 	case w.done != nil:
 		return make(http.Header) // net/http may be reading its own map now
-	case w.own != nil && !w.wrote:
+	case w.timed && !w.wrote:
+		if w.own == nil {
+			w.own = make(http.Header)
+		}
 		return w.own
 	}
 	return w.w.Header()
