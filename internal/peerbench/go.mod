@@ -7,11 +7,20 @@ require (
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/failsafe-go/failsafe-go v0.9.8
 	github.com/selfheal-go/selfheal v0.0.0
+	github.com/selfheal-go/selfheal/grpc v0.0.0
 	github.com/sony/gobreaker/v2 v2.4.0
 	github.com/thejerf/suture/v4 v4.0.6
 	go.opentelemetry.io/otel/sdk v1.46.0
 	go.opentelemetry.io/otel/sdk/metric v1.46.0
 	golang.org/x/time v0.15.0
+	google.golang.org/grpc v1.84.0
+)
+
+require (
+	golang.org/x/net v0.58.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 require (
@@ -29,3 +38,5 @@ require (
 )
 
 replace github.com/selfheal-go/selfheal => ../..
+
+replace github.com/selfheal-go/selfheal/grpc => ../../grpc

@@ -17,6 +17,8 @@
 //	               healthy fleet (probes that timed out under load)
 //	detect-ms      from a fault injected into one instance (its liveness check
 //	               starts failing) to the agent's "unhealthy" observation
+//	undetected     1 when the fault was not observed within 10 intervals (then no
+//	               detect-ms)
 //	status-ms      GET / (the status page), median of 5, over loopback
 //	statusjson-ms  GET /status (the Status as JSON), median of 5
 //
