@@ -117,6 +117,13 @@ func TestChaos(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "  %-9s %5d  %-17s  %-17s  %d/%d = %.3f%%\n", c.name, n, p50max(detect), p50max(heal), oks, reqs, 100*cr)
 	}
+	ejections := 0
+	for _, e := range f.EventsSince(begin) {
+		if e.Kind == eventlog.Acted && e.What == "eject" {
+			ejections++
+		}
+	}
+	fmt.Fprintf(&b, "  outlier ejections by the agent: %d\n", ejections)
 	for why, n := range f.Load.Failures(begin, end) {
 		fmt.Fprintf(&b, "  %d client requests failed: %s\n", n, why)
 	}
@@ -132,7 +139,10 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	assert.GreaterOrEqual(t, rate, 0.999, "client success through the front door")
-	assert.Empty(t, openIncidents(f), "incidents left open")
+	assert.Empty(t, openIncidents(f, false), "incidents left open")
+	if ej := openIncidents(f, true); len(ej) > 0 {
+		t.Logf("outlier ejections still running at the end (healed when they return): %v", ej)
+	}
 }
 
 // chaosClass is one kind of fault: run injects it into f and waits until the agent
@@ -237,30 +247,36 @@ func clientsDuring(f *play.Fleet, from, healed time.Time) (int, int) {
 	return f.Load.Between(from, until)
 }
 
-// settle waits until every wanted instance is ready and nothing is being stopped
-// or replaced, and the agent has no incident open.
+// settle waits until every wanted instance is running and healthy, nothing is
+// being stopped or replaced, and the agent has no incident open. An instance the
+// agent ejected as an outlier is healthy but out of the front door for a while:
+// it does not hold the run up, and its incident (healed when it returns) does not
+// count here.
 func settle(ctx context.Context, f *play.Fleet, d time.Duration) bool {
 	return play.WaitFor(ctx, d, func() bool {
 		st := f.Agent.Status(ctx, 0).Services[0]
-		if st.Ready != st.Desired || len(st.Instances) != st.Desired {
+		if len(st.Instances) != st.Desired {
 			return false
 		}
 		for _, in := range st.Instances {
-			if !in.Ready || in.Stopping || in.Replacing != "" || in.ReplacedBy != "" {
+			if in.State != "running" || in.Health != "healthy" || in.Stopping || in.Replacing != "" || in.ReplacedBy != "" {
 				return false
 			}
 		}
-		return len(openIncidents(f)) == 0
+		return len(openIncidents(f, false)) == 0
 	})
 }
 
-// openIncidents returns the incidents opened by an observation and not healed.
-func openIncidents(f *play.Fleet) []string {
+// openIncidents returns the incidents opened by an observation and not healed;
+// with outliers false, not those of outlier ejections.
+func openIncidents(f *play.Fleet, outliers bool) []string {
 	observed, healed := map[string]bool{}, map[string]bool{}
 	for _, e := range f.EventsSince(time.Time{}) {
 		switch {
 		case e.Kind == eventlog.Observed && e.Incident != "":
-			observed[e.Incident] = true
+			if outliers || !strings.HasPrefix(e.What, "outlier") {
+				observed[e.Incident] = true
+			}
 		case e.Kind == eventlog.Healed:
 			healed[e.Incident] = true
 		}
