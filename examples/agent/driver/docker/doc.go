@@ -86,6 +86,27 @@
 // with the guard, 17-20 s with Swarm alone, on a loaded 2-core machine. lab_test.go
 // runs these cases; CI starts the lab through .ci/services.d/lab.sh.
 //
+// # A pool of nodes: replacements, spreading, preventive drains
+//
+// With MinNodes and Provision set, the guard asks for a node (runs Provision: the
+// lab's add-host, a cloud's autoscaling call) whenever fewer nodes are ready and
+// active, one call at a time. With Spread set, a worker that joins after the guard's
+// first round (a provisioned node, a lost host that came back as a new node) gets
+// replicas: the guard rolls every managed service (Driver.Spread, a forced update
+// under the service's update configuration), since Swarm places new tasks on a new
+// node but never moves running ones.
+//
+// Preventive drains: a node reports how much of a resource it uses in node labels
+// selfheal.pressure.<resource>=<percent> (LabelPressure). Docker reports no disk or
+// memory use of a node by itself; the label is written through a manager by something
+// on the host (an exporter's hook; on the lab, `lab.sh pressure NAME disk 87`). The
+// guard keeps the changes of each value over 10 minutes and drains a ready, active
+// node whose use is at DrainAt (90%) or more, or has risen at a rate that reaches
+// 100% within Horizon (2 min); the incident gives the figures ("disk 70% used and
+// rising 13.4%/s (from 40% 2s ago): full in about 2s"). One node at a time (not while
+// a node it drained is still drained), never the last schedulable node, and it never
+// activates a node again: that is the operator's call.
+//
 // # Errors
 //
 // A missing or restarting engine is an error matching ErrEngineUnavailable (an

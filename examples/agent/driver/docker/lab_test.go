@@ -429,6 +429,14 @@ func TestLabStopLeavesNothing(t *testing.T) {
 	require.NotEmpty(t, labLeftovers(t, dir, "shlt"), "the lab is running: leftovers() sees nothing")
 	require.Empty(t, hostLabInterfaces(t, "shlt", "10.214.0."), "the lab added to the machine's own namespace")
 	runLab(t, env, "kill-host", "shlt2")
+	// back again (its engine restarted on its old state, still a member), then lost
+	// again as a crashed test leaves it
+	runLab(t, env, "revive-host", "shlt2")
+	waitForEvery(t, 60*time.Second, 100*time.Millisecond, "shlt2 ready again", func(context.Context) (bool, string) {
+		out := dk("node", "ls", "--format", "{{.Hostname}}:{{.Status}}")
+		return strings.Contains(out, "shlt2:Ready"), out
+	})
+	runLab(t, env, "kill-host", "shlt2")
 
 	start = time.Now()
 	runLab(t, env, "stop")
