@@ -135,6 +135,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	err = a.Run(ctx)
 	if srv != nil {
+		// Live status pages (GET /live) stream until told to stop: end them
+		// first, or Shutdown waits out its whole timeout for them.
+		a.CloseLive()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
 		cancel()

@@ -72,6 +72,9 @@ func renderChart(spec chartSpec, samples []Sample, markers []marker, from, to ti
 				if ln.Min && v < p.y || !ln.Min && v > p.y {
 					p.y = v
 				}
+				if spec.YMax == 0 && v > ymax {
+					ymax = v // a column's other samples set the scale too
+				}
 				continue
 			}
 			last = c

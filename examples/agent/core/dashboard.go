@@ -181,6 +181,7 @@ func render(w http.ResponseWriter, name string, data any) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 	_, _ = w.Write(b.Bytes())
 }
@@ -262,8 +263,7 @@ func (a *Agent) routeDashboard(mux *http.ServeMux) {
 			} else {
 				out["events"] = nonNil(p.Events)
 			}
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(out)
+			writeJSON(w, out)
 		}
 	}
 	mux.HandleFunc("GET /history", history(false, false))
@@ -283,9 +283,18 @@ func (a *Agent) routeDashboard(mux *http.ServeMux) {
 				out[name] = nonNil(a.Series(name, from))
 			}
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
+		writeJSON(w, out)
 	})
+}
+
+// writeJSON answers v as JSON. Cross-origin pages cannot read it: the agent
+// sends no CORS headers, and nosniff keeps it from being loaded as a script.
+func writeJSON(w http.ResponseWriter, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func nonNil[T any](s []T) []T {
