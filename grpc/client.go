@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -62,6 +64,12 @@ type ClientConfig struct {
 	// idempotent: only calls the server pushed back are retried. See
 	// [IdempotentMethods].
 	Idempotent func(fullMethod string) bool
+	// MeterProvider and TracerProvider are given to the breakers (Breaker.Breaker)
+	// and the retry policy (Retry) whose own are nil, so that one setting places
+	// all of the Client's metrics, spans and events (see TELEMETRY.md). Nil means
+	// the global providers.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
 	// MaxTargets bounds the ClientConn targets the Client keeps state for (a retry
 	// budget and a cache of breaker keys each). Beyond it, the target used least
 	// recently is forgotten (its budget starts afresh if it comes back), so that
@@ -178,6 +186,18 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	gcfg := cfg.Breaker
 	gcfg.Name = cfg.Name
+	if gcfg.Breaker.MeterProvider == nil {
+		gcfg.Breaker.MeterProvider = cfg.MeterProvider
+	}
+	if gcfg.Breaker.TracerProvider == nil {
+		gcfg.Breaker.TracerProvider = cfg.TracerProvider
+	}
+	if c.rcfg.MeterProvider == nil {
+		c.rcfg.MeterProvider = cfg.MeterProvider
+	}
+	if c.rcfg.TracerProvider == nil {
+		c.rcfg.TracerProvider = cfg.TracerProvider
+	}
 	classify := cfg.Classify
 	gcfg.Breaker.Classify = func(result any, err error) selfheal.Outcome { return classify(result, err) }
 	g, err := breaker.NewGroup(gcfg)

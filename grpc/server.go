@@ -14,6 +14,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/selfheal-go/selfheal/heal"
 )
 
@@ -66,6 +69,14 @@ type ServerConfig struct {
 	// shed or recorded. Nil means [DefaultExempt]: grpc.health.v1 and server
 	// reflection, so that an overloaded server still answers its probes.
 	Exempt func(fullMethod string) bool
+	// MeterProvider receives the Server's metrics (selfheal.grpc.server.shed and
+	// .panics, see TELEMETRY.md) and those of the rate limit it builds from Rate.
+	// Nil means the global provider.
+	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the shed and panic events' own spans,
+	// for calls that have no span (with one, they are events on it when it is
+	// recording). Nil means the global provider.
+	TracerProvider trace.TracerProvider
 	// Logger receives recovered panics with their stack. Nil means slog.Default(): a
 	// swallowed panic must never go unreported.
 	Logger *slog.Logger
@@ -91,6 +102,7 @@ type Server struct {
 	rec      *heal.Recorder
 	exempt   func(string) bool
 	logger   *slog.Logger
+	tel      serverTelemetry
 
 	inFlight atomic.Int64
 	panics   atomic.Int64
@@ -120,7 +132,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, invalid("ServerConfig.Rate", "must be zero with ServerConfig.RateLimit")
 	}
 	if cfg.Rate > 0 {
-		l, err := heal.NewRateLimit(heal.RateLimitConfig{Name: "grpc.server", Rate: cfg.Rate, Burst: cfg.Burst})
+		l, err := heal.NewRateLimit(heal.RateLimitConfig{Name: "grpc.server", Rate: cfg.Rate, Burst: cfg.Burst,
+			MeterProvider: cfg.MeterProvider, TracerProvider: cfg.TracerProvider})
 		if err != nil {
 			return nil, err
 		}
@@ -148,6 +161,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
+	s.tel = newServerTelemetry(cfg.MeterProvider, cfg.TracerProvider)
 	return s, nil
 }
 
@@ -184,16 +198,16 @@ func (s *Server) Snapshot() ServerSnapshot {
 // admit takes a concurrency slot, a slot of the adaptive limit and a token, or
 // returns the error of a shed call and the pushback to send with it. On success the
 // caller must call release with the call's error.
-func (s *Server) admit(ctx context.Context) (tok heal.LimitToken, pushback time.Duration, err error) {
+func (s *Server) admit(ctx context.Context) (tok heal.LimitToken, pushback time.Duration, reason string, err error) {
 	if n := s.inFlight.Add(1); s.max > 0 && n > s.max {
 		s.inFlight.Add(-1)
-		return tok, s.pushback, status.Error(codes.ResourceExhausted, "healgrpc: server at its concurrency limit")
+		return tok, s.pushback, reasonConcurrency, status.Error(codes.ResourceExhausted, "healgrpc: server at its concurrency limit")
 	}
 	if s.limit != nil {
 		var ok bool
 		if tok, ok = s.limit.Acquire(ctx); !ok {
 			s.inFlight.Add(-1)
-			return tok, s.pushback, status.Error(codes.ResourceExhausted, "healgrpc: server at its adaptive concurrency limit")
+			return tok, s.pushback, reasonLimit, status.Error(codes.ResourceExhausted, "healgrpc: server at its adaptive concurrency limit")
 		}
 	}
 	if s.limiter != nil {
@@ -201,16 +215,16 @@ func (s *Server) admit(ctx context.Context) (tok heal.LimitToken, pushback time.
 			giveBack(tok)
 			s.inFlight.Add(-1)
 			if ctx.Err() != nil {
-				return tok, 0, status.FromContextError(ctx.Err()).Err()
+				return tok, 0, reasonRateLimit, status.FromContextError(ctx.Err()).Err()
 			}
 			d, ok := heal.RetryAfter(err)
 			if !ok {
 				d = s.pushback
 			}
-			return tok, d, status.Error(codes.ResourceExhausted, "healgrpc: server over its rate limit")
+			return tok, d, reasonRateLimit, status.Error(codes.ResourceExhausted, "healgrpc: server over its rate limit")
 		}
 	}
-	return tok, 0, nil
+	return tok, 0, "", nil
 }
 
 // release gives back what admit took; err is the call's error (for a stream, nil:
@@ -252,18 +266,21 @@ func dropped(ctx context.Context, err error) bool {
 
 // shed counts a shed unary call and sends its pushback (none when the call's own
 // deadline ended it while it waited for a token).
-func (s *Server) shed(ctx context.Context, d time.Duration) {
+func (s *Server) shed(ctx context.Context, method, reason string, d time.Duration) {
 	s.rec.Shed()
+	s.tel.recordShed(ctx, method, reason, d)
 	if d > 0 {
 		_ = grpc.SetTrailer(ctx, pushbackMD(d))
 	}
 }
 
 // recoverPanic turns a panic of a handler into INTERNAL, logged with its stack.
-func (s *Server) recoverPanic(method string, err *error) {
+func (s *Server) recoverPanic(ctx context.Context, method string, err *error) {
 	if v := recover(); v != nil {
 		s.panics.Add(1)
-		s.logger.Error("healgrpc: panic in handler", "rpc.method", method, "panic", v, "stack", string(debug.Stack()))
+		s.tel.recordPanic(ctx, method)
+		svc, m := splitMethod(method)
+		s.logger.ErrorContext(ctx, "healgrpc: panic in handler", "rpc.system", "grpc", "rpc.service", svc, "rpc.method", m, "panic", v, "stack", string(debug.Stack()))
 		*err = status.Error(codes.Internal, "internal error")
 	}
 }
@@ -276,12 +293,12 @@ func (s *Server) recoverPanic(method string, err *error) {
 func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		if s.exempt(info.FullMethod) {
-			defer s.recoverPanic(info.FullMethod, &err)
+			defer s.recoverPanic(ctx, info.FullMethod, &err)
 			return handler(ctx, req)
 		}
-		tok, d, err := s.admit(ctx)
+		tok, d, reason, err := s.admit(ctx)
 		if err != nil {
-			s.shed(ctx, d)
+			s.shed(ctx, info.FullMethod, reason, d)
 			return nil, err
 		}
 		start := time.Now()
@@ -289,7 +306,7 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 			s.release(ctx, tok, err, true)
 			s.rec.Observe(time.Since(start))
 		}()
-		defer s.recoverPanic(info.FullMethod, &err)
+		defer s.recoverPanic(ctx, info.FullMethod, &err)
 		return handler(ctx, req)
 	}
 }
@@ -300,20 +317,22 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // long as its peers want).
 func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		ctx := ss.Context()
 		if s.exempt(info.FullMethod) {
-			defer s.recoverPanic(info.FullMethod, &err)
+			defer s.recoverPanic(ctx, info.FullMethod, &err)
 			return handler(srv, ss)
 		}
-		tok, d, err := s.admit(ss.Context())
+		tok, d, reason, err := s.admit(ss.Context())
 		if err != nil {
 			s.rec.Shed()
+			s.tel.recordShed(ss.Context(), info.FullMethod, reason, d)
 			if d > 0 {
 				ss.SetTrailer(pushbackMD(d))
 			}
 			return err
 		}
 		defer func() { s.release(ss.Context(), tok, nil, false) }()
-		defer s.recoverPanic(info.FullMethod, &err)
+		defer s.recoverPanic(ctx, info.FullMethod, &err)
 		return handler(srv, ss)
 	}
 }
