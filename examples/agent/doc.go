@@ -25,4 +25,18 @@
 // when agent.listen is not a loopback address), and from any address but loopback
 // when it is not; its query is bounded to 2 KiB, its body to 4 KiB, a node reason
 // to 256 bytes, names to 63 bytes, and a replica count to the fleet file's bounds.
+//
+// # Nodes of a swarm
+//
+// With the docker driver the agent runs the driver's node guard beside its loop
+// (docker.NodeGuard; nodePool.guard: off turns it off, and it is off in a dry run): a
+// worker confirmed lost (every probe of its instances and of its gossip port silent
+// for 3 rounds, or Swarm reports it down) is removed from the swarm so that its
+// replicas run elsewhere at once; below nodePool.min ready nodes the agent runs
+// nodePool.provision (a shell command that adds a node) and rolls the services onto a
+// node that joins; a node that reports (node label selfheal.pressure.<resource>) a
+// resource at nodePool.drainAt percent, or rising to full within nodePool.horizon, is
+// drained before it fails. Each action is an incident in the history and the event
+// log (node-lost, nodes-below-min, node-joined, node-pressure) that says why. The
+// agent must reach the nodes' addresses: run it on a manager.
 package main
