@@ -83,6 +83,17 @@ func (a *Agent) judge(s *svc, results []probeResult, now time.Time) {
 					m.tr.FailingSince().Format("15:04:05.000"), m.tr.LastError()),
 				DetectMs: ms(now.Sub(m.tr.FailingSince()))})
 		}
+		if changed && h == decide.Healthy && m.reported && m.replacedBy == "" {
+			// It recovered before a replacement was under way (the agent held still
+			// while most instances looked broken, or its budget was spent): its
+			// incident heals here, as nothing else would heal it, and a new failure
+			// opens a new one.
+			if m.incident != "" {
+				a.healed(eventlog.Event{What: "recovered", Service: s.name, Instance: m.inst.ID, Node: m.inst.Node, Incident: m.incident,
+					Why: "live again by its probes before it was replaced"}, now)
+			}
+			m.reported, m.incident = false, ""
+		}
 	}
 }
 
