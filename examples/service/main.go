@@ -41,6 +41,7 @@ func env(name, def string) string {
 type options struct {
 	addr, version, id, downstream, token, probe string
 	maxConcurrent                               int
+	grpc                                        bool
 	timeout, drain, window                      time.Duration
 	heapLimit                                   uint64
 }
@@ -55,6 +56,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.downstream, "downstream", env("DOWNSTREAM", ""), "downstream base URL (env DOWNSTREAM); default this service's own /quote")
 	fs.StringVar(&o.token, "fault-token", env("FAULT_TOKEN", ""), "enables the /fault endpoints for requests carrying X-Fault-Token (env FAULT_TOKEN)")
 	fs.StringVar(&o.probe, "probe", "", "probe mode: GET this URL ($VARS expanded from the environment), exit 0 on 200 within 2s, else 1")
+	fs.BoolVar(&o.grpc, "grpc", env("GRPC", "") != "", "serve gRPC (grpc.health.v1) beside HTTP on the same port (env GRPC non-empty)")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", 64, "requests served at once before shedding")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "request timeout")
 	drain, err := time.ParseDuration(env("DRAIN", "300ms"))
@@ -331,6 +333,12 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 		mux.ServeHTTP(w, r)
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	stopGRPC := func() {}
+	if o.grpc {
+		if srv.Handler, srv.Protocols, stopGRPC, err = grpcBeside(reg, handler); err != nil {
+			return err
+		}
+	}
 
 	sctx, cancelTree := context.WithCancel(context.WithoutCancel(ctx))
 	treeDone := make(chan error, 1)
@@ -352,6 +360,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 	reg.SetDraining(true)
 	log.Info("draining")
 	time.Sleep(o.drain)
+	stopGRPC()
 	shctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shctx); err != nil {
