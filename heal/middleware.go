@@ -238,22 +238,27 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	// handler may hold it after the handler returned, and its late writes must reach
 	// nothing (they return ErrResponseDone), never another request's response. The
 	// request's state shares its allocation.
-	st := &servedWriter{rw: respWriter{w: w}, c: served{m: m, ctx: ctx, start: start, tok: tok}}
-	if m.timeout <= 0 {
-		rw, c := &st.rw, &st.c
-		defer c.inline(rw, r)
-		next.ServeHTTP(rw, r)
+	if m.timeout > 0 {
+		st := &timedWriter{servedWriter: servedWriter{rw: respWriter{w: w}, c: served{m: m, ctx: ctx, start: start, tok: tok}}}
+		st.timed(r, next)
 		return
 	}
-	st.timed(r, next)
+	st := &servedWriter{rw: respWriter{w: w}, c: served{m: m, ctx: ctx, start: start, tok: tok}}
+	rw, c := &st.rw, &st.c
+	defer c.inline(rw, r)
+	next.ServeHTTP(rw, r)
 }
 
-// servedWriter is a request's writer and state, allocated together; with a Timeout,
-// also the handler's context and request, and how the handler ended.
+// servedWriter is a request's writer and state, allocated together.
 type servedWriter struct {
 	rw respWriter
 	c  served
+}
 
+// timedWriter is servedWriter with a Timeout, allocated together with the
+// handler's context and request, and how the handler ended.
+type timedWriter struct {
+	servedWriter
 	tctx  deadlineCtx
 	req   http.Request  // the request the handler gets: with tctx
 	panic *handlerPanic // the handler's, set before it says it ended
@@ -294,7 +299,7 @@ func (c *served) inline(rw *respWriter, r *http.Request) {
 // The handler's context is a deadlineCtx inside st, which this goroutine ends at the
 // deadline (on a pooled timer), when the request's context ends, or when the
 // handler returns: a timed request costs st and the goroutine, nothing more.
-func (st *servedWriter) timed(r *http.Request, next http.Handler) {
+func (st *timedWriter) timed(r *http.Request, next http.Handler) {
 	rw, c, tctx := &st.rw, &st.c, &st.tctx
 	tctx.parent, tctx.deadline = c.ctx, c.start.Add(c.m.timeout)
 	defer tctx.expire(context.Canceled)
@@ -341,7 +346,7 @@ func (st *servedWriter) timed(r *http.Request, next http.Handler) {
 }
 
 // run runs the handler, on its own goroutine, and says on done when it ended.
-func (st *servedWriter) run(next http.Handler, done chan<- struct{}) {
+func (st *timedWriter) run(next http.Handler, done chan<- struct{}) {
 	rw, c, r := &st.rw, &st.c, &st.req
 	var p *handlerPanic
 	defer func() {
@@ -360,7 +365,7 @@ func (st *servedWriter) run(next http.Handler, done chan<- struct{}) {
 // expired answers a request whose deadline passed or whose client went away while
 // the handler ran. It reports whether the request is over (false: the handler had
 // just ended the response itself, and has now said so on done).
-func (st *servedWriter) expired(done chan struct{}) bool {
+func (st *timedWriter) expired(done chan struct{}) bool {
 	rw, c := &st.rw, &st.c
 	code, msg, err := http.StatusServiceUnavailable, "request timed out", http.ErrHandlerTimeout
 	if c.ctx.Err() != nil {
