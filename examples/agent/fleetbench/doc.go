@@ -16,7 +16,8 @@
 //	false-unhealthy  instances the agent observed unhealthy in the window, on a
 //	               healthy fleet (probes that timed out under load)
 //	detect-ms      from a fault injected into one instance (its liveness check
-//	               starts failing) to the agent's "unhealthy" observation
+//	               starts failing) to the agent's "unhealthy" observation or
+//	               decision, whichever comes first
 //	undetected     1 when the fault was not observed within 10 intervals (then no
 //	               detect-ms)
 //	status-ms      GET / (the status page), median of 5, over loopback

@@ -345,7 +345,10 @@ services:
 	for detected := false; !detected; {
 		select {
 		case e := <-sub:
-			detected = e.Instance == id && e.Kind == eventlog.Observed && e.What == "unhealthy"
+			// The observation, or the decision when the instance was reported
+			// before (a false alarm is reported once): either naming the fault.
+			detected = e.Instance == id && (e.Kind == eventlog.Observed || e.Kind == eventlog.Decided) &&
+				strings.Contains(e.Why, "liveness answered 503")
 		case <-timeout:
 			// Reported, not failed: on an overloaded machine the figures say more
 			// than a failure would.
