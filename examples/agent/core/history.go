@@ -161,14 +161,16 @@ func (h *history) record(e eventlog.Event) {
 	if e.Why != "" && e.Kind == eventlog.Observed {
 		what += ": " + e.Why
 	}
+	// The time to detect is on the decision for a failed probe, on the
+	// observation for an exit.
+	if e.DetectMs > 0 && inc.DetectMs == 0 {
+		inc.DetectMs = e.DetectMs
+	}
 	switch e.Kind {
 	case eventlog.Observed:
 		inc.Observed = addOnce(inc.Observed, what)
 	case eventlog.Decided:
 		inc.Decided = addOnce(inc.Decided, e.What)
-		if e.DetectMs > 0 && inc.DetectMs == 0 {
-			inc.DetectMs = e.DetectMs
-		}
 	case eventlog.Acted:
 		inc.Done = addOnce(inc.Done, e.What)
 	case eventlog.Held:

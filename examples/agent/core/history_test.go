@@ -118,7 +118,7 @@ func TestIncidents(t *testing.T) {
 	ev(20, eventlog.Observed, "unhealthy", "web#3", "web-3", nil)
 	ev(21, eventlog.Held, "budget", "web#3", "web-3", nil)
 	// #4: healed, the newest.
-	ev(30, eventlog.Observed, "crash", "web#4", "web-5", nil)
+	ev(30, eventlog.Observed, "crash", "web#4", "web-5", func(e *eventlog.Event) { e.DetectMs = 80 }) // an exit: detected as observed
 	ev(31, eventlog.Healed, "restart", "web#4", "web-5", nil)
 	// #5: an action failed.
 	ev(40, eventlog.Observed, "crash", "web#5", "web-6", nil)
@@ -143,6 +143,7 @@ func TestIncidents(t *testing.T) {
 	assert.Equal(t, t0.Add(3*time.Second), one.Closed)
 	assert.Len(t, one.Events, 4)
 	assert.Equal(t, []string{"held: budget"}, incs[1].Decided)
+	assert.Equal(t, 80.0, incs[3].DetectMs)
 	assert.Equal(t, []string{"failed: start"}, incs[0].Done)
 	assert.Equal(t, 1, a.restartCount("web-4"), "the replacement counts one restart of its slot")
 
