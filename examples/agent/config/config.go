@@ -172,6 +172,8 @@ type Service struct {
 	Scale   Scale   `yaml:"scale"`
 	Update  Update  `yaml:"update"`
 	Limits  Limits  `yaml:"limits"`
+	// Outliers is outlier detection (on unless off is set).
+	Outliers Outliers `yaml:"outliers"`
 }
 
 // Health is how the agent probes instances.
@@ -189,6 +191,9 @@ type Health struct {
 	// passes leaves the front door's rotation at once, and is replaced (surge
 	// first) when it is still not ready after this long; 0 means 30s.
 	NotReadyTimeout Duration `yaml:"notReadyTimeout"`
+	// GRPC, when set, probes liveness and readiness through grpc.health.v1 instead
+	// of the HTTP paths; see GRPCProbe.
+	GRPC *GRPCProbe `yaml:"grpc"`
 }
 
 // Restart spaces restarts and detects crash loops.
@@ -226,6 +231,24 @@ type Limits struct {
 	Heap       Bytes    `yaml:"heap"`       // heap limit; 0 means not watched
 	Goroutines int      `yaml:"goroutines"` // goroutine limit; 0 means not watched
 	Horizon    Duration `yaml:"horizon"`    // replace when a limit is reached within; 0 means 10s
+}
+
+// Outliers is outlier detection, as Envoy does it: an instance whose latency or
+// error rate through the front door stands far from its peers' (over at least
+// minRequests requests in the window) is ejected from the front door for
+// baseEjection times the number of its ejections, and replaced (surge first) at its
+// replaceAfter-th ejection. Never more than maxEjected of the fleet is ejected at
+// once (at least one instance of a fleet of 3 or more). It needs a front door.
+type Outliers struct {
+	Off           bool     `yaml:"off"`           // true turns it off
+	MinRequests   int      `yaml:"minRequests"`   // 0 means 20
+	Window        Duration `yaml:"window"`        // the traffic judged; 0 means 10s
+	LatencyFactor float64  `yaml:"latencyFactor"` // slow: mean latency this many times the peers' median; 0 means 3
+	MinLatencyGap Duration `yaml:"minLatencyGap"` // ... and at least this much above it; 0 means 50ms
+	ErrorRateGap  float64  `yaml:"errorRateGap"`  // failing: error rate this much above the peers' median; 0 means 0.3
+	BaseEjection  Duration `yaml:"baseEjection"`  // 0 means 30s
+	MaxEjected    float64  `yaml:"maxEjected"`    // share of the fleet; 0 means 1/3
+	ReplaceAfter  int      `yaml:"replaceAfter"`  // replaced at this ejection; 0 means 2
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
@@ -607,6 +630,17 @@ func (f *Fleet) check() error {
 		if s.Limits.Goroutines < 0 {
 			return bad(p+".limits.goroutines", "must not be negative")
 		}
+		if o := s.Outliers; o.MinRequests < 0 {
+			return bad(p+".outliers.minRequests", "must not be negative")
+		} else if o.ReplaceAfter < 0 {
+			return bad(p+".outliers.replaceAfter", "must not be negative")
+		} else if o.LatencyFactor != 0 && o.LatencyFactor <= 1 {
+			return bad(p+".outliers.latencyFactor", "must be above 1, not %v", o.LatencyFactor)
+		} else if o.ErrorRateGap < 0 || o.ErrorRateGap > 1 {
+			return bad(p+".outliers.errorRateGap", "must be in [0, 1], not %v", o.ErrorRateGap)
+		} else if o.MaxEjected < 0 || o.MaxEjected > 1 {
+			return bad(p+".outliers.maxEjected", "must be in [0, 1], not %v", o.MaxEjected)
+		}
 	}
 	return nil
 }
@@ -679,6 +713,9 @@ func (f *Fleet) fill() {
 		}
 		if s.Limits.Horizon == 0 {
 			s.Limits.Horizon = Duration(10 * time.Second)
+		}
+		if s.Outliers.Window == 0 {
+			s.Outliers.Window = Duration(10 * time.Second)
 		}
 	}
 }

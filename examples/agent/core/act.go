@@ -96,6 +96,31 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 				m.verifyUntil, m.verifyInc = *x.Verify, id
 				m.incident = ""
 			}
+		case decide.ActEject:
+			if m == nil {
+				continue
+			}
+			m.incident = id
+			m.ejectedUntil, m.ejections = x.At, m.ejections+1
+			wakeAt(s, x.At)
+			a.emit(eventlog.Event{Kind: eventlog.Observed, What: x.What, Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id,
+				Why: x.Why, Detail: x.Detail})
+			a.emit(eventlog.Event{Kind: eventlog.Acted, What: "eject", Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id,
+				Why: fmt.Sprintf("out of the front door until %s (ejection %d)", x.At.Format("15:04:05.000"), m.ejections)})
+			a.counted(s.name, "eject")
+		case decide.ActReturn:
+			if m == nil {
+				continue
+			}
+			m.ejectedUntil = time.Time{}
+			if n := len(m.traffic); n > 0 {
+				m.traffic = m.traffic[n-1:] // judged afresh on the traffic it gets now
+			}
+			a.emit(eventlog.Event{Kind: eventlog.Acted, What: "return", Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id, Why: x.Why})
+			if x.Heal {
+				a.healed(eventlog.Event{What: "returned", Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id, Why: x.Why}, now)
+				m.incident = ""
+			}
 		case decide.ActGiveUp:
 			if m == nil {
 				continue

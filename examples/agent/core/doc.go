@@ -38,19 +38,28 @@
 //     is ready, so capacity never drops. When most instances are not ready at once
 //     the cause is likely shared (a dependency down) and the agent holds still.
 //     The status reports ready instances apart from running ones.
+//   - Outlier detection, as Envoy does it (fleet file outliers): an instance whose
+//     mean latency or error rate through the front door (its per-backend counters
+//     over the window) stands far from its peers' median, over at least
+//     minRequests requests, is ejected from the front door for baseEjection times
+//     its ejections, with events that name it and the numbers; at its
+//     replaceAfter-th ejection it is replaced, surge first. Never more than
+//     maxEjected of the fleet (1/3, at least one of 3) is ejected at once. Scaling
+//     reads the median instance, not the mean, and ignores ejected instances, so
+//     one slow instance never scales the fleet out.
 //   - Preventive healing: an instance whose heap or goroutine count trends to its
 //     limit within the horizon is replaced the same way, one at a time; so is each
 //     instance on a node that reports itself degraded (the node is drained).
 //   - The replica count is kept: missing instances are started, extra ones
-//     stopped (not ready first, then those on nodes that are not ready, then old
-//     versions, then the newest).
+//     stopped, worst first (ejected outliers, not ready, then those on nodes that
+//     are not ready, then old versions, then the newest).
 //   - A rolling update replaces instances Parallelism at a time, each new instance
 //     monitored for the Monitor window, with Delay between batches; when new
 //     instances fail (exit, not ready within StartTimeout, or unhealthy), the
 //     FailureAction applies: rollback (the update is reversed the same way), pause
 //     or continue.
-//   - Autoscaling: a load ratio (mean p99 latency over its target, or mean
-//     utilization over its target, whichever is higher) goes through a
+//   - Autoscaling: a load ratio (the median instance's p99 latency over its
+//     target, or its utilization over its target, whichever is higher) goes through a
 //     [decide.Scaler]: a tolerance band, scale-up and scale-down stabilization
 //     windows, and an early scale-out when the trend crosses the band within the
 //     scale-up window. Overload scales out; it never restarts anything.

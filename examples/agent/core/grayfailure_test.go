@@ -156,3 +156,87 @@ func TestNotReadyRecovers(t *testing.T) {
 	assert.Contains(t, e.Why, "back in the front door's rotation")
 	assert.Empty(t, events(r.a, eventlog.Decided, "replace"))
 }
+
+// clients sends GET /api/hello through the front door from n goroutines until the
+// returned stop is called, which returns the requests sent and those that failed.
+func clients(t *testing.T, r *run, n int) (stop func() (total, failed int64)) {
+	t.Helper()
+	addr := r.a.FrontDoorAddr("web")
+	require.NotEmpty(t, addr)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	var tot, bad atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				tot.Add(1)
+				resp, err := c.Get("http://" + addr + "/api/hello")
+				if err != nil {
+					bad.Add(1)
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	return func() (int64, int64) { close(done); wg.Wait(); c.CloseIdleConnections(); return tot.Load(), bad.Load() }
+}
+
+// One slow instance (a gray failure) is ejected from the front door as an
+// outlier, with an event naming it and its numbers, for a growing time; still slow
+// when it returns, it is ejected again and replaced. It never scales the fleet
+// out, though the fleet scales on latency.
+func TestSlowInstanceIsEjectedNotScaledFor(t *testing.T) {
+	r := start(t, grayFleet(t, 3, "", `    minReplicas: 3
+    maxReplicas: 7
+    scale: {latencyTarget: 100ms, upWindow: 500ms}
+    outliers: {minRequests: 10, window: 2s, baseEjection: 1s}
+`), true)
+	defer noLeftovers(t, r.d.Marker())
+	defer r.stop(t)
+	require.Eventually(t, ready(r.a, 3), 15*time.Second, 20*time.Millisecond)
+	stopClients := clients(t, r, 6)
+	victim := r.a.Backends("web")[0]
+	t0 := time.Now()
+	fault(t, victim.Addr, "latency?ms=400")
+
+	if !assert.Eventually(t, func() bool { _, ok := eventFor(r.a, eventlog.Acted, "eject", victim.ID); return ok }, 10*time.Second, 10*time.Millisecond) {
+		for _, e := range r.a.Events().Recent(0) {
+			t.Log(e.Kind, e.What, e.Instance, e.Why)
+		}
+		t.Fatalf("traffic %v", r.a.FrontDoor("web").BackendStats())
+	}
+	detected := time.Since(t0)
+	obs, ok := eventFor(r.a, eventlog.Observed, "outlier-slow", victim.ID)
+	require.True(t, ok, "an event names the instance")
+	assert.Contains(t, obs.Why, "its peers' median")
+	assert.Contains(t, obs.Why, "(ejection 1)")
+	assert.Greater(t, obs.Detail["latencyMs"], 300.0)
+	assert.False(t, routed(r.a, victim.ID), "out of the front door")
+
+	// Back after 1 s, still slow: ejected for 2 s and replaced.
+	require.Eventually(t, func() bool { _, ok := eventFor(r.a, eventlog.Acted, "return", victim.ID); return ok }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { _, ok := eventFor(r.a, eventlog.Decided, "replace", victim.ID); return ok }, 15*time.Second, 10*time.Millisecond)
+	rep, _ := eventFor(r.a, eventlog.Decided, "replace", victim.ID)
+	assert.Contains(t, rep.Why, "an outlier again at its ejection 2")
+	require.Eventually(t, func() bool { _, ok := eventFor(r.a, eventlog.Acted, "retire", victim.ID); return ok }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, ready(r.a, 3), 10*time.Second, 10*time.Millisecond)
+	total, failed := stopClients()
+
+	for _, what := range []string{"scale-out", "scale-out-early"} {
+		assert.Empty(t, events(r.a, eventlog.Decided, what), "one slow instance must not scale the fleet out")
+	}
+	assert.Equal(t, 3, r.a.Status(context.Background(), 0).Services[0].Desired)
+	assert.Zero(t, failed, "of %d client requests", total)
+	t.Logf("ejected %s after the fault (%s); replaced %s after it; clients %d/%d", detected.Round(time.Millisecond), obs.Why,
+		rep.Time.Sub(t0).Round(time.Millisecond), total-failed, total)
+}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/selfheal-go/selfheal/health"
@@ -9,6 +10,7 @@ import (
 	"github.com/selfheal-go/selfheal/examples/agent/decide"
 	"github.com/selfheal-go/selfheal/examples/agent/driver"
 	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
+	"github.com/selfheal-go/selfheal/examples/agent/frontdoor"
 )
 
 // The judge stage: the driver's list and the probe results update each instance's
@@ -135,6 +137,43 @@ func (a *Agent) judgeReadiness(s *svc, m *member, h decide.Health, r probeResult
 	}
 }
 
+// trafficSample is the front door's counters of one instance at a time.
+type trafficSample struct {
+	t   time.Time
+	fst frontdoor.BackendStats
+}
+
+// judgeTraffic records the front door's counters of each instance (stats, by
+// instance id) and keeps the samples of the outlier window; callers hold a.mu.
+func (s *svc) judgeTraffic(stats map[string]frontdoor.BackendStats, now time.Time) {
+	if stats == nil {
+		return
+	}
+	w := s.cfg.Outliers.Window.Or(10 * time.Second)
+	for id, m := range s.members {
+		m.traffic = append(m.traffic, trafficSample{now, stats[id]})
+		// Keep one sample at or before the window's start: the base of the window.
+		i := 0
+		for i+1 < len(m.traffic) && now.Sub(m.traffic[i+1].t) >= w {
+			i++
+		}
+		m.traffic = m.traffic[i:]
+	}
+}
+
+// window is the instance's traffic over the outlier window.
+func (m *member) window() decide.Traffic {
+	if len(m.traffic) < 2 {
+		return decide.Traffic{}
+	}
+	a, b := m.traffic[0].fst, m.traffic[len(m.traffic)-1].fst
+	t := decide.Traffic{Requests: b.Requests - a.Requests, Errors: b.Errors - a.Errors}
+	if t.Requests > 0 {
+		t.Latency = (b.Latency - a.Latency) / time.Duration(t.Requests)
+	}
+	return t
+}
+
 // sample records what the health document says about the instance's resources and
 // load.
 func (m *member) sample(now time.Time, doc *health.Document) {
@@ -181,6 +220,9 @@ func (a *Agent) snapshot(s *svc, now time.Time, nstate map[string]driver.NodeSta
 		Limits: decide.Limits{Heap: float64(c.Limits.Heap), Goroutines: c.Limits.Goroutines, Horizon: c.Limits.Horizon.D(),
 			MinSpan: 4 * c.Health.Interval.D()},
 		ScaleIncident: s.scaleInc,
+		Outliers: decide.OutlierConfig{Off: c.Outliers.Off, MinRequests: c.Outliers.MinRequests, LatencyFactor: c.Outliers.LatencyFactor,
+			MinLatencyGap: c.Outliers.MinLatencyGap.D(), ErrorRateGap: c.Outliers.ErrorRateGap, BaseEjection: c.Outliers.BaseEjection.D(),
+			MaxEjected: c.Outliers.MaxEjected, ReplaceAfter: c.Outliers.ReplaceAfter},
 	}
 	for _, r := range s.pending {
 		snap.Pending = append(snap.Pending, decide.Restart{Incident: r.incident, Node: r.node, Avoid: r.avoid, Counts: r.counts})
@@ -208,6 +250,7 @@ func (m *member) view(s *svc, nstate map[string]driver.NodeState) decide.Instanc
 		Preventive: m.preventive, Reported: m.reported, VerifyUntil: m.verifyUntil, VerifyIncident: m.verifyInc,
 		InBatch: s.rollout != nil && s.rollout.batch[m.inst.ID],
 		Heap:    m.heap, Goroutines: m.gor,
+		Traffic: m.window(), EjectedUntil: m.ejectedUntil, Ejections: m.ejections,
 	}
 }
 
@@ -216,9 +259,10 @@ func (m *member) view(s *svc, nstate map[string]driver.NodeState) decide.Instanc
 // and what it is made of; callers hold a.mu.
 func (s *svc) loadRatio() (float64, string) {
 	var p99s, utils []float64
+	now := time.Now()
 	for _, m := range s.members {
-		if m.gone || m.stopping || !m.tr.Ready() || m.inst.State == driver.StateExited {
-			continue
+		if m.gone || m.stopping || !m.tr.Ready() || m.inst.State == driver.StateExited || now.Before(m.ejectedUntil) {
+			continue // ejected outliers do not drive scaling
 		}
 		if m.p99 >= 0 {
 			p99s = append(p99s, m.p99)
@@ -227,22 +271,25 @@ func (s *svc) loadRatio() (float64, string) {
 			utils = append(utils, m.util)
 		}
 	}
+	// The median instance, not the mean: one slow instance (a gray failure, for
+	// outlier detection to eject) must not scale the fleet out.
 	mean := func(xs []float64) float64 {
-		t := 0.0
-		for _, x := range xs {
-			t += x
+		slices.Sort(xs)
+		n := len(xs)
+		if n%2 == 1 {
+			return xs[n/2]
 		}
-		return t / float64(len(xs))
+		return (xs[n/2-1] + xs[n/2]) / 2
 	}
 	ratio, basis := -1.0, ""
 	if t := s.cfg.Scale.LatencyTarget.D(); t > 0 && len(p99s) > 0 {
 		ratio = mean(p99s) / float64(t.Milliseconds())
-		basis = fmt.Sprintf("mean p99 %.0fms / target %s", mean(p99s), t)
+		basis = fmt.Sprintf("median p99 %.0fms / target %s", mean(p99s), t)
 	}
 	if t := s.cfg.Scale.UtilizationTarget; t > 0 && len(utils) > 0 {
 		if r := mean(utils) / t; r > ratio {
 			ratio = r
-			basis = fmt.Sprintf("mean utilization %.0f%% / target %.0f%%", mean(utils), t)
+			basis = fmt.Sprintf("median utilization %.0f%% / target %.0f%%", mean(utils), t)
 		}
 	}
 	return ratio, basis

@@ -10,6 +10,7 @@ import (
 	"github.com/selfheal-go/selfheal/examples/agent/decide"
 	"github.com/selfheal-go/selfheal/examples/agent/driver"
 	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
+	"github.com/selfheal-go/selfheal/examples/agent/frontdoor"
 )
 
 // svc is the agent's state of one service; guarded by Agent.mu.
@@ -67,7 +68,13 @@ type member struct {
 	notReadyWhy   string
 	notReadyInc   string
 	wasReady      bool // it was ready at least once
-	added         time.Time
+	// ejectedUntil: out of the front door as an outlier until then; ejections
+	// counts its ejections; traffic holds the front door's counters of it, one
+	// sample a round over the outlier window.
+	ejectedUntil time.Time
+	ejections    int
+	traffic      []trafficSample
+	added        time.Time
 	// verifyUntil: it healed an incident and is watched until then; failing
 	// within the window escalates (the next replacement goes to another node).
 	verifyUntil time.Time
@@ -75,7 +82,7 @@ type member struct {
 }
 
 func (m *member) routable() bool {
-	return !m.stopping && !m.gone && m.inst.State == driver.StateRunning && m.tr.Ready()
+	return !m.stopping && !m.gone && m.inst.State == driver.StateRunning && m.tr.Ready() && !time.Now().Before(m.ejectedUntil)
 }
 
 func newSvc(c *config.Service) *svc {
@@ -132,10 +139,16 @@ func (a *Agent) tick(ctx context.Context, s *svc) {
 		return
 	}
 
+	var traffic map[string]frontdoor.BackendStats
+	if fd := a.doors[s.name]; fd != nil {
+		traffic = fd.BackendStats()
+	}
+
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := time.Now()
 	a.judge(s, results, now)
+	s.judgeTraffic(traffic, now)
 	nstate := map[string]driver.NodeState{}
 	for _, n := range nodes {
 		nstate[n.Name] = n.State

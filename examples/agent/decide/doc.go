@@ -18,6 +18,13 @@
 //     hold still: the fault is then more likely in a shared dependency or in the
 //     agent's own view than in the instances.
 //
+// [Plan] puts them together: a pure function from a [Snapshot] of one service (its
+// instances with their verdicts and traffic, the node states, the clock) to the
+// [Action]s of one round with their reasons, in order: exits, unhealthy and
+// not-ready instances, outliers (see [OutlierConfig]), preventive replacements,
+// replacements that became ready, the autoscaler and the replica count. It reads
+// and returns values and changes nothing, so every decision is a table test.
+//
 // Nothing in this package is safe for concurrent use; the agent calls it from one
 // goroutine per service.
 package decide

@@ -60,7 +60,17 @@ type Instance struct {
 	InBatch        bool // a new instance of the current rollout batch
 
 	Heap, Goroutines Series // samples of its health document
+
+	// Traffic is what the front door saw of it over the recent window.
+	Traffic Traffic
+	// EjectedUntil: ejected from the front door as an outlier until then (zero:
+	// not ejected); Ejections counts its ejections.
+	EjectedUntil time.Time
+	Ejections    int
 }
+
+// ejected reports whether m is out of the front door as an outlier at now.
+func (m *Instance) ejected(now time.Time) bool { return now.Before(m.EjectedUntil) }
 
 // Restart is a restart the service owes: an instance exited and its replacement
 // has not started yet.
@@ -124,6 +134,7 @@ type Snapshot struct {
 	NotReadyTimeout time.Duration
 	Monitor         time.Duration // a healed instance is watched this long
 	Limits          Limits
+	Outliers        OutlierConfig
 
 	// Scale is the autoscaler's recommendation, nil when it did not run.
 	Scale *ScaleView
@@ -152,6 +163,12 @@ const (
 	// ActRetire: Instance, a replacement, is ready: Old is stopped, and Incident
 	// healed when Heal.
 	ActRetire ActionKind = "retire"
+	// ActReturn: Instance's ejection ended: it is back in the front door, and
+	// Incident healed when Heal.
+	ActReturn ActionKind = "return"
+	// ActEject: Instance, an outlier (What says which kind), leaves the front
+	// door until At.
+	ActEject ActionKind = "eject"
 	// ActGiveUp: Instance, a replacement, was not ready within StartTimeout: it is
 	// stopped and Old may be replaced again.
 	ActGiveUp ActionKind = "give-up"
@@ -233,6 +250,7 @@ func Plan(snap Snapshot) []Action {
 	p.exits()
 	p.replaceUnhealthy()
 	p.replaceNotReady()
+	p.outliers()
 	p.preventive()
 	p.replacements()
 	p.restarts()
@@ -425,6 +443,77 @@ func (p *planner) replaceNotReady() {
 	}
 }
 
+// outliers: ended ejections return; an instance whose traffic stands far from
+// its peers' is ejected (never more than Outliers.MaxEjected of the fleet at once),
+// and replaced at its ReplaceAfter-th ejection.
+func (p *planner) outliers() {
+	c := p.s.Outliers.withDefaults()
+	now := p.s.Now
+	for i := range p.insts {
+		m := &p.insts[i]
+		if m.EjectedUntil.IsZero() || m.ejected(now) || m.Gone || m.Stopping {
+			continue
+		}
+		a := Action{Kind: ActReturn, Instance: m.ID, Node: m.Node, Incident: m.Incident,
+			Why: fmt.Sprintf("ejection %d ended: back in the front door", m.Ejections)}
+		a.Heal = m.Incident != "" && m.ReplacedBy == ""
+		if a.Heal {
+			m.Incident = ""
+		}
+		m.EjectedUntil = time.Time{}
+		p.add(a)
+	}
+	if c.Off {
+		return
+	}
+	var fleet, cands []*Instance
+	ejected := 0
+	for i := range p.insts {
+		m := &p.insts[i]
+		if !running(m) || m.Replaces != "" {
+			continue
+		}
+		fleet = append(fleet, m)
+		if m.ejected(now) {
+			ejected++
+			continue
+		}
+		if m.Health == Healthy && m.Ready && m.ReplacedBy == "" && m.Traffic.Requests >= int64(c.MinRequests) {
+			cands = append(cands, m)
+		}
+	}
+	if len(cands) < 3 {
+		return // no peers to stand apart from
+	}
+	limit := c.maxEjected(len(fleet))
+	for _, o := range c.judgeOutliers(cands) {
+		m := o.m
+		if ejected >= limit {
+			p.add(Action{Kind: ActHold, Key: "outlier-cap", What: "eject", Instance: m.ID,
+				Why: fmt.Sprintf("%s is an outlier (%s) but %d of %d instances are ejected already, the most at once", m.ID, o.why, ejected, len(fleet))})
+			return
+		}
+		ejected++
+		n := m.Ejections + 1
+		a := Action{Kind: ActEject, Instance: m.ID, Node: m.Node, What: o.what, Incident: m.Incident, Detail: o.detail,
+			At: now.Add(time.Duration(n) * c.BaseEjection)}
+		a.Why = fmt.Sprintf("%s: out of the front door for %s (ejection %d)", o.why, time.Duration(n)*c.BaseEjection, n)
+		if a.Incident == "" {
+			a.Incident, a.Opens = p.newIncident(), "outlier"
+		}
+		m.Incident, m.EjectedUntil, m.Ejections = a.Incident, a.At, n
+		p.add(a)
+		if n < c.ReplaceAfter || !p.takeBudget("replace "+m.ID) {
+			continue
+		}
+		p.add(Action{Kind: ActReplace, Instance: m.ID, Node: m.Node, What: "outlier", Incident: m.Incident, Version: m.Version, Budget: true,
+			Why: fmt.Sprintf("an outlier again at its ejection %d: %s", n, o.why)})
+		if !p.s.DryRun {
+			m.ReplacedBy = "pending"
+		}
+	}
+}
+
 // preventive: an instance trending to a limit, or on a degraded node, is replaced
 // before it fails; one at a time.
 func (p *planner) preventive() {
@@ -521,7 +610,8 @@ func (p *planner) replacements() {
 func (p *planner) restarts() {
 	for i := range p.insts {
 		m := &p.insts[i]
-		if m.Replaces == "" && m.Incident != "" && !m.Gone && m.Ready && !m.Preventive && m.ReplacedBy == "" && m.Health == Healthy && !m.Reported {
+		if m.Replaces == "" && m.Incident != "" && !m.Gone && m.Ready && !m.Preventive && m.ReplacedBy == "" && m.Health == Healthy && !m.Reported &&
+			m.EjectedUntil.IsZero() {
 			v := p.s.Now.Add(p.s.Monitor)
 			p.add(Action{Kind: ActHealRestart, Instance: m.ID, Node: m.Node, Incident: m.Incident, Verify: &v})
 			m.Incident = ""
@@ -642,12 +732,15 @@ func (p *planner) count() {
 	}
 }
 
-// victims orders the instances to stop first on a scale-in: not ready, then on a
-// node that is not ready, then of another version; then from the node with the most
-// instances, newest first.
+// victims orders the instances to stop first on a scale-in, worst first: ejected
+// outliers, not ready, then on a node that is not ready, then of another version;
+// then from the node with the most instances, the most often ejected, newest first.
 func (p *planner) victims(active []*Instance) []*Instance {
 	score := func(m *Instance) int {
 		sc := 0
+		if m.ejected(p.s.Now) {
+			sc += 16
+		}
 		if !m.Ready {
 			sc += 8
 		}
@@ -669,6 +762,9 @@ func (p *planner) victims(active []*Instance) []*Instance {
 			return d
 		}
 		if d := perNode[y.Node] - perNode[x.Node]; d != 0 {
+			return d
+		}
+		if d := y.Ejections - x.Ejections; d != 0 {
 			return d
 		}
 		if d := y.StartedAt.Compare(x.StartedAt); d != 0 {

@@ -45,6 +45,20 @@ func notReadyFor(d time.Duration) func(*decide.Instance) {
 	}
 }
 
+// traffic3 is three instances with traffic over the window: web-1 at latency ms
+// with errs errors of reqs requests, its peers at 10 ms without errors.
+func traffic3(latency, errs, reqs int, opts ...func(*decide.Instance)) []decide.Instance {
+	ins := three()
+	for i := range ins {
+		ins[i].Traffic = decide.Traffic{Requests: int64(reqs), Latency: 10 * time.Millisecond}
+	}
+	ins[0].Traffic = decide.Traffic{Requests: int64(reqs), Errors: int64(errs), Latency: time.Duration(latency) * time.Millisecond}
+	for _, o := range opts {
+		o(&ins[0])
+	}
+	return ins
+}
+
 // leaking has a heap growing 10 MiB/s to 90 MiB over 4 s.
 func leaking(in *decide.Instance) {
 	for i := range 9 {
@@ -229,6 +243,39 @@ func TestPlan(t *testing.T) {
 			[]string{"hold what=replace web-1 key=budget", "clear-pending"}, nil},
 		{"not ready in a dry run: decided, nothing marked", snap(three(notReadyFor(time.Minute)), func(s *decide.Snapshot) { s.DryRun = true }),
 			[]string{"replace web-1 what=not-ready inc=new:1 opens=not-ready", "clear-pending"}, nil},
+
+		// Outliers.
+		{"one slow instance: ejected, not scaled for", snap(traffic3(400, 0, 50)),
+			[]string{"eject web-1 what=outlier-slow inc=new:1 opens=outlier at=30s", "clear-pending"},
+			[]string{"mean latency 400ms over 50 requests, 40.0x its peers' median 10ms: out of the front door for 30s (ejection 1)"}},
+		{"one failing instance: ejected", snap(traffic3(10, 20, 50)),
+			[]string{"eject web-1 what=outlier-failing inc=new:1 opens=outlier at=30s", "clear-pending"}, []string{"error rate 40% over 50 requests, its peers' median 0%"}},
+		{"slow but within the factor: nothing", snap(traffic3(25, 0, 50)), []string{"clear-pending"}, nil},
+		{"slow by a factor but not by the gap: nothing", snap(traffic3(40, 0, 50), func(s *decide.Snapshot) { s.Outliers.MinLatencyGap = 100 * time.Millisecond }),
+			[]string{"clear-pending"}, nil},
+		{"too few requests: nothing", snap(traffic3(400, 0, 19)), []string{"clear-pending"}, nil},
+		{"outlier detection off", snap(traffic3(400, 0, 50), func(s *decide.Snapshot) { s.Outliers.Off = true }), []string{"clear-pending"}, nil},
+		{"two instances: no peers to stand apart from", snap(traffic3(400, 0, 50)[:2], func(s *decide.Snapshot) { s.Desired = 2 }), []string{"clear-pending"}, nil},
+		{"the share ejected at once is capped", snap(append(traffic3(400, 0, 50), inst("web-4", "n1", func(in *decide.Instance) {
+			in.EjectedUntil, in.Ejections = t0.Add(10*time.Second), 1
+		})), func(s *decide.Snapshot) { s.Desired = 4 }),
+			[]string{"hold web-1 what=eject key=outlier-cap", "clear-pending"}, []string{"1 of 4 instances are ejected already"}},
+		{"6 instances: two ejected at once, worst first, a third held", snap(append(traffic3(400, 0, 50), append(traffic3(10, 0, 50)[1:], func() []decide.Instance {
+			out := traffic3(600, 0, 50)[:1]
+			out[0].ID = "web-9"
+			x := traffic3(300, 0, 50)[:1]
+			x[0].ID = "web-8"
+			return append(out, x...)
+		}()...)...), func(s *decide.Snapshot) { s.Desired = 7 }),
+			[]string{"eject web-9 what=outlier-slow inc=new:1 opens=outlier at=30s", "eject web-1 what=outlier-slow inc=new:2 opens=outlier at=30s",
+				"hold web-8 what=eject key=outlier-cap", "clear-pending"}, nil},
+		{"an outlier again: ejected longer and replaced", snap(traffic3(400, 0, 50, func(in *decide.Instance) { in.Ejections, in.Incident = 1, "web#4" })),
+			[]string{"eject web-1 what=outlier-slow inc=web#4 at=1m0s", "replace web-1 what=outlier inc=web#4", "clear-pending"}, []string{"ejection 2", "an outlier again at its ejection 2"}},
+		{"ejection over: back, incident healed", snap(three(func(in *decide.Instance) { in.EjectedUntil, in.Ejections, in.Incident = t0, 1, "web#4" })),
+			[]string{"return web-1 inc=web#4 heal=true", "clear-pending"}, []string{"ejection 1 ended: back in the front door"}},
+		{"ejected: out of the count's victims first", snap(append(three(func(in *decide.Instance) { in.EjectedUntil, in.Ejections = t0.Add(time.Second), 1 }),
+			inst("web-4", "n1", notReady))),
+			[]string{"clear-pending", "scale-in web-1 what=scale-in"}, nil},
 
 		// Preventive.
 		{"heap trend: replaced before it dies", snap(three(leaking)),

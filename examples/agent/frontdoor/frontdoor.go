@@ -65,6 +65,16 @@ type Stats struct {
 	Ejections int64 // times an instance was taken out of rotation after a failed attempt
 }
 
+// BackendStats counts what the front door saw of one backend since it first sent
+// it a request: attempts, the attempts that failed (no response in time, or a
+// 5xx), and the total time to their response headers.
+type BackendStats struct {
+	Requests, Errors int64
+	Latency          time.Duration
+}
+
+type backendCounters struct{ requests, errors, nanos atomic.Int64 }
+
 // FrontDoor is an http.Handler. It is safe for concurrent use; create it with New.
 type FrontDoor struct {
 	cfg      Config
@@ -74,6 +84,7 @@ type FrontDoor struct {
 	rr       atomic.Uint64
 	inflight sync.Map // addr -> *atomic.Int64
 	ejected  sync.Map // addr -> time.Time (until)
+	backends sync.Map // Backend.ID -> *backendCounters
 	stats    struct{ requests, retries, failures, nobackend, ejections atomic.Int64 }
 }
 
@@ -129,6 +140,32 @@ func (f *FrontDoor) CloseIdleConnections() {
 func (f *FrontDoor) Stats() Stats {
 	return Stats{Requests: f.stats.requests.Load(), Retries: f.stats.retries.Load(),
 		Failures: f.stats.failures.Load(), NoBackend: f.stats.nobackend.Load(), Ejections: f.stats.ejections.Load()}
+}
+
+// BackendStats returns the counters of every backend the front door sent a
+// request to, by Backend.ID. The counters only grow: a caller that wants a rate
+// takes the difference of two calls.
+func (f *FrontDoor) BackendStats() map[string]BackendStats {
+	out := map[string]BackendStats{}
+	f.backends.Range(func(k, v any) bool {
+		c := v.(*backendCounters)
+		out[k.(string)] = BackendStats{Requests: c.requests.Load(), Errors: c.errors.Load(), Latency: time.Duration(c.nanos.Load())}
+		return true
+	})
+	return out
+}
+
+func (f *FrontDoor) observe(id string, failed bool, d time.Duration) {
+	v, ok := f.backends.Load(id)
+	if !ok {
+		v, _ = f.backends.LoadOrStore(id, &backendCounters{})
+	}
+	c := v.(*backendCounters)
+	c.requests.Add(1)
+	if failed {
+		c.errors.Add(1)
+	}
+	c.nanos.Add(int64(d))
 }
 
 func (f *FrontDoor) counter(addr string) *atomic.Int64 {
@@ -261,11 +298,15 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c := f.counter(b.Addr)
 		c.Add(1)
+		sent := time.Now()
 		resp, err := f.tr.RoundTrip(out)
 		if !timer.Stop() && err == nil {
 			// The attempt timed out as the headers came: its body is cut off.
 			resp.Body.Close()
 			err = errAttemptTimeout
+		}
+		if r.Context().Err() == nil {
+			f.observe(b.ID, err != nil || resp.StatusCode >= 500, time.Since(sent))
 		}
 		if err != nil {
 			c.Add(-1)
