@@ -35,7 +35,7 @@
 // A breaker starts no goroutines and has no timers of its own: it changes state only
 // in a call ([Breaker.Do], [Call], [Breaker.Allow] or a done function of Allow) that
 // finds a rule met or a wait passed, and in ForceOpen, ForceClosed and Reset. Reading
-// it ([Breaker.Snapshot], [Group.States], the telemetry) never changes it: an open
+// it ([Breaker.Snapshot], [Group.Snapshot], the telemetry) never changes it: an open
 // breaker whose wait has passed reads as open until a call comes.
 //
 // # Trip rules

@@ -32,7 +32,7 @@ func ExampleGroup() {
 		_ = call("a.internal")
 		_ = call("b.internal")
 	}
-	for _, s := range g.States() {
+	for _, s := range g.Snapshot() {
 		fmt.Println(s.Name, s.State)
 	}
 	fmt.Println(errors.Is(call("b.internal"), breaker.ErrOpen), call("a.internal"))

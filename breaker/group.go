@@ -38,7 +38,7 @@ type GroupConfig struct {
 
 	// IdleTimeout evicts breakers that have not been looked up for a while: at most
 	// once per IdleTimeout, while the group adds a key (never on the lookup of an
-	// existing key, nor on States), the group sweeps, and a sweep evicts the breakers
+	// existing key, nor on Snapshot), the group sweeps, and a sweep evicts the breakers
 	// not looked up since the previous sweep. A breaker is thus idle for at least
 	// IdleTimeout when it is evicted, and for at most about twice that while keys are
 	// added. Zero means 10 minutes; Off means never. Other negative values are
@@ -55,7 +55,7 @@ const (
 // use. It is bounded in size (see [GroupConfig]); eviction prefers idle, closed
 // breakers and never evicts an open one to make room for a closed one. Looking up an
 // existing key takes no lock and allocates nothing; adding a key, eviction and
-// [Group.States] take a mutex.
+// [Group.Snapshot] take a mutex.
 //
 // An evicted breaker keeps working for callers that still hold it, but the group
 // forgets it: the next lookup of its key creates a fresh, closed breaker.
@@ -247,10 +247,10 @@ func (g *Group) breakers() []*Breaker {
 	return bs
 }
 
-// States returns a [Breaker.Snapshot] of every live breaker, sorted by name (group
-// name, "/", key). Like Snapshot it has no side effects: it changes no breaker's
+// Snapshot returns a [Breaker.Snapshot] of every live breaker, sorted by name (group
+// name, "/", key). Like [Breaker.Snapshot] it has no side effects: it changes no breaker's
 // state and evicts nothing.
-func (g *Group) States() []Snapshot {
+func (g *Group) Snapshot() []Snapshot {
 	bs := g.breakers()
 	snaps := make([]Snapshot, len(bs))
 	for i, b := range bs {

@@ -43,7 +43,7 @@ func TestGroupOneBreakerPerKey(t *testing.T) {
 	require.ErrorIs(t, g.Do(t.Context(), "b.example", ok), breaker.ErrOpen)
 	require.NoError(t, g.Do(t.Context(), "a.example", ok), "breakers are independent")
 
-	states := g.States()
+	states := g.Snapshot()
 	assert.Equal(t, []string{"hosts/a.example", "hosts/b.example"}, names(states))
 	assert.Equal(t, breaker.StateClosed, states[0].State)
 	assert.Equal(t, breaker.StateOpen, states[1].State)
@@ -67,7 +67,7 @@ func TestGroupMaxKeysEvictsLeastRecentlyUsed(t *testing.T) {
 
 		// Use every key but "1" in a later generation; the next eviction takes "1".
 		live := map[string]bool{}
-		for _, s := range g.States() {
+		for _, s := range g.Snapshot() {
 			live[s.Name] = true
 		}
 		for k := range live {
@@ -76,7 +76,7 @@ func TestGroupMaxKeysEvictsLeastRecentlyUsed(t *testing.T) {
 			}
 		}
 		g.Get("9")
-		got := names(g.States())
+		got := names(g.Snapshot())
 		assert.Len(t, got, 8)
 		if live["g/1"] {
 			assert.NotContains(t, got, "g/1")
@@ -114,21 +114,21 @@ func TestGroupIdleEviction(t *testing.T) {
 			time.Sleep(40 * time.Second)
 			g.Get("busy")
 			g.Get(fmt.Sprint("new", i))
-			assert.Subset(t, names(g.States()), []string{"g/busy", "g/idle"})
+			assert.Subset(t, names(g.Snapshot()), []string{"g/busy", "g/idle"})
 		}
 		time.Sleep(40 * time.Second)
 		g.Get("busy")
-		assert.Contains(t, names(g.States()), "g/idle", "States does not sweep")
+		assert.Contains(t, names(g.Snapshot()), "g/idle", "Snapshot does not sweep")
 		g.Get("new3")
 		// 160s later: "idle" was not looked up since the sweep at 80s.
-		assert.NotContains(t, names(g.States()), "g/idle")
+		assert.NotContains(t, names(g.Snapshot()), "g/idle")
 		assert.Same(t, busy, g.Get("busy"))
 		assert.NotSame(t, idle, g.Get("idle"))
 
 		// Nothing younger than IdleTimeout is ever evicted.
 		time.Sleep(59 * time.Second)
 		g.Get("new4")
-		assert.Subset(t, names(g.States()), []string{"g/busy", "g/idle"})
+		assert.Subset(t, names(g.Snapshot()), []string{"g/busy", "g/idle"})
 	})
 }
 
@@ -139,10 +139,10 @@ func TestGroupDefaultIdleTimeout(t *testing.T) {
 		g.Get("k")
 		time.Sleep(10 * time.Minute)
 		g.Get("a")
-		assert.Equal(t, []string{"g/a", "g/k"}, names(g.States()), "one IdleTimeout only starts the sweep")
+		assert.Equal(t, []string{"g/a", "g/k"}, names(g.Snapshot()), "one IdleTimeout only starts the sweep")
 		time.Sleep(10 * time.Minute)
 		g.Get("b")
-		assert.NotContains(t, names(g.States()), "g/k", "idle for 20 minutes")
+		assert.NotContains(t, names(g.Snapshot()), "g/k", "idle for 20 minutes")
 	})
 }
 
@@ -160,7 +160,7 @@ func TestGroupConcurrentUse(t *testing.T) {
 					_ = g.Do(context.Background(), key, ok)
 				}
 				if i%500 == 0 {
-					_ = g.States()
+					_ = g.Snapshot()
 				}
 			}
 		})

@@ -259,7 +259,7 @@ func TestSnapshotHasNoSideEffects(t *testing.T) {
 			s := b.Snapshot()
 			assert.Equal(t, open, s.State)
 			assert.True(t, s.OpenUntil.Before(time.Now()))
-			assert.Equal(t, open, g.States()[0].State)
+			assert.Equal(t, open, g.Snapshot()[0].State)
 		}
 		assert.Equal(t, []string{"closed>open"}, *log, "reading fired no hook")
 

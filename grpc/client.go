@@ -292,8 +292,8 @@ func (c *Client) breaker(t *target, method string) *breaker.Breaker {
 	return c.group.Get(key)
 }
 
-// States reports the state of every live breaker, for heal.BreakerCheck.
-func (c *Client) States() []breaker.Snapshot { return c.group.States() }
+// Snapshot reports the state of every live breaker, for heal.BreakerCheck.
+func (c *Client) Snapshot() []breaker.Snapshot { return c.group.Snapshot() }
 
 // DialOptions returns the options that install both interceptors on a ClientConn.
 func (c *Client) DialOptions() []grpc.DialOption {

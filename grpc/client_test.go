@@ -64,7 +64,7 @@ func TestClientBreakerTripsAndRecoversPerMethod(t *testing.T) {
 	time.Sleep(250 * time.Millisecond) // the open wait; nothing to synchronise with
 	_, err = client.UnaryCall(ctx, &testpb.SimpleRequest{})
 	require.NoError(t, err, "the probe after the open wait closes the breaker")
-	for _, s := range c.States() {
+	for _, s := range c.Snapshot() {
 		assert.Equal(t, breaker.StateClosed, s.State, s.Name)
 	}
 }

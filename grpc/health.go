@@ -36,8 +36,8 @@ type HealthConfig struct {
 	// documentation).
 	Services map[string]health.Kind
 	// PollInterval is how often a Watch re-evaluates its service besides the
-	// registry's status changes: it runs the on-demand checks and sees the
-	// registry start draining. Zero means 1s. Negative is invalid.
+	// registry's status changes (a drain among them): it runs the on-demand
+	// checks. Zero means 1s. Negative is invalid.
 	PollInterval time.Duration
 }
 
@@ -204,8 +204,8 @@ func (w *watcher) take() []healthpb.HealthCheckResponse_ServingStatus {
 
 // Watch streams the status of a service: the current one at once, then every
 // change, as the registry's status-change listeners hear of it (so a periodic
-// check's failure shows within its interval), and as a re-evaluation every
-// PollInterval finds it (on-demand checks, the start of a drain). An unknown
+// check's failure shows within its interval, and a drain at once), and as a
+// re-evaluation every PollInterval finds it (on-demand checks). An unknown
 // service gets SERVICE_UNKNOWN and stays watched. The stream ends when the client
 // goes away (with its context's error) and, after NOT_SERVING, when the server
 // shuts down ([Health.Shutdown]; with a nil error).

@@ -144,5 +144,5 @@ func TestClientStateIsBounded(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 2, c.Targets())
-	assert.LessOrEqual(t, len(c.States()), 8)
+	assert.LessOrEqual(t, len(c.Snapshot()), 8)
 }

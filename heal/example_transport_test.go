@@ -43,7 +43,7 @@ func ExampleTransport() {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Println(resp.StatusCode, string(body), calls.Load())
-	for _, s := range tr.States() {
+	for _, s := range tr.Snapshot() {
 		fmt.Println(s.State)
 	}
 	// Output:

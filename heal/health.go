@@ -28,7 +28,7 @@ const (
 // BreakerStates is anything that reports the state of circuit breakers:
 // *breaker.Group, [Transport], [Pipeline], or [Breakers] for single breakers.
 type BreakerStates interface {
-	States() []breaker.Snapshot
+	Snapshot() []breaker.Snapshot
 }
 
 // Breakers adapts single breakers to [BreakerStates].
@@ -36,7 +36,7 @@ func Breakers(bs ...*breaker.Breaker) BreakerStates { return breakerList(bs) }
 
 type breakerList []*breaker.Breaker
 
-func (l breakerList) States() []breaker.Snapshot {
+func (l breakerList) Snapshot() []breaker.Snapshot {
 	out := make([]breaker.Snapshot, len(l))
 	for i, b := range l {
 		out[i] = b.Snapshot()
@@ -153,7 +153,7 @@ func BreakerCheck(sources ...BreakerStates) health.Check {
 	return observeCheck(CheckBreakerState, func() []health.Observation {
 		var obs []health.Observation
 		for _, src := range sources {
-			for _, s := range src.States() {
+			for _, s := range src.Snapshot() {
 				o := health.Observation{ComponentID: s.Name, ObservedValue: s.State.String(), Status: health.StatusPass}
 				if s.State == breaker.StateOpen {
 					o.Status = health.StatusWarn

@@ -233,9 +233,9 @@ func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error
 	return p.chain.Do(ctx, fn)
 }
 
-// States returns the state of the pipeline's breaker, if it has one: a
+// Snapshot returns the state of the pipeline's breaker, if it has one: a
 // [BreakerStates].
-func (p *Pipeline) States() []breaker.Snapshot {
+func (p *Pipeline) Snapshot() []breaker.Snapshot {
 	if p.breaker == nil {
 		return nil
 	}

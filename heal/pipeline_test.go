@@ -60,7 +60,7 @@ func TestPipelineAddsNothing(t *testing.T) {
 		assert.Nil(t, p.Retry())
 		assert.Nil(t, p.Fallback())
 		assert.NotNil(t, p.Timeout())
-		assert.Empty(t, p.States())
+		assert.Empty(t, p.Snapshot())
 
 		release := make(chan struct{})
 		var wg sync.WaitGroup
@@ -94,7 +94,7 @@ func TestPipelineStagesAndNames(t *testing.T) {
 	assert.Equal(t, "pipeline", p.Bulkhead().Name())
 	assert.Equal(t, 25, p.Bulkhead().Snapshot().MaxConcurrent)
 	assert.NotNil(t, p.Retry())
-	assert.Len(t, p.States(), 1)
+	assert.Len(t, p.Snapshot(), 1)
 	v, err := heal.Call(context.Background(), p, func(context.Context) (int, error) { return 5, nil })
 	require.NoError(t, err)
 	assert.Equal(t, 5, v)

@@ -285,8 +285,8 @@ var (
 	_ BreakerStates     = (*breaker.Group)(nil)
 )
 
-// States returns the state of the breaker of every host in use: a [BreakerStates].
-func (t *Transport) States() []breaker.Snapshot { return t.group.States() }
+// Snapshot returns the state of the breaker of every host in use: a [BreakerStates].
+func (t *Transport) Snapshot() []breaker.Snapshot { return t.group.Snapshot() }
 
 // Breakers returns the transport's breaker group.
 func (t *Transport) Breakers() *breaker.Group { return t.group }

@@ -128,7 +128,7 @@ func TestTransportDoesNotRetry501And505(t *testing.T) {
 		assert.Equal(t, tt.code, resp.StatusCode)
 		assert.Len(t, body, 1000)
 		assert.Equal(t, tt.attempts, f.attempts.Load(), tt.code)
-		counts := tr.States()[0].Counts
+		counts := tr.Snapshot()[0].Counts
 		if tt.attempts == 1 {
 			assert.Zero(t, counts.Failures, tt.code)
 			assert.EqualValues(t, 1, counts.Excluded, tt.code)

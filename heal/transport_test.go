@@ -239,7 +239,7 @@ func TestTransportConnectionResetsOpenTheBreaker(t *testing.T) {
 	resp, _ := get(t, c, healthy.URL)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	states := map[string]string{}
-	for _, s := range tr.States() {
+	for _, s := range tr.Snapshot() {
 		states[s.Name] = s.State.String()
 	}
 	assert.Equal(t, map[string]string{

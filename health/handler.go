@@ -185,13 +185,12 @@ type probeHandler struct {
 }
 
 var (
-	okBody        = []byte("ok")
-	textPlain     = []string{"text/plain; charset=utf-8"}
-	healthJSON    = []string{ContentType}
-	noStore       = []string{"no-store"}
-	nosniff       = []string{"nosniff"}
-	allowGetHead  = []string{"GET, HEAD"}
-	drainingCheck = "draining"
+	okBody       = []byte("ok")
+	textPlain    = []string{"text/plain; charset=utf-8"}
+	healthJSON   = []string{ContentType}
+	noStore      = []string{"no-store"}
+	nosniff      = []string{"nosniff"}
+	allowGetHead = []string{"GET, HEAD"}
 )
 
 func (h *probeHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -327,7 +326,7 @@ func (h *probeHandler) serve(w http.ResponseWriter, req *http.Request, only stri
 		b = append(b, '\n')
 	}
 	if draining {
-		b = append(b, "[-]"+drainingCheck+" failed: shutting down\n"...)
+		b = append(b, "[-]"+DrainingName+" failed: shutting down\n"...)
 	}
 	if code == http.StatusOK {
 		b = append(b, h.passed...)

@@ -76,6 +76,7 @@ type Registry struct {
 	doc   atomic.Pointer[encodedDoc]
 
 	draining atomic.Bool
+	drainMu  sync.Mutex // orders SetDraining's switches and their notifications
 	running  atomic.Bool
 	wake     chan struct{} // tells Run that the set changed
 
@@ -248,11 +249,28 @@ func (r *Registry) OnStatusChange(fn func(StatusChange)) (remove func()) {
 // SetDraining switches draining on or off. While draining, readiness (and the health
 // document) fail whatever the checks say, and liveness and startup are unchanged.
 // [Registry.Drain] calls it.
+//
+// A switch is a status change: the logger and every status-change listener hear of
+// it at once, on the goroutine that called SetDraining, as a [StatusChange] named
+// [DrainingName] of kind [Readiness], from pass to fail when draining starts and
+// from fail to pass when it stops. Setting the current value again tells no one.
 func (r *Registry) SetDraining(on bool) {
-	if r.draining.Swap(on) != on {
-		r.gen.Add(1)
+	r.drainMu.Lock()
+	defer r.drainMu.Unlock()
+	if r.draining.Swap(on) == on {
+		return
 	}
+	r.gen.Add(1)
+	c := StatusChange{Name: DrainingName, Kinds: Readiness, From: StatusPass, To: StatusFail, Output: "shutting down", Time: time.Now()}
+	if !on {
+		c.From, c.To, c.Output = StatusFail, StatusPass, ""
+	}
+	r.statusChanged(c)
 }
+
+// DrainingName is the name of the [StatusChange] that [Registry.SetDraining] sends
+// to the listeners, and of the failing entry that readiness shows while draining.
+const DrainingName = "draining"
 
 // Draining reports whether the registry is draining.
 func (r *Registry) Draining() bool { return r.draining.Load() }

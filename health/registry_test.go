@@ -446,6 +446,35 @@ func TestDrainingFailsReadinessOnly(t *testing.T) {
 	assert.Equal(t, 200, code)
 }
 
+// A drain reaches the status-change listeners at once, on the caller's goroutine,
+// so that anything subscribed (a gRPC Watch) sees it without polling.
+func TestSetDrainingNotifiesListeners(t *testing.T) {
+	var fromConfig []health.StatusChange
+	reg := health.New(health.Config{OnStatusChange: func(c health.StatusChange) { fromConfig = append(fromConfig, c) }})
+	require.NoError(t, reg.Register(health.Check{Name: "self", Kinds: health.AllKinds, Func: pass}))
+	var got []health.StatusChange
+	remove := reg.OnStatusChange(func(c health.StatusChange) {
+		assert.Equal(t, c.To == health.StatusFail, reg.Snapshot().Draining, "the switch is visible to the listener")
+		got = append(got, c)
+	})
+	defer remove()
+
+	reg.SetDraining(true)
+	reg.SetDraining(true) // no change: no one hears of it
+	require.Len(t, got, 1, "told at once, by the time SetDraining returns")
+	assert.Equal(t, health.DrainingName, got[0].Name)
+	assert.Equal(t, health.Readiness, got[0].Kinds)
+	assert.Equal(t, health.StatusPass, got[0].From)
+	assert.Equal(t, health.StatusFail, got[0].To)
+	assert.False(t, got[0].Time.IsZero())
+
+	reg.SetDraining(false)
+	require.Len(t, got, 2)
+	assert.Equal(t, health.StatusFail, got[1].From)
+	assert.Equal(t, health.StatusPass, got[1].To)
+	assert.Equal(t, got, fromConfig, "Config.OnStatusChange hears the same")
+}
+
 // The document is encoded once per change and served from the cache otherwise.
 func TestDocumentCacheFollowsChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
