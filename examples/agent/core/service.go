@@ -134,7 +134,7 @@ func (a *Agent) tick(ctx context.Context, s *svc) {
 	targets := a.observe(s, insts, time.Now())
 	a.mu.Unlock()
 
-	results := probeAll(ctx, httpProber{a.client}, s.cfg, targets)
+	results := probeAll(ctx, proberFor(a.client, s.cfg), s.cfg, targets)
 	if ctx.Err() != nil {
 		return
 	}
