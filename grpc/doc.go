@@ -48,9 +48,13 @@
 //
 // [NewServer] builds a [Server]; install its interceptors with
 // [Server.ServerOptions]. Before the handler runs, a call over
-// ServerConfig.MaxConcurrent (1000 by default) or over ServerConfig.Rate is shed
-// with RESOURCE_EXHAUSTED and a grpc-retry-pushback-ms trailer (ServerConfig.Pushback
-// for concurrency, the time until the next token for the rate), so that selfheal
+// ServerConfig.MaxConcurrent (1000 by default), over the current limit of
+// ServerConfig.Limit (a heal.AdaptiveLimit, which the latency of the unary calls
+// served moves, and their DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED bring down) or
+// over the rate (ServerConfig.Rate, or a shared heal.RateLimit in
+// ServerConfig.RateLimit) is shed with RESOURCE_EXHAUSTED and a
+// grpc-retry-pushback-ms trailer (ServerConfig.Pushback for the concurrency
+// bounds, the time until the next token for the rate), so that selfheal
 // clients back off for exactly that long and may retry even a non-idempotent call:
 // the server guarantees that a call it pushes back has not run. A panic of a
 // handler becomes INTERNAL ("internal error"; the value and stack go to the
@@ -80,9 +84,31 @@
 // [Probe] is the other side: a health.CheckFunc that asks a dependency's
 // grpc.health.v1 and fails unless it answers SERVING.
 //
+// # Telemetry
+//
+// In the scheme of the rest of selfheal (TELEMETRY.md at the repository's root),
+// with the gRPC semantic conventions' names: the client's breakers and retries
+// report as selfheal.breaker.* and selfheal.retry.* (ClientConfig.MeterProvider and
+// TracerProvider reach them); the server counts selfheal.grpc.server.shed (with
+// selfheal.reason concurrency, limit or rate) and selfheal.grpc.server.panics, with
+// rpc.system=grpc, rpc.service and rpc.method, and adds an event of each to the
+// call's span (with rpc.grpc.status_code and, for a pushback, selfheal.retry_after),
+// or records it as a span of its own when the call has none. A call served
+// normally records nothing but its latency in the recorder.
+//
+// # Bounds
+//
+// Nothing grows with hostile input: the breakers are bounded by
+// ClientConfig.Breaker.MaxKeys, the targets a Client keeps a retry budget for by
+// ClientConfig.MaxTargets (256 by default, least recently used forgotten), the
+// cached method keys per target by 1024, and a Watch's queue by 64 statuses.
+//
 // # Concurrency and cost
 //
 // Every type here is safe for concurrent use and starts no goroutines (a Watch
-// runs on its stream's goroutine). On loopback, a unary call through the client
-// interceptors costs within about 1% of a bare call and 5 allocations more.
+// runs on its stream's goroutine). The client interceptor alone (an invoker that
+// returns at once) costs a few microseconds and 4 allocations, against failsafe-go's
+// gRPC interceptor's 19 (internal/peerbench BenchmarkGRPCClientChain); on loopback
+// a unary call through it is within the noise of a bare call
+// (BenchmarkGRPCUnary).
 package healgrpc
