@@ -176,6 +176,8 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 			a.startInstance(s, opts)
 		case decide.ActClearPending:
 			s.pending = nil
+		case decide.ActHealCount:
+			a.healed(eventlog.Event{What: x.What, Service: s.name, Incident: id, Why: x.Why}, now)
 		case decide.ActScaleIn:
 			if m == nil {
 				continue

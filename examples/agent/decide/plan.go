@@ -185,6 +185,9 @@ const (
 	ActStart ActionKind = "start"
 	// ActClearPending: the count is met; no restart is owed any more.
 	ActClearPending ActionKind = "clear-pending"
+	// ActHealCount: Incident waited for a restart that is no longer owed, as the
+	// count is met (a scale-in came first): it is healed.
+	ActHealCount ActionKind = "heal-count"
 	// ActScaleIn: Instance is stopped to meet the count.
 	ActScaleIn ActionKind = "scale-in"
 	// ActHealScale: the count is met by ready instances: Incident is healed.
@@ -719,6 +722,14 @@ func (p *planner) count() {
 		}
 	}
 	if count >= p.desired {
+		// A restart dropped here would leave its incident open for good (a node
+		// failure while the autoscaler scaled in: the survivors met the count).
+		for _, r := range p.pending {
+			if r.Incident != "" {
+				p.add(Action{Kind: ActHealCount, What: "count-met", Incident: r.Incident,
+					Why: fmt.Sprintf("no restart owed: %d instances, %d wanted", count, p.desired)})
+			}
+		}
 		p.pending = nil
 		p.add(Action{Kind: ActClearPending})
 	}
