@@ -59,8 +59,9 @@ type MiddlewareConfig struct {
 	// Exempt reports requests that are never shed, timed or recorded (health
 	// probes, say). Default nil: none.
 	Exempt func(*http.Request) bool
-	// Logger receives recovered panics with their stack. Nil means slog.Default():
-	// unlike elsewhere in selfheal, a swallowed panic must never go unreported.
+	// Logger receives recovered panics with their stack (an Error record). Nil means
+	// no logging, as everywhere in selfheal: a recovered panic is still counted
+	// (selfheal.heal.server.panics, [ServerSnapshot].Panics) and answered with 500.
 	Logger *slog.Logger
 	// MeterProvider receives the middleware's metrics. Nil means the global
 	// provider.
@@ -146,9 +147,6 @@ func NewMiddleware(cfg MiddlewareConfig) (*Middleware, error) {
 	}
 	if cfg.RetryAfter == 0 {
 		cfg.RetryAfter = time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	rec, err := NewRecorder(RecorderConfig{Window: cfg.Window})
 	if err != nil {
@@ -423,8 +421,10 @@ func (c *served) handlerDone(r *http.Request, p *handlerPanic, timedOut bool) {
 	if p != nil && p.val != http.ErrAbortHandler {
 		m.panics.Add(1)
 		m.panicCount.add(c.ctx, 1)
-		m.log.ErrorContext(c.ctx, "heal: handler panicked", "panic", p.val, "method", r.Method, "path", r.URL.Path,
-			"stack", string(p.stack))
+		if m.log != nil {
+			m.log.ErrorContext(c.ctx, "heal: handler panicked", "panic", p.val, "http.request.method", r.Method,
+				"url.path", r.URL.Path, "stack", string(p.stack))
+		}
 	}
 	if m.limit != nil {
 		c.tok.Release(c.ctx, timedOut || p != nil)

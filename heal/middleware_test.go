@@ -104,6 +104,7 @@ func TestMiddlewareRecoversPanics(t *testing.T) {
 	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 	assert.Contains(t, logs.String(), "kaboom")
 	assert.Contains(t, logs.String(), "middleware_test.go") // the stack
+	assert.Contains(t, logs.String(), "http.request.method=GET url.path=/panic")
 
 	resp, body := get(t, c, srv.URL+"/ok")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -120,6 +121,22 @@ func TestMiddlewareRecoversPanics(t *testing.T) {
 	assert.EqualValues(t, 2, s.Panics)
 	assert.GreaterOrEqual(t, s.Served, int64(4)) // the client may retry the aborted GET
 	assert.Equal(t, 0, s.InFlight)
+}
+
+// A nil Logger means no logging, as everywhere in selfheal: not slog.Default. The
+// panic is still counted. (Not parallel: it replaces the default logger.)
+func TestMiddlewareNilLoggerLogsNothing(t *testing.T) {
+	var logs syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	m, srv := newServer(t, heal.MiddlewareConfig{}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("kaboom")
+	}))
+	resp, _ := get(t, srv.Client(), srv.URL+"/panic")
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.EqualValues(t, 1, m.Snapshot().Panics)
+	assert.Empty(t, logs.String())
 }
 
 func TestMiddlewareShedsByConcurrency(t *testing.T) {
