@@ -32,7 +32,8 @@ func checkStatus(t *testing.T, cc grpc.ClientConnInterface, service string) stri
 
 // probeExitCode answers as grpc_health_probe (github.com/grpc-ecosystem/grpc-health-probe)
 // does with its exit code: 0 SERVING, 2 connection failure, 3 RPC failure (NOT_FOUND
-// for an unknown service included), 4 unhealthy.
+// for an unknown service, UNIMPLEMENTED for a server without the health service),
+// 4 unhealthy.
 func probeExitCode(ctx context.Context, addr, service string) int {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecureCreds()))
 	if err != nil {
@@ -40,6 +41,9 @@ func probeExitCode(ctx context.Context, addr, service string) int {
 	}
 	defer cc.Close()
 	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if status.Code(err) == codes.Unavailable {
+		return 2 // grpc_health_probe dials first (blocking): no connection
+	}
 	if err != nil {
 		return 3
 	}
@@ -231,4 +235,19 @@ func TestProbe(t *testing.T) {
 	assert.ErrorIs(t, err, healgrpc.ErrInvalidConfig)
 	_, err = healgrpc.NewHealth(healgrpc.HealthConfig{Registry: reg, PollInterval: -1})
 	assert.ErrorIs(t, err, healgrpc.ErrInvalidConfig)
+}
+
+// The two exit codes of grpc_health_probe that are not about the registry: 2 when
+// nothing listens, 3 when the server does not implement grpc.health.v1.
+func TestHealthProbeExitCodesWithoutHealth(t *testing.T) {
+	lis, srv := listen(t)
+	addr := lis.Addr().String()
+	require.NoError(t, lis.Close())
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	assert.Equal(t, 2, probeExitCode(ctx, addr, ""), "nothing listens")
+
+	bare := serve(t, func(*grpc.Server) {})
+	assert.Equal(t, 3, probeExitCode(t.Context(), bare, ""), "no health service")
 }
