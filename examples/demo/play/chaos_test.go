@@ -24,8 +24,8 @@ import (
 // requests a second through it, and for about 50 s one fault after another, drawn
 // from a seeded RNG (the seed is logged; CHAOS_SEED=<seed> replays the sequence of
 // classes, targets and pauses): kill -9 crashes, SIGSTOP hangs, garbled health
-// documents, instances that stop being ready, and node failures of the local
-// driver's virtual nodes. It fails on any fault not observed and healed within its
+// documents, instances that stop being ready, slow instances (+400 ms, a gray
+// failure), and node failures of the local driver's virtual nodes. It fails on any fault not observed and healed within its
 // class's deadline, on client success below 99.9% over the whole run, and on any
 // process left behind after the agent stops (the driver's marker, scanned in /proc
 // by Fleet.Close).
@@ -51,7 +51,8 @@ func TestChaos(t *testing.T) {
 	defer cancel()
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	f, err := play.Start(sctx, play.Options{Dir: t.TempDir(), ServiceBin: serviceBin, Timeline: logWriter{t},
-		Replicas: 4, Nodes: []string{"node-1", "node-2", "node-3"}, LoadRPS: 50, NotReadyTimeout: 2 * time.Second})
+		Replicas: 4, Nodes: []string{"node-1", "node-2", "node-3"}, LoadRPS: 50, NotReadyTimeout: 2 * time.Second,
+		OutlierEjection: 2 * time.Second})
 	scancel()
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, f.Close(), "teardown, processes left behind") })
@@ -184,7 +185,52 @@ func chaosClasses() []chaosClass {
 		// health.notReadyTimeout (2 s here).
 		{"not-ready", 12 * time.Second, instanceFault(post("unready"), "not-ready")},
 		{"node", 15 * time.Second, nodeFault},
+		// +400 ms on one instance (a gray failure): outlier detection ejects it,
+		// ejects it again when it returns still slow, and replaces it.
+		{"slow", 30 * time.Second, slowFault},
 	}
+}
+
+// slowFault adds 400 ms to every response of one ready instance (a gray failure:
+// it stays live and ready). The agent's outlier detection must name it (detect)
+// and take it out of the fleet: ejected, ejected again on its return, replaced
+// (heal: the slow instance retired).
+func slowFault(ctx context.Context, f *play.Fleet, rng *rand.Rand) chaosFault {
+	var ready []core.InstanceStatus
+	for _, in := range f.Instances(ctx) {
+		if in.Ready && !in.Stopping {
+			ready = append(ready, in)
+		}
+	}
+	if len(ready) == 0 {
+		return chaosFault{note: "no ready instance"}
+	}
+	slices.SortFunc(ready, func(x, y core.InstanceStatus) int { return strings.Compare(x.ID, y.ID) })
+	in := ready[rng.IntN(len(ready))]
+	fr := chaosFault{target: in.ID}
+	t0 := time.Now()
+	if err := f.Fault(ctx, in.Addr, "latency?ms=400"); err != nil {
+		fr.note = "inject: " + err.Error()
+		return fr
+	}
+	obs, ok := f.Await(ctx, t0, 20*time.Second, func(e eventlog.Event) bool {
+		return e.Kind == eventlog.Observed && e.Instance == in.ID && strings.HasPrefix(e.What, "outlier")
+	})
+	if !ok {
+		fr.note = "not observed"
+		return fr
+	}
+	fr.detect = obs.Time.Sub(t0)
+	gone, ok := f.Await(ctx, t0, 40*time.Second, func(e eventlog.Event) bool {
+		return e.Kind == eventlog.Acted && e.What == "retire" && e.Instance == in.ID
+	})
+	if !ok {
+		fr.note = "the slow instance was not replaced"
+		return fr
+	}
+	fr.heal, fr.ok = gone.Time.Sub(t0), true
+	fr.requests, fr.okRequests = clientsDuring(f, t0, gone.Time)
+	return fr
 }
 
 // instanceFault injects a fault into a ready instance picked by rng and waits for

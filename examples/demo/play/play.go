@@ -70,6 +70,9 @@ type Options struct {
 	// NotReadyTimeout: how long an instance may stay not ready (live) before it is
 	// replaced; 0 means the agent's default (health.notReadyTimeout).
 	NotReadyTimeout time.Duration
+	// OutlierEjection: how long an outlier's first ejection lasts (the agent's
+	// outliers.baseEjection); 0 means the agent's default.
+	OutlierEjection time.Duration
 }
 
 // Fleet is a running demo: agent, driver, instances, load.
@@ -119,6 +122,10 @@ func Start(ctx context.Context, opt Options) (*Fleet, error) {
 		opt.HeapLimit = 160 << 20
 	}
 	opt.Timeline = SyncWriter(opt.Timeline)
+	outliers := ""
+	if opt.OutlierEjection > 0 {
+		outliers = "    outliers: {baseEjection: " + opt.OutlierEjection.String() + "}\n"
+	}
 	notReady := ""
 	if opt.NotReadyTimeout > 0 {
 		notReady = ", notReadyTimeout: " + opt.NotReadyTimeout.String()
@@ -144,9 +151,9 @@ services:
     scale: {latencyTarget: 100ms, tolerance: 0.25, upWindow: %s, downWindow: %s, maxStep: 3}
     update: {parallelism: 3, delay: 2s, monitor: %s, startTimeout: 3s}
     limits: {heap: %d, horizon: 8s}
-`, filepath.Join(opt.Dir, "agent-state.json"), filepath.Join(opt.Dir, "logs"), strings.Join(opt.Nodes, ", "),
+%s`, filepath.Join(opt.Dir, "agent-state.json"), filepath.Join(opt.Dir, "logs"), strings.Join(opt.Nodes, ", "),
 		opt.ServiceBin, Token, opt.HeapLimit, opt.Replicas, opt.Replicas,
-		iv, iv*4/5, notReady, 4*iv, 16*iv, 4*iv, opt.HeapLimit)
+		iv, iv*4/5, notReady, 4*iv, 16*iv, 4*iv, opt.HeapLimit, outliers)
 	if err := os.WriteFile(filepath.Join(opt.Dir, "fleet.yaml"), []byte(yaml), 0o644); err != nil {
 		return nil, err
 	}
