@@ -363,8 +363,14 @@ func result(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return &statusError{st: status.FromContextError(ctxErr), err: err}
+	ctxErr := ctx.Err()
+	if dl, ok := ctx.Deadline(); ok && ctxErr == nil && !time.Now().Before(dl) {
+		// The deadline has passed but ctx's timer has not fired yet (it runs on a
+		// goroutine of its own, late on a loaded machine): the deadline still wins.
+		ctxErr = context.DeadlineExceeded
+	}
+	if ctxErr != nil {
+		return &statusError{st: status.FromContextError(ctxErr), err: errors.Join(err, ctxErr)}
 	}
 	var ae *attemptError
 	if !errors.As(err, &ae) {
