@@ -32,3 +32,17 @@ func TestClientForgetsTheLeastRecentlyUsedTarget(t *testing.T) {
 	_, err = NewClient(ClientConfig{MaxTargets: -2})
 	require.ErrorIs(t, err, ErrInvalidConfig)
 }
+
+func TestServerMethodAttributesAreBounded(t *testing.T) {
+	m := &methodSet{seen: map[string]struct{}{}}
+	assert.Equal(t, "/a.S/M", m.name("/a.S/M"))
+	for i := range 2 * maxMethodAttrs {
+		m.name(fmt.Sprintf("/hostile.S/M%d", i))
+	}
+	assert.Len(t, m.seen, maxMethodAttrs)
+	assert.Equal(t, "/a.S/M", m.name("/a.S/M"), "a method named before stays named")
+	assert.Equal(t, "/_OTHER/_OTHER", m.name("/hostile.S/new"))
+	svc, meth := splitMethod("/_OTHER/_OTHER")
+	assert.Equal(t, "_OTHER", svc)
+	assert.Equal(t, "_OTHER", meth)
+}

@@ -3,6 +3,7 @@ package healgrpc
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -48,14 +49,40 @@ func splitMethod(fullMethod string) (service, method string) {
 // panics, and an event of each on the call's span (a span of its own when the call
 // has none). Nothing is recorded for a call that is served normally.
 type serverTelemetry struct {
-	tracer trace.Tracer
-	shed   metric.Int64Counter
-	panics metric.Int64Counter
+	tracer  trace.Tracer
+	shed    metric.Int64Counter
+	panics  metric.Int64Counter
+	methods *methodSet
+}
+
+// maxMethodAttrs bounds the method names a Server puts in attributes: a server with
+// an UnknownServiceHandler sees any name a client sends, so past this many the
+// others are named "_OTHER", as the semantic conventions do for unknown methods.
+const maxMethodAttrs = 1000
+
+// methodSet is the method names a Server has named in attributes.
+type methodSet struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+// name returns fullMethod, or "_OTHER" once maxMethodAttrs others were named.
+func (m *methodSet) name(fullMethod string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.seen[fullMethod]; ok {
+		return fullMethod
+	}
+	if len(m.seen) >= maxMethodAttrs {
+		return "/_OTHER/_OTHER"
+	}
+	m.seen[fullMethod] = struct{}{}
+	return fullMethod
 }
 
 func newServerTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) serverTelemetry {
 	m := telemetry.Meter(mp, "grpc")
-	t := serverTelemetry{tracer: telemetry.Tracer(tp, "grpc")}
+	t := serverTelemetry{tracer: telemetry.Tracer(tp, "grpc"), methods: &methodSet{seen: map[string]struct{}{}}}
 	// A broken meter must not break the server: the API returns usable no-ops with
 	// its errors.
 	t.shed, _ = m.Int64Counter("selfheal.grpc.server.shed",
@@ -79,7 +106,7 @@ func (t serverTelemetry) event(ctx context.Context, name string, attrs []attribu
 }
 
 func (t serverTelemetry) recordShed(ctx context.Context, fullMethod, reason string, pushback time.Duration) {
-	attrs := append(rpcAttrs(fullMethod), telemetry.KeyReason.String(reason))
+	attrs := append(rpcAttrs(t.methods.name(fullMethod)), telemetry.KeyReason.String(reason))
 	if t.shed != nil {
 		t.shed.Add(ctx, 1, metric.WithAttributes(attrs...))
 	}
@@ -91,7 +118,7 @@ func (t serverTelemetry) recordShed(ctx context.Context, fullMethod, reason stri
 }
 
 func (t serverTelemetry) recordPanic(ctx context.Context, fullMethod string) {
-	attrs := rpcAttrs(fullMethod)
+	attrs := rpcAttrs(t.methods.name(fullMethod))
 	if t.panics != nil {
 		t.panics.Add(ctx, 1, metric.WithAttributes(attrs...))
 	}
