@@ -101,7 +101,8 @@
 // Nothing grows with hostile input: the breakers are bounded by
 // ClientConfig.Breaker.MaxKeys, the targets a Client keeps a retry budget for by
 // ClientConfig.MaxTargets (256 by default, least recently used forgotten), the
-// cached method keys per target by 1024, and a Watch's queue by 64 statuses.
+// cached method keys per target by 1024, the method names in the server's
+// attributes by 1000 (then _OTHER), and a Watch's queue by 64 statuses.
 //
 // # Concurrency and cost
 //
