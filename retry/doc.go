@@ -36,6 +36,8 @@
 //
 // Then it calls [Config.OnRetry], adds a "retry" event to the current span if it is
 // recording, logs, waits on a timer (returning early if ctx is done), and tries again.
+// When a limit of 3, 4, 5 or 6 stops it, it calls [Config.OnGiveUp] and returns an
+// [*ExhaustedError] (a "selfheal.retry.exhausted" event on a recording span).
 //
 // # Composition
 //

@@ -92,6 +92,12 @@ type Config struct {
 	// error ([ErrFailedResult] for a result judged a failure), and the delay about to be
 	// waited. It is not called when the policy gives up. Nil means no hook.
 	OnRetry func(ctx context.Context, attempt int, err error, delay time.Duration)
+	// OnGiveUp, when set, is called when a limit stops the retries (the call is about
+	// to return an *[ExhaustedError]: max attempts, elapsed time, deadline, budget,
+	// backoff or server delay), on the calling goroutine, with the call's context and
+	// that error. It is not called for a success, a permanent error or a canceled
+	// context. Nil means no hook.
+	OnGiveUp func(ctx context.Context, err *ExhaustedError)
 
 	// Logger, when set, receives a Debug record before each retry. Nil means no logging.
 	Logger *slog.Logger
@@ -147,6 +153,7 @@ type Policy struct {
 	classify       selfheal.Classifier // nil: DefaultClassify
 	budget         *Budget
 	onRetry        func(context.Context, int, error, time.Duration)
+	onGiveUp       func(context.Context, *ExhaustedError)
 	logger         *slog.Logger
 	tracer         trace.Tracer
 	spanOpts       []trace.SpanStartOption // the attempt span's, without the attempt number
@@ -179,6 +186,7 @@ func New(cfg Config) (*Policy, error) {
 		classify:       cfg.Classify,
 		budget:         cfg.Budget,
 		onRetry:        cfg.OnRetry,
+		onGiveUp:       cfg.OnGiveUp,
 		logger:         cfg.Logger,
 		tracer:         telemetry.Tracer(cfg.TracerProvider, "retry"),
 	}
@@ -527,7 +535,11 @@ func (p *Policy) exhausted(ctx context.Context, n int, r Reason, err error) erro
 			telemetry.KeyReason.String(string(r)),
 			telemetry.KeyErrorType.String(telemetry.ErrorType(err)))...))
 	}
-	return &ExhaustedError{Attempts: n, Reason: r, Err: err}
+	e := &ExhaustedError{Attempts: n, Reason: r, Err: err}
+	if p.onGiveUp != nil {
+		p.onGiveUp(ctx, e)
+	}
+	return e
 }
 
 // notify runs the hook, the span event and the log record of a retry.

@@ -353,6 +353,38 @@ func TestOnRetryHook(t *testing.T) {
 	assert.Equal(t, "caller", hookGoroutineCtx.Value(key{}))
 }
 
+// OnGiveUp hears of every ExhaustedError, once, with the caller's context, and of
+// nothing else: not a success, a permanent error or a canceled call.
+func TestOnGiveUpHook(t *testing.T) {
+	type key struct{}
+	ctx := context.WithValue(context.Background(), key{}, "caller")
+	var got []*retry.ExhaustedError
+	p := mustNew(t, retry.Config{
+		MaxAttempts: 3,
+		Backoff:     retry.Exponential(retry.ExponentialConfig{InitialDelay: time.Microsecond, Multiplier: 1, Jitter: retry.JitterNone}),
+		OnGiveUp: func(c context.Context, e *retry.ExhaustedError) {
+			assert.Equal(t, "caller", c.Value(key{}))
+			got = append(got, e)
+		},
+	})
+	fn, _ := failing(100, errFlaky)
+	err := p.Do(ctx, fn)
+	require.Len(t, got, 1)
+	var e *retry.ExhaustedError
+	require.ErrorAs(t, err, &e)
+	assert.Same(t, e, got[0], "the error the call returns")
+	assert.Equal(t, 3, e.Attempts)
+	assert.Equal(t, retry.ReasonMaxAttempts, e.Reason)
+
+	fn, _ = failing(1, errFlaky)
+	require.NoError(t, p.Do(ctx, fn))
+	assert.Error(t, p.Do(ctx, func(context.Context) error { return retry.Permanent(errFlaky) }))
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	assert.Error(t, p.Do(canceled, func(context.Context) error { return errFlaky }))
+	assert.Len(t, got, 1, "a success, a permanent error and a cancellation are no give-up")
+}
+
 func TestPolicyIsSafeForConcurrentUse(t *testing.T) {
 	b, err := retry.NewBudget(retry.BudgetConfig{})
 	require.NoError(t, err)
