@@ -340,13 +340,12 @@ func (a *Agent) serveLive(w http.ResponseWriter, r *http.Request) {
 	defer t.Stop()
 	end := time.NewTimer(liveLifetime)
 	defer end.Stop()
-	var frag bytes.Buffer
 	for {
-		frag.Reset()
-		if err := tmpl.ExecuteTemplate(&frag, "live", a.dashboardView(r.Context(), q.Window)); err != nil {
+		frag, err := a.liveFragment(r.Context(), q.Window)
+		if err != nil {
 			return
 		}
-		if send(sseEvent("dashboard", frag.Bytes())) != nil {
+		if send(sseEvent("dashboard", frag)) != nil {
 			return
 		}
 		select {
@@ -359,6 +358,31 @@ func (a *Agent) serveLive(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		}
 	}
+}
+
+// liveFragment returns the live part of the page for a window of w. Every live
+// page shares one rendering per window for up to half a LiveInterval, so that
+// MaxLiveClients pages cost about what one does. The bytes are shared: read only.
+func (a *Agent) liveFragment(ctx context.Context, w time.Duration) ([]byte, error) {
+	h := a.hist
+	h.liveMu.Lock()
+	defer h.liveMu.Unlock()
+	if f, ok := h.frags[w]; ok && time.Since(f.at) < LiveInterval/2 {
+		return f.b, nil
+	}
+	var b bytes.Buffer
+	// Not the first page's context: a page that leaves must not spoil the
+	// rendering the others share.
+	if err := tmpl.ExecuteTemplate(&b, "live", a.dashboardView(context.WithoutCancel(ctx), w)); err != nil {
+		return nil, err
+	}
+	h.frags[w] = liveFrag{at: time.Now(), b: b.Bytes()}
+	return b.Bytes(), nil
+}
+
+type liveFrag struct {
+	at time.Time
+	b  []byte
 }
 
 // sseEvent frames data as one Server-Sent Event: a data line per line of data

@@ -92,11 +92,16 @@ type history struct {
 	doorLast map[string][2]int64 // requests, failures at the previous sample
 	ejLast   map[string]int64
 	version  uint64 // bumped on every change
+
+	// liveMu guards frags, the live renderings the pages share (one per
+	// window); it is taken before Agent.mu and mu.
+	liveMu sync.Mutex
+	frags  map[time.Duration]liveFrag
 }
 
 func newHistory() *history {
 	return &history{samples: map[string]*ring[Sample]{}, events: ring[eventlog.Event]{buf: make([]eventlog.Event, HistoryEvents)},
-		incs: map[string]*Incident{}, restarts: map[string]int{}, doorLast: map[string][2]int64{}, ejLast: map[string]int64{}}
+		incs: map[string]*Incident{}, frags: map[time.Duration]liveFrag{}, restarts: map[string]int{}, doorLast: map[string][2]int64{}, ejLast: map[string]int64{}}
 }
 
 // ring is a fixed-size ring buffer.

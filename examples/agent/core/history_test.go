@@ -342,7 +342,9 @@ func BenchmarkDashboard(b *testing.B) {
 			var n int
 			for b.Loop() {
 				w := httptest.NewRecorder()
-				h.ServeHTTP(w, httptest.NewRequest("GET", bb.path, nil))
+				req := httptest.NewRequest("GET", bb.path, nil)
+				req.Host = "127.0.0.1" // the agent answers its own names only
+				h.ServeHTTP(w, req)
 				if w.Code != http.StatusOK {
 					b.Fatalf("%s: %d %s", bb.path, w.Code, w.Body)
 				}
@@ -362,4 +364,20 @@ func BenchmarkDashboard(b *testing.B) {
 		}
 		b.ReportMetric(float64(buf.Len()), "bytes/response")
 	})
+}
+
+// The live pages share a rendering per window: MaxLiveClients pages render about
+// as often as one.
+func TestLiveFragmentShared(t *testing.T) {
+	a := newDashAgent(t)
+	ctx := context.Background()
+	b1, err := a.liveFragment(ctx, 5*time.Minute)
+	require.NoError(t, err)
+	b2, err := a.liveFragment(ctx, 5*time.Minute)
+	require.NoError(t, err)
+	assert.Same(t, &b1[0], &b2[0], "one rendering for both")
+	b3, err := a.liveFragment(ctx, 15*time.Minute)
+	require.NoError(t, err)
+	assert.NotSame(t, &b1[0], &b3[0], "a rendering per window")
+	assert.Contains(t, string(b3), "last 15 minutes")
 }
