@@ -245,6 +245,10 @@ type AdaptiveLimitConfig struct {
 	// sampled. Nil means [DefaultLimitClassify]. It is called on the calling
 	// goroutine.
 	Classify selfheal.Classifier
+	// OnReject, when set, is called for every call the limit (through Do or Acquire) refuses, on the
+	// refused caller's goroutine, with its context and the error it gets (a
+	// *[RejectedError]; shared between calls: do not modify it). It must not block. Nil means no hook.
+	OnReject func(ctx context.Context, err *RejectedError)
 	// MeterProvider receives the limit's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records a rejection when
@@ -278,6 +282,7 @@ type AdaptiveLimit struct {
 	rejections counter
 	limitGauge gauge
 	rejectEv   event
+	onReject   func(context.Context, *RejectedError)
 }
 
 // NewAdaptiveLimit returns a limit configured by cfg. No setting of cfg can be
@@ -302,6 +307,7 @@ func NewAdaptiveLimit(cfg AdaptiveLimitConfig) *AdaptiveLimit {
 		rejections: newCounter(m, "limit.rejections", "Calls an adaptive concurrency limit rejected.", "{call}", attrs...),
 		limitGauge: newGauge(m, "limit.limit", "The current adaptive concurrency limit.", "{call}", attrs...),
 		rejectEv:   newEvent(cfg.TracerProvider, "selfheal.heal.limit.rejected", attrs...),
+		onReject:   cfg.OnReject,
 	}
 	l.limit.Store(int64(max(1, cfg.Algorithm.Limit())))
 	return l
@@ -358,6 +364,9 @@ func (l *AdaptiveLimit) Acquire(ctx context.Context) (LimitToken, bool) {
 		l.rejected.Add(1)
 		l.rejections.add(ctx, 1)
 		l.rejectEv.add(ctx)
+		if l.onReject != nil {
+			l.onReject(ctx, l.rejectErr)
+		}
 		return LimitToken{}, false
 	}
 	return LimitToken{l: l, start: time.Now(), inFlight: int(n)}, true

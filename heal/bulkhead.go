@@ -29,6 +29,11 @@ type BulkheadConfig struct {
 	// MaxWait bounds how long a queued call waits for a slot before it is
 	// rejected. Zero means until its context is done; negative is invalid.
 	MaxWait time.Duration
+	// OnReject, when set, is called for every call the bulkhead refuses, on the
+	// refused caller's goroutine, with its context and the error it gets (a
+	// *[RejectedError]; shared between calls: do not modify it). It must not block.
+	// Nil means no hook.
+	OnReject func(ctx context.Context, err *RejectedError)
 	// MeterProvider receives the bulkhead's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records a rejection when
@@ -54,6 +59,7 @@ type Bulkhead struct {
 
 	rejections counter
 	rejectEv   event
+	onReject   func(context.Context, *RejectedError)
 
 	inFlightObs, queuedObs metric.Int64ObservableUpDownCounter
 	attrSet                metric.ObserveOption
@@ -84,6 +90,7 @@ func NewBulkhead(cfg BulkheadConfig) (*Bulkhead, error) {
 		maxQueued:  int64(cfg.MaxQueued),
 		maxWait:    cfg.MaxWait,
 		rejectErr:  &RejectedError{Policy: "bulkhead", Name: cfg.Name, Reason: ErrBulkheadFull},
+		onReject:   cfg.OnReject,
 		rejections: newCounter(meterFor(cfg.MeterProvider), "bulkhead.rejections", "Calls a bulkhead rejected.", "{call}", attrs...),
 		rejectEv:   newEvent(cfg.TracerProvider, "selfheal.heal.bulkhead.rejected", attrs...),
 		attrSet:    metric.WithAttributeSet(attribute.NewSet(attrs...)),
@@ -191,6 +198,9 @@ func (b *Bulkhead) reject(ctx context.Context) error {
 	b.rejected.Add(1)
 	b.rejections.add(ctx, 1)
 	b.rejectEv.add(ctx)
+	if b.onReject != nil {
+		b.onReject(ctx, b.rejectErr)
+	}
 	return b.rejectErr
 }
 

@@ -52,6 +52,10 @@ type RateLimitConfig struct {
 	// MaxWait bounds how long a call waits for a token in RateLimitWait mode.
 	// Default 0: as long as the context allows.
 	MaxWait time.Duration
+	// OnReject, when set, is called for every call the limiter refuses, on the
+	// refused caller's goroutine, with its context and the error it gets (a
+	// *[RejectedError], with the Delay until its next token). It must not block. Nil means no hook.
+	OnReject func(ctx context.Context, err *RejectedError)
 	// MeterProvider receives the limiter's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records a rejection when
@@ -98,6 +102,7 @@ type RateLimit struct {
 
 	rejections counter
 	rejectEv   event
+	onReject   func(context.Context, *RejectedError)
 }
 
 // NewRateLimit returns a limiter configured by cfg, or an error naming the invalid
@@ -127,6 +132,7 @@ func newRateLimit(cfg RateLimitConfig, rejections counter, ev event) *RateLimit 
 		maxWait:    cfg.MaxWait,
 		rejections: rejections,
 		rejectEv:   ev,
+		onReject:   cfg.OnReject,
 	}
 }
 
@@ -225,7 +231,11 @@ func (l *RateLimit) reject(ctx context.Context, retryAfter time.Duration) error 
 	l.rejectEv.addWith(ctx, func() []attribute.KeyValue {
 		return []attribute.KeyValue{telemetry.KeyRetryAfter.Float64(retryAfter.Seconds())}
 	})
-	return &RejectedError{Policy: "ratelimit", Name: l.name, Reason: ErrRateLimited, Delay: retryAfter}
+	err := &RejectedError{Policy: "ratelimit", Name: l.name, Reason: ErrRateLimited, Delay: retryAfter}
+	if l.onReject != nil {
+		l.onReject(ctx, err)
+	}
+	return err
 }
 
 // RateLimitSnapshot is the state of a [RateLimit] at one instant.

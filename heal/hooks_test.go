@@ -1,0 +1,77 @@
+package heal_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/selfheal-go/selfheal/heal"
+)
+
+type hookKey struct{}
+
+// rejects records what OnReject hears, and checks it runs with the refused call's
+// context.
+type rejects []*heal.RejectedError
+
+func (r *rejects) hook(t *testing.T) func(context.Context, *heal.RejectedError) {
+	return func(ctx context.Context, err *heal.RejectedError) {
+		assert.Equal(t, "caller", ctx.Value(hookKey{}), "the refused call's context")
+		*r = append(*r, err)
+	}
+}
+
+// OnReject hears of every refusal of a bulkhead, a rate limit and an adaptive
+// limit, with the error the caller gets, and of nothing else.
+func TestOnRejectHooks(t *testing.T) {
+	ctx := context.WithValue(context.Background(), hookKey{}, "caller")
+	noop := func(context.Context) error { return nil }
+
+	t.Run("bulkhead", func(t *testing.T) {
+		var got rejects
+		b, err := heal.NewBulkhead(heal.BulkheadConfig{Name: "db", MaxConcurrent: 1, OnReject: got.hook(t)})
+		require.NoError(t, err)
+		require.NoError(t, b.Do(ctx, noop))
+		require.True(t, b.TryAcquire())
+		err = b.Do(ctx, noop)
+		b.Release()
+		require.Len(t, got, 1)
+		assert.ErrorIs(t, err, heal.ErrBulkheadFull)
+		assert.Equal(t, err, error(got[0]))
+		assert.Equal(t, "db", got[0].Name)
+	})
+	t.Run("ratelimit", func(t *testing.T) {
+		var got rejects
+		l, err := heal.NewRateLimit(heal.RateLimitConfig{Name: "api", Rate: 0.001, OnReject: got.hook(t)})
+		require.NoError(t, err)
+		require.NoError(t, l.Do(ctx, noop))
+		err = l.Do(ctx, noop)
+		require.Len(t, got, 1)
+		assert.ErrorIs(t, err, heal.ErrRateLimited)
+		assert.Equal(t, err, error(got[0]))
+		assert.Greater(t, got[0].Delay, time.Duration(0))
+	})
+	t.Run("adaptive", func(t *testing.T) {
+		var got rejects
+		l := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", OnReject: got.hook(t)})
+		var toks []heal.LimitToken
+		for range l.Limit() {
+			tok, ok := l.Acquire(ctx)
+			require.True(t, ok)
+			toks = append(toks, tok)
+		}
+		assert.Empty(t, got)
+		err := l.Do(ctx, noop)
+		_, ok := l.Acquire(ctx)
+		assert.False(t, ok)
+		require.Len(t, got, 2, "Do and Acquire")
+		assert.ErrorIs(t, err, heal.ErrLimitExceeded)
+		assert.Equal(t, err, error(got[0]))
+		for _, tok := range toks {
+			tok.Release(ctx, false)
+		}
+	})
+}
