@@ -38,6 +38,10 @@ type FallbackConfig struct {
 	// all). Required. To substitute a value rather than an error, use
 	// [CallWithFallback].
 	Func func(ctx context.Context, err error) error
+	// OnFallback, when set, is called just before Func, on the caller's goroutine,
+	// with the call's context and the error being replaced. It must not block. Nil
+	// means no hook.
+	OnFallback func(ctx context.Context, err error)
 	// MeterProvider receives the fallback's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records a fallback when
@@ -55,6 +59,7 @@ type Fallback struct {
 	name     string
 	classify selfheal.Classifier
 	fn       func(context.Context, error) error
+	onFall   func(context.Context, error)
 
 	fallbacks counter
 	used      event
@@ -76,6 +81,7 @@ func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 		name:      cfg.Name,
 		classify:  cfg.Classify,
 		fn:        cfg.Func,
+		onFall:    cfg.OnFallback,
 		fallbacks: newCounter(meterFor(cfg.MeterProvider), "fallback.fallbacks", "Failures a fallback replaced.", "{call}", attrs...),
 		used:      newEvent(cfg.TracerProvider, "selfheal.heal.fallback.used", attrs...),
 	}, nil
@@ -98,6 +104,9 @@ func (f *Fallback) result(ctx context.Context, err error) error {
 	}
 	f.fallbacks.add(ctx, 1)
 	f.used.add(ctx)
+	if f.onFall != nil {
+		f.onFall(ctx, err)
+	}
 	return f.fn(ctx, err)
 }
 

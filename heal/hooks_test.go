@@ -2,6 +2,7 @@ package heal_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -74,4 +75,27 @@ func TestOnRejectHooks(t *testing.T) {
 			tok.Release(ctx, false)
 		}
 	})
+}
+
+// OnFallback hears of every failure a Fallback replaces, before Func, with the
+// caller's context and the error, and not of a success or an ignored error.
+func TestOnFallbackHook(t *testing.T) {
+	ctx := context.WithValue(context.Background(), hookKey{}, "caller")
+	var got []error
+	var order []string
+	f, err := heal.NewFallback(heal.FallbackConfig{Name: "cache",
+		OnFallback: func(c context.Context, err error) {
+			assert.Equal(t, "caller", c.Value(hookKey{}))
+			got = append(got, err)
+			order = append(order, "hook")
+		},
+		Func: func(context.Context, error) error { order = append(order, "func"); return nil },
+	})
+	require.NoError(t, err)
+	boom := errors.New("boom")
+	require.NoError(t, f.Do(ctx, func(context.Context) error { return boom }))
+	require.NoError(t, f.Do(ctx, func(context.Context) error { return nil }))
+	require.ErrorIs(t, f.Do(ctx, func(context.Context) error { return context.Canceled }), context.Canceled)
+	assert.Equal(t, []error{boom}, got)
+	assert.Equal(t, []string{"hook", "func"}, order)
 }
