@@ -100,3 +100,11 @@ func FuzzParseQuery(f *testing.F) {
 		}
 	})
 }
+
+// sseEvent frames any data as one event: a line break of any kind starts a new
+// data line, so data cannot end the event or start another one.
+func TestSSEEventFraming(t *testing.T) {
+	got := string(sseEvent("dashboard", []byte("a\r\nb\rc\n\nevent: evil\ndata: x")))
+	assert.Equal(t, "event: dashboard\ndata: a\ndata: b\ndata: c\ndata: \ndata: event: evil\ndata: data: x\n\n", got)
+	assert.Equal(t, "event: e\ndata: \n\n", string(sseEvent("e", nil)))
+}
