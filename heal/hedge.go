@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
 // HedgeConfig configures a [Hedge]. The zero value hedges once after 100ms.
@@ -64,6 +66,7 @@ type Hedge struct {
 
 	hedges  counter
 	hedgeEv event
+	wonEv   event
 }
 
 const hedgeSamples = 512
@@ -94,6 +97,7 @@ func NewHedge(cfg HedgeConfig) (*Hedge, error) {
 		maxHedges:  cfg.MaxHedges,
 		hedges:     newCounter(meterFor(cfg.MeterProvider), "hedge.hedges", "Hedged attempts started.", "{attempt}", attrs...),
 		hedgeEv:    newEvent(cfg.TracerProvider, "selfheal.heal.hedge.started", attrs...),
+		wonEv:      newEvent(cfg.TracerProvider, "selfheal.heal.hedge.won", attrs...),
 	}
 	h.cur.Store(int64(cfg.Delay))
 	if cfg.Percentile > 0 {
@@ -119,6 +123,8 @@ type hedgeRun struct {
 	stopped  bool
 	launched int
 	timer    *time.Timer
+
+	winner atomic.Int32 // the first attempt to succeed: 1 the primary, 2 the first hedge...
 }
 
 type hedgeResult struct {
@@ -162,6 +168,10 @@ func (h *Hedge) Do(ctx context.Context, fn func(context.Context) error) error {
 	if hedgePanic != nil {
 		panic(hedgePanic.val)
 	}
+	if err == nil && n > 0 {
+		w := int(run.winner.Load())
+		h.wonEv.addWith(ctx, func() []attribute.KeyValue { return []attribute.KeyValue{telemetry.KeyAttempt.Int(w)} })
+	}
 	if err == nil && h.samples != nil {
 		h.observe(time.Since(start))
 	}
@@ -187,6 +197,7 @@ func (r *hedgeRun) primary() error {
 	}()
 	err := r.fn(r.ctx)
 	if err == nil {
+		r.winner.CompareAndSwap(0, 1)
 		r.cancel()
 	}
 	ok = true
@@ -201,6 +212,7 @@ func (r *hedgeRun) launch() {
 		return
 	}
 	r.launched++
+	attempt := int32(r.launched) + 1
 	if r.launched < r.h.maxHedges {
 		r.timer = time.AfterFunc(r.h.Delay(), r.launch)
 	}
@@ -217,6 +229,7 @@ func (r *hedgeRun) launch() {
 	}()
 	res.err = r.fn(r.ctx)
 	if res.err == nil {
+		r.winner.CompareAndSwap(0, attempt)
 		r.cancel() // the others lost
 	}
 }

@@ -104,3 +104,44 @@ func middlewareScenario(t *testing.T, s *sdk) {
 		_ = resp.Body.Close()
 	}
 }
+
+// The hedge.won event names the attempt that won: the primary (1) when it beats its
+// hedge, the hedge (2) when the primary is stuck.
+func TestHedgeWonNamesTheWinner(t *testing.T) {
+	s := newSDK(t)
+	h, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: time.Millisecond, MeterProvider: s.mp, TracerProvider: s.tp})
+	require.NoError(t, err)
+	won := func(fn func(n int32, ctx context.Context) error) int64 {
+		ctx, end := s.caller(t.Context())
+		var n atomic.Int32
+		require.NoError(t, h.Do(ctx, func(ctx context.Context) error { return fn(n.Add(1), ctx) }))
+		end()
+		spans := s.spans.Ended()
+		for _, ev := range spans[len(spans)-1].Events() {
+			if ev.Name == "selfheal.heal.hedge.won" {
+				for _, kv := range ev.Attributes {
+					if kv.Key == "selfheal.attempt" {
+						return kv.Value.AsInt64()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	assert.EqualValues(t, 2, won(func(n int32, ctx context.Context) error {
+		if n == 1 {
+			<-ctx.Done() // stuck until the hedge wins
+			return ctx.Err()
+		}
+		return nil
+	}))
+	assert.EqualValues(t, 1, won(func(n int32, ctx context.Context) error {
+		if n == 1 {
+			time.Sleep(5 * time.Millisecond) // past the delay: a hedge starts
+			return nil
+		}
+		<-ctx.Done() // the hedge is stuck until the primary wins
+		return ctx.Err()
+	}))
+	assert.EqualValues(t, 0, won(func(int32, context.Context) error { return nil }), "no hedge started: no event")
+}
