@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/selfheal-go/selfheal"
+	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
 // DefaultFallbackClassify is the default classification of a [Fallback] and of
@@ -112,7 +113,9 @@ func (f *Fallback) result(ctx context.Context, err error) error {
 
 // CallWithFallback runs fn through p (directly when p is nil), and when classify
 // judges the outcome a [selfheal.Failure] (nil classify: [DefaultFallbackClassify]),
-// returns fallback's result in its place; otherwise it returns what [Call] returned:
+// returns fallback's result in its place (with a "selfheal.heal.call_with_fallback.used"
+// event, carrying error.type, on ctx's span when it is recording: CallWithFallback has
+// no provider, no metric and no span of its own); otherwise it returns what [Call] returned:
 // the value of the first successful run, or of the last run with p's error. classify
 // sees that value (boxed) and the error, so that a result can be replaced as well as
 // an error; fallback then gets a nil error when only the value was judged a failure.
@@ -128,8 +131,19 @@ func CallWithFallback[T any](ctx context.Context, p Policy, fn func(context.Cont
 	if o != selfheal.Failure {
 		return v, err
 	}
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		var attrs []attribute.KeyValue
+		if err != nil {
+			attrs = []attribute.KeyValue{telemetry.KeyErrorType.String(telemetry.ErrorType(err))}
+		}
+		sp.AddEvent(eventCallFallback, trace.WithAttributes(attrs...))
+	}
 	return fallback(ctx, err)
 }
+
+// eventCallFallback is the event CallWithFallback adds to a recording span of ctx
+// when it uses its fallback.
+const eventCallFallback = "selfheal.heal.call_with_fallback.used"
 
 // Value returns a fallback function that always returns v: a constant substitute for
 // [CallWithFallback].

@@ -45,6 +45,9 @@ func healScenario(t *testing.T, s *sdk) {
 			Func: func(context.Context, error) error { return nil }})
 		require.NoError(t, err)
 		assert.NoError(t, fb.Do(c, fail))
+		v, err := heal.CallWithFallback(c, nil, func(context.Context) (int, error) { return 0, errBoom }, nil, heal.Value(7))
+		assert.NoError(t, err)
+		assert.Equal(t, 7, v)
 
 		h, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: time.Millisecond, MeterProvider: s.mp, TracerProvider: s.tp})
 		require.NoError(t, err)
@@ -111,7 +114,7 @@ func TestHedgeWonNamesTheWinner(t *testing.T) {
 	s := newSDK(t)
 	h, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: time.Millisecond, MeterProvider: s.mp, TracerProvider: s.tp})
 	require.NoError(t, err)
-	won := func(fn func(n int32, ctx context.Context) error) int64 {
+	won := func(h *heal.Hedge, fn func(n int32, ctx context.Context) error) int64 {
 		ctx, end := s.caller(t.Context())
 		var n atomic.Int32
 		require.NoError(t, h.Do(ctx, func(ctx context.Context) error { return fn(n.Add(1), ctx) }))
@@ -128,20 +131,24 @@ func TestHedgeWonNamesTheWinner(t *testing.T) {
 		}
 		return 0
 	}
-	assert.EqualValues(t, 2, won(func(n int32, ctx context.Context) error {
+	assert.EqualValues(t, 2, won(h, func(n int32, ctx context.Context) error {
 		if n == 1 {
 			<-ctx.Done() // stuck until the hedge wins
 			return ctx.Err()
 		}
 		return nil
 	}))
-	assert.EqualValues(t, 1, won(func(n int32, ctx context.Context) error {
+	hedged := make(chan struct{})
+	assert.EqualValues(t, 1, won(h, func(n int32, ctx context.Context) error {
 		if n == 1 {
-			time.Sleep(5 * time.Millisecond) // past the delay: a hedge starts
+			<-hedged // a hedge has started
 			return nil
 		}
+		close(hedged)
 		<-ctx.Done() // the hedge is stuck until the primary wins
 		return ctx.Err()
 	}))
-	assert.EqualValues(t, 0, won(func(int32, context.Context) error { return nil }), "no hedge started: no event")
+	never, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: time.Hour, MeterProvider: s.mp, TracerProvider: s.tp})
+	require.NoError(t, err)
+	assert.EqualValues(t, 0, won(never, func(int32, context.Context) error { return nil }), "no hedge started: no event")
 }
