@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ func breakerScenario(t *testing.T, s *sdk) {
 	require.Error(t, b.Do(ctx, fail))
 	require.ErrorIs(t, b.Do(ctx, ok), breaker.ErrOpen)
 	b.Reset()
+	s.collect(t) // the observable instruments hold b weakly: read them while it lives
+	runtime.KeepAlive(b)
 }
 
 // retryScenario: a named policy that retries, succeeds, gives up, and meets a
@@ -58,6 +61,8 @@ func retryScenario(t *testing.T, s *sdk) {
 	assert.Panics(t, func() { _ = p.Do(ctx, func(context.Context) error { panic("boom") }) })
 	cctx, cancel := context.WithCancel(ctx)
 	require.Error(t, p.Do(cctx, func(context.Context) error { cancel(); return errBoom }))
+	s.collect(t) // while p lives (its counter is observed through a weak pointer)
+	runtime.KeepAlive(p)
 }
 
 // healthScenario: a check that passes, then fails (a status change), run by probes
@@ -78,6 +83,8 @@ func healthScenario(t *testing.T, s *sdk) {
 	assert.Equal(t, health.StatusFail, r.Evaluate(ctx, health.Readiness))
 	failing = false
 	assert.Equal(t, health.StatusPass, r.Evaluate(ctx, health.Readiness))
+	s.collect(t) // while r lives
+	runtime.KeepAlive(r)
 }
 
 // superviseScenario: a child that fails and is restarted, one that keeps failing

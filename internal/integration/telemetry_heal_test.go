@@ -112,7 +112,10 @@ func middlewareScenario(t *testing.T, s *sdk) {
 // hedge, the hedge (2) when the primary is stuck.
 func TestHedgeWonNamesTheWinner(t *testing.T) {
 	s := newSDK(t)
-	h, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: time.Millisecond, MeterProvider: s.mp, TracerProvider: s.tp})
+	// Attempts are told apart by the order they call fn: the primary calls it at once
+	// on the caller's goroutine, the hedge Delay later on a timer's; a 1 ms delay let
+	// a loaded machine run the hedge's call first (1 run in ~25 under -race).
+	h, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: 50 * time.Millisecond, MeterProvider: s.mp, TracerProvider: s.tp})
 	require.NoError(t, err)
 	won := func(h *heal.Hedge, fn func(n int32, ctx context.Context) error) int64 {
 		ctx, end := s.caller(t.Context())
