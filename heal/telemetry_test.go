@@ -85,7 +85,7 @@ func TestTelemetry(t *testing.T) {
 			"selfheal.heal.ratelimit.rejected{api}",
 			"selfheal.heal.timeout.expired{slow}",
 			"selfheal.heal.fallback.used{cache}",
-			"selfheal.heal.hedge.started{replicas}",
+			"selfheal.heal.hedge.started{replicas}", "selfheal.heal.hedge.won{replicas}",
 			"selfheal.heal.limit.rejected{search}",
 		}, events)
 	})
