@@ -130,7 +130,7 @@ node_net() { # node I: eth0 = NET.I/24 on the bridge; pods in 10.214.I.0/24 behi
 	ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=1
 	ip -n "$BR" link set "p$i" master br0
 	ip -n "$BR" link set "p$i" up
-	ip -n "$BR" route add "${NET%.*}.$i.0/24" via "$NET.$i"
+	ip -n "$BR" route replace "${NET%.*}.$i.0/24" via "$NET.$i"
 }
 
 # --- control plane -------------------------------------------------------------------------
@@ -402,7 +402,9 @@ restart_node() {
 	s="$(ndir "$i")"
 	[ -f "$MARK" ] || die "no cluster in $STATE"
 	kill_pids "$(node_pids "$i")"
+	ip -n "$BR" link del "p$i" 2>/dev/null || true # its veth pair, at once (netns del is lazy)
 	if has_netns "$n"; then ip netns del "$n"; fi
+	for _ in $(seq 50); do ip -n "$BR" link show "p$i" >/dev/null 2>&1 || break; sleep 0.1; done
 	local d
 	for d in /sys/fs/cgroup/*/"$n" /sys/fs/cgroup/"$n"; do
 		[ -d "$d" ] && { find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; }

@@ -239,21 +239,25 @@ func (d *Driver) takeLost(ctx context.Context, node string, silent time.Time, re
 	}
 	pods, err := d.podsOn(ctx, node)
 	if err != nil {
+		d.mu.Lock()
+		defer d.mu.Unlock()
 		return *inc, err
 	}
 	var errs []error
+	var names []string
 	for _, p := range pods {
 		if err := d.deletePod(ctx, p.Name, 0); err != nil && !errors.Is(err, driver.ErrNotFound) {
 			errs = append(errs, err)
 		}
-		inc.Pods = append(inc.Pods, p.Name)
+		names = append(names, p.Name)
 	}
-	d.mu.Lock()
-	inc.Healed = time.Now()
+	d.mu.Lock() // inc is shared through d.lost: written under d.mu only
+	inc.Pods, inc.Healed = names, time.Now()
 	d.incidents = append(d.incidents, *inc)
+	out := *inc
 	d.mu.Unlock()
 	d.notify()
-	return *inc, errors.Join(errs...)
+	return out, errors.Join(errs...)
 }
 
 func nodeIP(n *corev1.Node) string {
