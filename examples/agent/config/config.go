@@ -191,6 +191,9 @@ type Health struct {
 	// passes leaves the front door's rotation at once, and is replaced (surge
 	// first) when it is still not ready after this long; 0 means 30s.
 	NotReadyTimeout Duration `yaml:"notReadyTimeout"`
+	// GRPC, when set, probes liveness and readiness through grpc.health.v1 instead
+	// of the HTTP paths; see GRPCProbe.
+	GRPC *GRPCProbe `yaml:"grpc"`
 }
 
 // Restart spaces restarts and detects crash loops.
