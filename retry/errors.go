@@ -143,12 +143,12 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // Errors marked by github.com/cenkalti/backoff's Permanent count too, so that code
 // written for that package keeps its meaning inside a Policy.
 func IsPermanent(err error) bool {
-	// errors.AsType, unlike errors.As, takes no pointer to a local: nothing escapes,
+	// asType, unlike errors.As, takes no pointer to a local: nothing escapes,
 	// and a failed attempt costs no allocation here.
-	if _, ok := errors.AsType[*PermanentError](err); ok {
+	if _, ok := asType[*PermanentError](err); ok {
 		return true
 	}
-	_, ok := errors.AsType[*backoff.PermanentError](err)
+	_, ok := asType[*backoff.PermanentError](err)
 	return ok
 }
 
@@ -195,7 +195,7 @@ func (e *AfterError) Unwrap() error { return e.Err }
 // RetryAfter returns Delay; it makes AfterError a [DelayHint].
 func (e *AfterError) RetryAfter() time.Duration { return e.Delay }
 
-// delayHintError is a DelayHint that is an error, for errors.AsType.
+// delayHintError is a DelayHint that is an error, for asType.
 type delayHintError interface {
 	error
 	DelayHint
@@ -203,7 +203,7 @@ type delayHintError interface {
 
 // serverDelay returns the delay the first [DelayHint] in err's tree asks for, or 0.
 func serverDelay(err error) time.Duration {
-	if h, ok := errors.AsType[delayHintError](err); ok {
+	if h, ok := asType[delayHintError](err); ok {
 		return h.RetryAfter()
 	}
 	return 0

@@ -503,7 +503,7 @@ func (p *Policy) failed(err error, result func() any) bool {
 		if IsPermanent(err) {
 			return false
 		}
-		if _, ok := errors.AsType[*AttemptTimeoutError](err); ok {
+		if _, ok := asType[*AttemptTimeoutError](err); ok {
 			return true
 		}
 	}
