@@ -16,6 +16,9 @@ import (
 	"github.com/selfheal-go/selfheal/examples/agent/driver"
 )
 
+// minCheckTimeout is the least timeout the engine's own health check gets (see fill).
+const minCheckTimeout = 2 * time.Second
+
 // Apply creates the service, or updates it to spec. A changed Version, Image, Command,
 // Env, BasePort or health check rolls out through Swarm's rolling update with
 // spec.Update (automatic rollback with spec.Rollback when FailureAction is
@@ -346,8 +349,12 @@ func (d *Driver) fill(s *swarm.ServiceSpec, spec driver.ServiceSpec, create bool
 		c.Healthcheck = &container.HealthConfig{
 			Test:     test,
 			Interval: orDefault(h.Interval, time.Second),
-			Timeout:  orDefault(h.Timeout, 2*time.Second),
-			Retries:  max(h.Retries, 0),
+			// The engine's check runs a command inside the container (an exec), far
+			// slower than the agent's own HTTP probe on a loaded host: a probe timeout
+			// of a few hundred milliseconds, right for the agent, made Swarm kill
+			// healthy tasks during a rolling update. Never below minCheckTimeout.
+			Timeout: max(orDefault(h.Timeout, 2*time.Second), minCheckTimeout),
+			Retries: max(h.Retries, 0),
 		}
 		if c.Healthcheck.Retries == 0 {
 			c.Healthcheck.Retries = 3

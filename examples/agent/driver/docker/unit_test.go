@@ -124,7 +124,7 @@ func TestFillBuildsTheSwarmSpec(t *testing.T) {
 		Name: "web", Version: "v2", Image: "web:v2", Replicas: 3, BasePort: 18080,
 		Command: []string{"/service", "-version", "{version}", "-name", "{service}"},
 		Env:     []string{"FAULT_TOKEN=x"},
-		Health:  driver.HealthCheck{Path: "/readyz"},
+		Health:  driver.HealthCheck{Path: "/readyz", Timeout: 300 * time.Millisecond}, // below the floor
 		Update:  driver.UpdatePolicy{Parallelism: 3, Delay: 10 * time.Second, Monitor: 5 * time.Second},
 	}
 	var s swarm.ServiceSpec
@@ -143,6 +143,7 @@ func TestFillBuildsTheSwarmSpec(t *testing.T) {
 	assert.Contains(t, c.Env, `PORT={{index .Service.Labels (printf "selfheal.port.%s" .Task.Slot)}}`)
 	assert.Contains(t, c.Env, "VERSION=v2")
 	assert.Equal(t, []string{"CMD", "/service", "-probe", "http://127.0.0.1:${PORT}/readyz"}, c.Healthcheck.Test)
+	assert.Equal(t, 2*time.Second, c.Healthcheck.Timeout)
 	assert.Equal(t, swarm.RestartPolicyConditionAny, s.TaskTemplate.RestartPolicy.Condition)
 	assert.Equal(t, time.Second, *s.TaskTemplate.RestartPolicy.Delay)
 	assert.Equal(t, []swarm.NetworkAttachmentConfig{{Target: "host"}}, s.TaskTemplate.Networks)
