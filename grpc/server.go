@@ -77,8 +77,9 @@ type ServerConfig struct {
 	// for calls that have no span (with one, they are events on it when it is
 	// recording). Nil means the global provider.
 	TracerProvider trace.TracerProvider
-	// Logger receives recovered panics with their stack. Nil means slog.Default(): a
-	// swallowed panic must never go unreported.
+	// Logger receives recovered panics with their stack. Nil means no logging, as
+	// everywhere in selfheal (a recovered panic is still counted in
+	// selfheal.grpc.server.panics and recorded on the call's span).
 	Logger *slog.Logger
 }
 
@@ -157,9 +158,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if s.exempt == nil {
 		s.exempt = DefaultExempt
-	}
-	if s.logger == nil {
-		s.logger = slog.Default()
 	}
 	s.tel = newServerTelemetry(cfg.MeterProvider, cfg.TracerProvider)
 	return s, nil
@@ -280,7 +278,9 @@ func (s *Server) recoverPanic(ctx context.Context, method string, err *error) {
 		s.panics.Add(1)
 		s.tel.recordPanic(ctx, method)
 		svc, m := splitMethod(method)
-		s.logger.ErrorContext(ctx, "healgrpc: panic in handler", "rpc.system", "grpc", "rpc.service", svc, "rpc.method", m, "panic", v, "stack", string(debug.Stack()))
+		if s.logger != nil {
+			s.logger.ErrorContext(ctx, "healgrpc: panic in handler", "rpc.system", "grpc", "rpc.service", svc, "rpc.method", m, "panic", v, "stack", string(debug.Stack()))
+		}
 		*err = status.Error(codes.Internal, "internal error")
 	}
 }

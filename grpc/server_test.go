@@ -1,8 +1,10 @@
 package healgrpc_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"sync"
 	"testing"
@@ -166,4 +168,40 @@ func TestNewServerInvalidConfig(t *testing.T) {
 	s, err := healgrpc.NewServer(healgrpc.ServerConfig{MaxConcurrent: healgrpc.Off})
 	require.NoError(t, err)
 	assert.Zero(t, s.Snapshot().MaxConcurrent)
+}
+
+// TestServerPanicLogging: a configured Logger gets the recovered panic; a nil Logger
+// means no logging (slog.Default stays silent), the rule of every selfheal package.
+func TestServerPanicLogging(t *testing.T) {
+	var def, own lockedBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&def, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	ts := &testServer{unary: func(context.Context, int64) error { panic("boom") }}
+	for _, logger := range []*slog.Logger{nil, slog.New(slog.NewTextHandler(&own, nil))} {
+		s, err := healgrpc.NewServer(healgrpc.ServerConfig{Logger: logger})
+		require.NoError(t, err)
+		addr := serve(t, func(g *grpc.Server) { testpb.RegisterTestServiceServer(g, ts) }, s.ServerOptions()...)
+		_, err = testpb.NewTestServiceClient(dial(t, addr)).UnaryCall(t.Context(), &testpb.SimpleRequest{})
+		assert.Equal(t, codes.Internal, status.Code(err))
+	}
+	assert.Empty(t, def.String(), "a nil Logger logged through slog.Default")
+	assert.Contains(t, own.String(), "healgrpc: panic in handler")
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
