@@ -155,7 +155,8 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 		case decide.ActBackoff:
 			s.restartAt = x.At
 			wakeAt(s, x.At)
-			a.emit(eventlog.Event{Kind: eventlog.Decided, What: "backoff", Service: s.name, Incident: id, Why: x.Why})
+			a.emit(eventlog.Event{Kind: eventlog.Decided, What: "backoff", Service: s.name, Incident: id, Why: x.Why,
+				Detail: map[string]any{"due": x.At.UTC().Format(time.RFC3339Nano)}})
 		case decide.ActStart:
 			opts := startOpts{version: x.Version, nodes: nodes}
 			if x.Restart != nil {

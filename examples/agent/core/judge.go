@@ -161,12 +161,22 @@ func (s *svc) judgeTraffic(stats map[string]frontdoor.BackendStats, now time.Tim
 	}
 }
 
-// window is the instance's traffic over the outlier window.
-func (m *member) window() decide.Traffic {
+// window is the instance's traffic over the outlier window w, and over its last
+// quarter.
+func (m *member) window(w time.Duration) (all, recent decide.Traffic) {
 	if len(m.traffic) < 2 {
-		return decide.Traffic{}
+		return decide.Traffic{}, decide.Traffic{}
 	}
-	a, b := m.traffic[0].fst, m.traffic[len(m.traffic)-1].fst
+	last := m.traffic[len(m.traffic)-1]
+	i := 0 // the newest sample at or before the last quarter's start
+	for i+1 < len(m.traffic) && last.t.Sub(m.traffic[i+1].t) >= w/4 {
+		i++
+	}
+	return traffic(m.traffic[0].fst, last.fst), traffic(m.traffic[i].fst, last.fst)
+}
+
+// traffic is what the front door saw between counters a and b.
+func traffic(a, b frontdoor.BackendStats) decide.Traffic {
 	t := decide.Traffic{Requests: b.Requests - a.Requests, Errors: b.Errors - a.Errors}
 	if t.Requests > 0 {
 		t.Latency = (b.Latency - a.Latency) / time.Duration(t.Requests)
@@ -242,6 +252,7 @@ func (a *Agent) snapshot(s *svc, now time.Time, nstate map[string]driver.NodeSta
 
 // view is the planner's view of m.
 func (m *member) view(s *svc, nstate map[string]driver.NodeState) decide.Instance {
+	all, recent := m.window(s.cfg.Outliers.Window.Or(10 * time.Second))
 	return decide.Instance{
 		ID: m.inst.ID, Node: m.inst.Node, Version: m.inst.Version, NodeState: decide.NodeState(nstate[m.inst.Node]),
 		State: decide.InstanceState(m.inst.State), ExitReason: m.inst.ExitReason, StartedAt: m.inst.StartedAt, ExitedAt: m.inst.ExitedAt,
@@ -250,7 +261,7 @@ func (m *member) view(s *svc, nstate map[string]driver.NodeState) decide.Instanc
 		Preventive: m.preventive, Reported: m.reported, VerifyUntil: m.verifyUntil, VerifyIncident: m.verifyInc,
 		InBatch: s.rollout != nil && s.rollout.batch[m.inst.ID],
 		Heap:    m.heap, Goroutines: m.gor,
-		Traffic: m.window(), EjectedUntil: m.ejectedUntil, Ejections: m.ejections,
+		Traffic: all, Recent: recent, EjectedUntil: m.ejectedUntil, Ejections: m.ejections,
 	}
 }
 

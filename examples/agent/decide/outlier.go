@@ -100,6 +100,16 @@ type outlier struct {
 	detail   map[string]any
 }
 
+// recentEvidence is the number of requests of the recent quarter of the window that
+// can clear an instance the whole window finds an outlier: with fewer (a slow
+// instance gets few requests from a least-request balancer), the window decides.
+const recentEvidence = 5
+
+// slow reports whether traffic t stands apart from its peers' median latency.
+func (c OutlierConfig) slow(t Traffic, medLat time.Duration) bool {
+	return float64(t.Latency) >= c.LatencyFactor*float64(medLat) && t.Latency-medLat >= c.MinLatencyGap
+}
+
 // judgeOutliers returns the outliers among candidates (each judged against the
 // others), worst first.
 func (c OutlierConfig) judgeOutliers(cands []*Instance) []outlier {
@@ -118,10 +128,11 @@ func (c OutlierConfig) judgeOutliers(cands []*Instance) []outlier {
 		detail := map[string]any{"requests": t.Requests, "errors": t.Errors, "latencyMs": ms(t.Latency),
 			"peersLatencyMs": ms(medLat), "errorRate": t.ErrorRate(), "peersErrorRate": medRate}
 		switch {
-		case t.ErrorRate()-medRate >= c.ErrorRateGap:
+		case t.ErrorRate()-medRate >= c.ErrorRateGap &&
+			(m.Recent.Requests < recentEvidence || m.Recent.ErrorRate()-medRate >= c.ErrorRateGap):
 			out = append(out, outlier{m, "outlier-failing", 10 + t.ErrorRate() - medRate, fmt.Sprintf("error rate %.0f%% over %d requests, its peers' median %.0f%%",
 				100*t.ErrorRate(), t.Requests, 100*medRate), detail})
-		case float64(t.Latency) >= c.LatencyFactor*float64(medLat) && t.Latency-medLat >= c.MinLatencyGap:
+		case c.slow(t, medLat) && (m.Recent.Requests < recentEvidence || c.slow(m.Recent, medLat)):
 			sev := float64(t.Latency) / float64(max(medLat, time.Microsecond))
 			out = append(out, outlier{m, "outlier-slow", sev, fmt.Sprintf("mean latency %s over %d requests, %.1fx its peers' median %s",
 				t.Latency.Round(time.Millisecond), t.Requests, sev, medLat.Round(time.Millisecond)), detail})

@@ -61,8 +61,10 @@ type Instance struct {
 
 	Heap, Goroutines Series // samples of its health document
 
-	// Traffic is what the front door saw of it over the recent window.
-	Traffic Traffic
+	// Traffic is what the front door saw of it over the outlier window; Recent, over
+	// the last quarter of that window (an instance whose recent traffic is back in
+	// line with its peers is not ejected for what the window still remembers).
+	Traffic, Recent Traffic
 	// EjectedUntil: ejected from the front door as an outlier until then (zero:
 	// not ejected); Ejections counts its ejections.
 	EjectedUntil time.Time

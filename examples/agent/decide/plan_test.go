@@ -254,6 +254,18 @@ func TestPlan(t *testing.T) {
 		{"slow by a factor but not by the gap: nothing", snap(traffic3(40, 0, 50), func(s *decide.Snapshot) { s.Outliers.MinLatencyGap = 100 * time.Millisecond }),
 			[]string{"clear-pending"}, nil},
 		{"too few requests: nothing", snap(traffic3(400, 0, 19)), []string{"clear-pending"}, nil},
+		{"slow over the window, in line recently: nothing", snap(traffic3(400, 0, 50, func(in *decide.Instance) {
+			in.Recent = decide.Traffic{Requests: 12, Latency: 11 * time.Millisecond}
+		})), []string{"clear-pending"}, nil},
+		{"failing over the window, not recently: nothing", snap(traffic3(10, 20, 50, func(in *decide.Instance) {
+			in.Recent = decide.Traffic{Requests: 12, Latency: 10 * time.Millisecond}
+		})), []string{"clear-pending"}, nil},
+		{"slow recently too", snap(traffic3(400, 0, 50, func(in *decide.Instance) {
+			in.Recent = decide.Traffic{Requests: 12, Latency: 390 * time.Millisecond}
+		})), []string{"eject web-1 what=outlier-slow inc=new:1 opens=outlier at=30s", "clear-pending"}, nil},
+		{"too few recent requests to clear it", snap(traffic3(400, 0, 50, func(in *decide.Instance) {
+			in.Recent = decide.Traffic{Requests: 4, Latency: 10 * time.Millisecond}
+		})), []string{"eject web-1 what=outlier-slow inc=new:1 opens=outlier at=30s", "clear-pending"}, nil},
 		{"outlier detection off", snap(traffic3(400, 0, 50), func(s *decide.Snapshot) { s.Outliers.Off = true }), []string{"clear-pending"}, nil},
 		{"two instances: no peers to stand apart from", snap(traffic3(400, 0, 50)[:2], func(s *decide.Snapshot) { s.Desired = 2 }), []string{"clear-pending"}, nil},
 		{"the share ejected at once is capped", snap(append(traffic3(400, 0, 50), inst("web-4", "n1", func(in *decide.Instance) {
