@@ -400,6 +400,10 @@ revive_host() {
 	ip -n "$BR" link set "p$i" up
 	ip -n "$h" link set eth0 up
 	rm -f "$(hdir "$h")/killed"
+	# kill_host saw every process of the host gone, but a killed dockerd can stay a
+	# zombie (nothing reaps orphans here), and dockerd refuses to start on a pid file
+	# naming a pid that /proc still lists: its pid files and sockets are stale
+	rm -f "$(hdir "$h")"/{dockerd,containerd}.pid "$(hdir "$h")"/docker.sock "$(hdir "$h")"/ctrd/*.sock*
 	host_engine "$h"
 	wait_engine "$h"
 	m="$(cat "$LAB/manager")"
