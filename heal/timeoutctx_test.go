@@ -133,8 +133,14 @@ func TestMiddlewareTimeoutContextEnds(t *testing.T) {
 // With MaxConcurrent and a Timeout, a request costs at most two allocations more
 // than the bare handler: the request's state and the handler's goroutine.
 func TestMiddlewareTimeoutAllocations(t *testing.T) {
-	if testing.CoverMode() != "" || raceEnabled {
-		t.Skip("allocation counts differ under -cover and -race (sync.Pool drops items)")
+	if testing.CoverMode() != "" {
+		t.Skip("allocation counts differ under -cover")
+	}
+	// Under -race, sync.Pool drops a quarter of what is put back at random: one
+	// allocation more on average, still far from the 11 before the pooled timers.
+	limit := 2.0
+	if raceEnabled {
+		limit = 3
 	}
 	m, err := heal.NewMiddleware(heal.MiddlewareConfig{MaxConcurrent: 1 << 16, Timeout: time.Second})
 	require.NoError(t, err)
@@ -144,5 +150,5 @@ func TestMiddlewareTimeoutAllocations(t *testing.T) {
 	w := httptest.NewRecorder()
 	floor := testing.AllocsPerRun(200, func() { bare.ServeHTTP(w, req) })
 	got := testing.AllocsPerRun(200, func() { wrapped.ServeHTTP(w, req) })
-	assert.LessOrEqual(t, got-floor, 2.0, "allocations over the bare handler")
+	assert.LessOrEqual(t, got-floor, limit, "allocations over the bare handler")
 }
