@@ -21,6 +21,13 @@ const DefaultPollInterval = time.Second
 // sent them yet; beyond it the oldest are dropped (the newest is always sent).
 const maxPending = 64
 
+// firstRunPoll is how often a Watch re-reads the registry while a check its
+// service depends on has not finished its first run: the registry's listeners
+// count a check as passing until then (so a service's start is not logged as a
+// change), while readiness counts it as failing, so the first pass reaches a
+// Watch only this way.
+const firstRunPoll = 20 * time.Millisecond
+
 // HealthConfig configures a [Health] server.
 type HealthConfig struct {
 	// Registry answers the checks. Required.
@@ -205,7 +212,8 @@ func (w *watcher) take() []healthpb.HealthCheckResponse_ServingStatus {
 // Watch streams the status of a service: the current one at once, then every
 // change, as the registry's status-change listeners hear of it (so a periodic
 // check's failure shows within its interval, and a drain at once), and as a
-// re-evaluation every PollInterval finds it (on-demand checks). An unknown
+// re-evaluation every PollInterval finds it (on-demand checks); a Watch that
+// starts before the checks have run once also sees their first pass. An unknown
 // service gets SERVICE_UNKNOWN and stays watched. The stream ends when the client
 // goes away (with its context's error) and, after NOT_SERVING, when the server
 // shuts down ([Health.Shutdown]; with a nil error).
@@ -224,6 +232,12 @@ func (h *Health) Watch(req *healthpb.HealthCheckRequest, stream grpc.ServerStrea
 	defer tick.Stop()
 	st, _ := h.evaluate(ctx, service)
 	w.push(st)
+	var firstRun <-chan time.Time // ticks while a check has not run once
+	if h.awaitsFirstRun(service, h.reg.Snapshot()) {
+		t := time.NewTicker(firstRunPoll)
+		defer t.Stop()
+		firstRun = t.C
+	}
 	for {
 		for _, st := range w.take() {
 			if err := stream.Send(&healthpb.HealthCheckResponse{Status: st}); err != nil {
@@ -245,6 +259,31 @@ func (h *Health) Watch(req *healthpb.HealthCheckRequest, stream grpc.ServerStrea
 		case <-tick.C:
 			st, _ := h.evaluate(ctx, service)
 			w.push(st)
+		case <-firstRun:
+			snap := h.reg.Snapshot()
+			st, _ := h.statusOf(service, snap)
+			w.push(st)
+			if !h.awaitsFirstRun(service, snap) {
+				firstRun = nil
+			}
 		}
 	}
+}
+
+// awaitsFirstRun reports whether a check that service's status depends on has
+// not finished its first run yet.
+func (h *Health) awaitsFirstRun(service string, snap health.Snapshot) bool {
+	k, isService := h.services[service]
+	for _, c := range snap.Checks {
+		if !c.Pending {
+			continue
+		}
+		if isService && c.Kinds&k != 0 && k != health.Liveness {
+			return true
+		}
+		if !isService && c.Name == service {
+			return true
+		}
+	}
+	return false
 }

@@ -153,6 +153,33 @@ func TestHealthWatchSeesFailureWithinOneCheckInterval(t *testing.T) {
 	require.Equal(t, healthpb.HealthCheckResponse_SERVING, recvStatus(t, w), "recovery pushed too")
 }
 
+// A Watch that starts before the checks have run once sees NOT_SERVING, then the
+// first pass (which the registry's listeners do not hear as a change).
+func TestHealthWatchSeesTheFirstRun(t *testing.T) {
+	reg := health.New(health.Config{})
+	require.NoError(t, reg.Register(health.Check{Name: "db:ping", Interval: time.Hour, InitialDelay: 200 * time.Millisecond,
+		Func: func(context.Context) error { return nil }}))
+	ctx, cancel := context.WithCancel(t.Context())
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); _ = reg.Run(ctx) }()
+	defer func() { cancel(); <-runDone }()
+
+	_, addr := healthServer(t, healgrpc.HealthConfig{Registry: reg, PollInterval: time.Hour})
+	wctx, wcancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer wcancel()
+	services := []string{"", "db:ping"}
+	var watches []grpc.ServerStreamingClient[healthpb.HealthCheckResponse]
+	for _, service := range services {
+		w, err := healthpb.NewHealthClient(dial(t, addr)).Watch(wctx, &healthpb.HealthCheckRequest{Service: service})
+		require.NoError(t, err)
+		require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, recvStatus(t, w), "%q before the first run", service)
+		watches = append(watches, w)
+	}
+	for i, w := range watches {
+		require.Equal(t, healthpb.HealthCheckResponse_SERVING, recvStatus(t, w), "%q after the first run", services[i])
+	}
+}
+
 func TestHealthWatchOnDrainAndShutdown(t *testing.T) {
 	reg := health.New(health.Config{})
 	// No polling within the test: the drain reaches Watch through the listeners.
