@@ -5,6 +5,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -274,6 +275,10 @@ func (a *Agent) routeDashboard(mux *http.ServeMux) {
 		q, err := parseQuery(r.URL.RawQuery, []string{"window", "service"}, nil)
 		if err != nil {
 			badQuery(w, err)
+			return
+		}
+		if q.Service != "" && !slices.Contains(a.order, q.Service) {
+			http.Error(w, fmt.Sprintf("agent: no service %q", q.Service), http.StatusNotFound)
 			return
 		}
 		from := time.Now().Add(-q.Window)

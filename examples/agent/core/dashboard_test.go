@@ -154,6 +154,9 @@ func TestDashboardEndpoints(t *testing.T) {
 	last := series["web"][len(series["web"])-1]
 	assert.Equal(t, 2, last.Wanted)
 	assert.LessOrEqual(t, last.Ready, 2)
+	res, body = get(t, srv.URL+"/series.json?window=5&service=nosuch")
+	assert.Equal(t, http.StatusNotFound, res.StatusCode, "an unknown service is not an empty chart")
+	assert.Contains(t, body, `no service "nosuch"`)
 }
 
 // Hostile queries: a 400 that says what is wrong, never a panic or a 500.
