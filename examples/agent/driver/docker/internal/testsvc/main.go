@@ -34,9 +34,20 @@ func main() {
 	if host == "" {
 		host = "127.0.0.1"
 	}
+	// DRAIN: on SIGTERM, how long readiness fails before the listener closes, so
+	// that whatever routes here (the agent's front door, at its next probe) learns
+	// before connections are refused; 0 unless set.
+	var drain time.Duration
+	if v := os.Getenv("DRAIN"); v != "" {
+		var err error
+		if drain, err = time.ParseDuration(v); err != nil {
+			fmt.Fprintln(os.Stderr, "testsvc: DRAIN:", err)
+			os.Exit(1)
+		}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, os.Getenv("PORT")))
 	if err == nil {
-		err = serve(ctx, ln, os.Getenv("VERSION"), func() { os.Exit(3) })
+		err = serve(ctx, ln, os.Getenv("VERSION"), drain, func() { os.Exit(3) })
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testsvc:", err)
@@ -59,10 +70,10 @@ func probeURL(url string) int {
 	return 0
 }
 
-// serve serves on ln until ctx is done, then shuts down gracefully. crash is called by
-// POST /fault/crash.
-func serve(ctx context.Context, ln net.Listener, version string, crash func()) error {
-	var unhealthy, degraded, baddoc atomic.Bool
+// serve serves on ln until ctx is done, then fails readiness for drain and shuts
+// down gracefully. crash is called by POST /fault/crash.
+func serve(ctx context.Context, ln net.Listener, version string, drain time.Duration, crash func()) error {
+	var unhealthy, degraded, baddoc, draining atomic.Bool
 	unhealthy.Store(strings.Contains(version, "bad"))
 
 	mux := http.NewServeMux()
@@ -74,7 +85,7 @@ func serve(ctx context.Context, ln net.Listener, version string, crash func()) e
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if unhealthy.Load() {
+		if unhealthy.Load() || draining.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -119,6 +130,10 @@ func serve(ctx context.Context, ln net.Listener, version string, crash func()) e
 	go func() {
 		defer close(done)
 		<-ctx.Done()
+		if drain > 0 {
+			draining.Store(true)
+			time.Sleep(drain)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)

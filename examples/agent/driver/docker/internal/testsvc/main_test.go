@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,18 +21,25 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func start(t *testing.T, version string) (addr string, crashed chan struct{}) {
 	t.Helper()
+	addr, crashed, _ = startDrain(t, version, 0)
+	return addr, crashed
+}
+
+// startDrain is start with a drain; stop ends serve's context.
+func startDrain(t *testing.T, version string, drain time.Duration) (addr string, crashed chan struct{}, stop func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	crashed = make(chan struct{}, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, ln, version, func() { crashed <- struct{}{} }) }()
+	go func() { errc <- serve(ctx, ln, version, drain, func() { crashed <- struct{}{} }) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-errc)
 		http.DefaultClient.CloseIdleConnections()
 	})
-	return ln.Addr().String(), crashed
+	return ln.Addr().String(), crashed, cancel
 }
 
 func call(t *testing.T, method, url string) (int, string) {
@@ -123,4 +131,30 @@ func TestProbe(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, probeURL(os.ExpandEnv(tt.give)), tt.give)
 	}
+}
+
+// TestDrain: once stopped, the instance keeps serving with readiness failing for its
+// drain, then closes its listener.
+func TestDrain(t *testing.T) {
+	addr, _, stop := startDrain(t, "v1", 300*time.Millisecond)
+	base := "http://" + addr
+	code, _ := call(t, http.MethodGet, base+"/readyz")
+	require.Equal(t, http.StatusOK, code)
+	stopped := time.Now()
+	stop()
+	require.Eventually(t, func() bool {
+		code, _ := call(t, http.MethodGet, base+"/readyz")
+		return code == http.StatusServiceUnavailable
+	}, time.Second, 5*time.Millisecond, "readiness fails while draining")
+	code, _ = call(t, http.MethodGet, base+"/")
+	assert.Equal(t, http.StatusOK, code, "still serving while draining")
+	assert.Less(t, time.Since(stopped), 300*time.Millisecond, "the checks above ran within the drain")
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, 2*time.Second, 10*time.Millisecond, "the listener closes after the drain")
+	assert.GreaterOrEqual(t, time.Since(stopped), 300*time.Millisecond, "closed after the drain, not before")
 }
