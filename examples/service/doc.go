@@ -14,6 +14,32 @@
 //   - graceful drain on SIGTERM: readiness fails at once, in-flight requests finish,
 //     then the process exits.
 //
+// # Telemetry
+//
+// Every selfheal policy of the service (the middleware, the transport's breakers and
+// retries, the health registry, the supervisors) gets the same SDK MeterProvider and
+// TracerProvider (package examples/internal/obs says how they are built and why the
+// OpenTelemetry Prometheus exporter):
+//
+//	GET /metrics    every instrument, in the Prometheus text format: selfheal_*
+//	                (TELEMETRY.md names them; dots become underscores, counters end
+//	                in _total, seconds in _seconds), http_server_* and http_client_*
+//	                (otelhttp), and target_info (the resource). GET or HEAD only, no
+//	                query, no body (else 405 or 400), two scrapes at a time.
+//
+// Traces go over OTLP/HTTP only when OTEL_EXPORTER_OTLP_ENDPOINT (or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; otherwise nothing is exported and no
+// goroutine runs for it. The resource is service.name (OTEL_SERVICE_NAME, else -name,
+// whose default is $SERVICE, which the agent's drivers set, else "selfheal-demo"),
+// service.instance.id (-id) and service.version (-version), and
+// OTEL_RESOURCE_ATTRIBUTES adds to them. Each request but the probes and /metrics gets
+// a server span that continues the caller's W3C traceparent; the downstream call is
+// its client span, with the transport's retry attempts (selfheal.retry.attempt) under
+// it, and the health checks' runs are spans of their own (selfheal.health.check). The
+// agent's action spans name the instance they started or stopped
+// (selfheal.agent.instance): that is this process's service.instance.id, the key from
+// an incident to this service's spans.
+//
 // Fault injection (for the demo; off unless -fault-token or FAULT_TOKEN is set,
 // and every request must carry the header X-Fault-Token with that token):
 //

@@ -20,11 +20,18 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/selfheal-go/selfheal/breaker"
 	"github.com/selfheal-go/selfheal/heal"
 	"github.com/selfheal-go/selfheal/health"
 	"github.com/selfheal-go/selfheal/retry"
 	"github.com/selfheal-go/selfheal/supervise"
+
+	"github.com/selfheal-go/selfheal/examples/internal/obs"
 )
 
 func main() {
@@ -39,11 +46,11 @@ func env(name, def string) string {
 }
 
 type options struct {
-	addr, version, id, downstream, token, probe string
-	maxConcurrent                               int
-	grpc                                        bool
-	timeout, drain, window                      time.Duration
-	heapLimit                                   uint64
+	addr, name, version, id, downstream, token, probe string
+	maxConcurrent                                     int
+	grpc                                              bool
+	timeout, drain, window                            time.Duration
+	heapLimit                                         uint64
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -51,6 +58,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("service", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:"+env("PORT", "8080"), "listen address (env PORT sets the port)")
+	fs.StringVar(&o.name, "name", env("SERVICE", "selfheal-demo"), "service name, for telemetry (env SERVICE, which the agent's drivers set); OTEL_SERVICE_NAME overrides it on traces and metrics")
 	fs.StringVar(&o.version, "version", env("VERSION", "v1"), "version string (env VERSION)")
 	fs.StringVar(&o.id, "id", env("INSTANCE_ID", ""), "instance id (env INSTANCE_ID); default the hostname and port")
 	fs.StringVar(&o.downstream, "downstream", env("DOWNSTREAM", ""), "downstream base URL (env DOWNSTREAM); default this service's own /quote")
@@ -131,10 +139,38 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 	f := &faults{}
 	broken := strings.HasSuffix(o.version, "-broken")
 
-	reg := health.New(health.Config{Version: o.version, ServiceID: o.id, Description: "selfheal demo service", Logger: log})
+	// Telemetry: metrics on /metrics (Prometheus text format), traces over OTLP
+	// when OTEL_EXPORTER_OTLP_ENDPOINT is set; every selfheal policy below gets
+	// these providers (none of them is made the global one).
+	res, err := obs.Resource(ctx, attribute.String("service.name", o.name), attribute.String("service.instance.id", o.id),
+		attribute.String("service.version", o.version))
+	if err != nil {
+		log.Warn("telemetry: resource from the environment", "err", err)
+	}
+	metrics, err := obs.NewMetrics(res)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = metrics.Provider.Shutdown(context.Background()) }()
+	mp := metrics.Provider
+	tp, flushTraces, err := obs.NewTraces(ctx, res)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := flushTraces(fctx); err != nil {
+			log.Warn("traces: flush on exit", "err", err)
+		}
+	}()
+
+	reg := health.New(health.Config{Version: o.version, ServiceID: o.id, Description: "selfheal demo service", Logger: log,
+		MeterProvider: mp, TracerProvider: tp})
 	mw, err := heal.NewMiddleware(heal.MiddlewareConfig{
 		MaxConcurrent: o.maxConcurrent, Timeout: o.timeout, Window: o.window, Logger: log,
-		Exempt: func(r *http.Request) bool { return !strings.HasPrefix(r.URL.Path, "/api/") },
+		Exempt:        func(r *http.Request) bool { return !strings.HasPrefix(r.URL.Path, "/api/") },
+		MeterProvider: mp, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -142,20 +178,24 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 	tr, err := heal.NewTransport(heal.TransportConfig{
 		Name:    "downstream",
 		Base:    &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 10 * time.Second},
-		Breaker: breaker.GroupConfig{},
-		Retry:   retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond})},
+		Breaker: breaker.GroupConfig{Breaker: breaker.Config{MeterProvider: mp, TracerProvider: tp}},
+		Retry: retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond}),
+			MeterProvider: mp, TracerProvider: tp},
 	})
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Transport: tr, Timeout: o.timeout}
+	// The client span of each downstream request is the parent of the transport's
+	// retry attempts, and its trace context travels in the traceparent header.
+	client := &http.Client{Timeout: o.timeout, Transport: otelhttp.NewTransport(tr,
+		otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(obs.Propagator))}
 
 	heartbeat := health.NewHeartbeat(3 * time.Second)
-	root, err := supervise.New(supervise.Config{Name: "root", Logger: log})
+	root, err := supervise.New(supervise.Config{Name: "root", Logger: log, MeterProvider: mp, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
-	workers, err := supervise.New(supervise.Config{Name: "workers", Logger: log})
+	workers, err := supervise.New(supervise.Config{Name: "workers", Logger: log, MeterProvider: mp, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
@@ -253,6 +293,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 
 	mux := http.NewServeMux()
 	reg.Mount(mux, health.HandlerConfig{Authorize: health.LoopbackOnly})
+	mux.Handle("/metrics", metrics.Handler)
 	mux.HandleFunc("GET /quote", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "the best way to heal is to never break")
 	})
@@ -322,7 +363,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 			return "reset"
 		}))
 	}
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.world.RLock()
 		defer f.world.RUnlock()
 		if r.URL.Path == "/health" && f.garble.Load() {
@@ -332,6 +373,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 		}
 		mux.ServeHTTP(w, r)
 	})
+	handler = traced(handler, tp, mp)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	stopGRPC := func() {}
 	if o.grpc {
@@ -378,4 +420,33 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 	}
 	log.Info("stopped")
 	return serr
+}
+
+// traced gives every request but the probes and the scrapes a server span (a
+// recording one when traces are exported, so that the heal middleware's events land
+// on it and a caller's traceparent is its parent) and the http.server.* metrics.
+// Probes (/livez, /readyz, /startupz, /health) and /metrics, which the agent and a
+// scraper call every few hundred milliseconds, are left out: their checks' runs
+// are spans of their own (selfheal.health.check).
+func traced(h http.Handler, tp trace.TracerProvider, mp metric.MeterProvider) http.Handler {
+	return otelhttp.NewHandler(h, "",
+		otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(obs.Propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/livez", "/readyz", "/startupz", "/health", "/metrics":
+				return false
+			}
+			return true
+		}),
+		// The span name is the route, from a fixed set, never the raw path (which
+		// a client chooses).
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			switch p := r.URL.Path; {
+			case p == "/api/hello", p == "/quote":
+				return r.Method + " " + p
+			case strings.HasPrefix(p, "/fault/"):
+				return r.Method + " /fault/"
+			}
+			return r.Method
+		}))
 }

@@ -20,10 +20,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func start(t *testing.T, version string) (string, *http.Client, func()) {
+func start(t *testing.T, version string, args ...string) (string, *http.Client, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	o, err := parse([]string{"-addr", "127.0.0.1:0", "-fault-token", "secret", "-version", version, "-drain", "10ms"}, io.Discard)
+	o, err := parse(append([]string{"-addr", "127.0.0.1:0", "-fault-token", "secret", "-version", version, "-drain", "10ms"}, args...), io.Discard)
 	require.NoError(t, err)
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
