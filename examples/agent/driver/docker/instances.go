@@ -212,6 +212,14 @@ func (d *Driver) instance(t swarm.Task, service string, nodes map[string]nodeInf
 	}
 	switch t.Status.State {
 	case swarm.TaskStateRunning:
+		if t.DesiredState == swarm.TaskStateShutdown || t.DesiredState == swarm.TaskStateRemove {
+			// Swarm is stopping it (an update, a scale-in, a node it gave up): it
+			// drains and exits on its own. Listed, its closed listener would look
+			// unhealthy to the agent, which would stop it again (seen on the lab
+			// under load: the agent "replaced" every task a rolling update stopped),
+			// and the front door would keep routing to it.
+			return inst, false
+		}
 		inst.State = driver.StateRunning
 		inst.StartedAt = t.Status.Timestamp
 	case swarm.TaskStateNew, swarm.TaskStateAllocated, swarm.TaskStatePending, swarm.TaskStateAssigned,

@@ -211,6 +211,8 @@ func TestInstanceMapsTaskStates(t *testing.T) {
 			t.Status.Message = "no such image"
 		}), driver.StateExited, "rejected: no such image", true},
 		{"replaced by an update", task(swarm.TaskStateShutdown, swarm.TaskStateShutdown, nil), "", "", false},
+		{"stopping: Swarm stops it", task(swarm.TaskStateRunning, swarm.TaskStateShutdown, nil), "", "", false},
+		{"being removed", task(swarm.TaskStateRunning, swarm.TaskStateRemove, nil), "", "", false},
 		{"never started, not wanted", task(swarm.TaskStatePending, swarm.TaskStateShutdown, nil), "", "", false},
 	}
 	for _, tt := range tests {
