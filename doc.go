@@ -112,7 +112,12 @@
 // event on the caller's span, added only when that span is recording; spans of a
 // package's own are the work it does itself (a call's retries, a health
 // check's runs, a supervisor's restarts, a breaker's state changes). Without an SDK
-// tracing allocates nothing on a call.
+// tracing allocates nothing on a call. Log records follow one rule for levels: what a
+// policy does to one call (a retry, a rejection, a fallback) is Debug, a change of
+// state is Info or worse. Hooks, where a policy has them, have the same names
+// everywhere (OnReject, OnRetry, OnGiveUp, OnStateChange, OnFallback, and OnTimeout
+// and OnHedge for the two policies that have those events); each says when and on
+// which goroutine it runs.
 //
 // TELEMETRY.md, at the root of the repository
 // (https://github.com/selfheal-go/selfheal/blob/main/TELEMETRY.md), lists every

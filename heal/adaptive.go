@@ -3,6 +3,7 @@ package heal
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -249,6 +250,10 @@ type AdaptiveLimitConfig struct {
 	// refused caller's goroutine, with its context and the error it gets (a
 	// *[RejectedError]; shared between calls: do not modify it). It must not block. Nil means no hook.
 	OnReject func(ctx context.Context, err *RejectedError)
+	// Logger, when set, receives a Debug record for every call the limit
+	// refuses ("heal: limit rejected"), with the keys of
+	// the metrics. Nil means no logging.
+	Logger *slog.Logger
 	// MeterProvider receives the limit's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records a rejection when
@@ -283,6 +288,7 @@ type AdaptiveLimit struct {
 	limitGauge gauge
 	rejectEv   event
 	onReject   func(context.Context, *RejectedError)
+	log        *slog.Logger
 }
 
 // NewAdaptiveLimit returns a limit configured by cfg. No setting of cfg can be
@@ -308,6 +314,7 @@ func NewAdaptiveLimit(cfg AdaptiveLimitConfig) *AdaptiveLimit {
 		limitGauge: newGauge(m, "limit.limit", "The current adaptive concurrency limit.", "{call}", attrs...),
 		rejectEv:   newEvent(cfg.TracerProvider, "selfheal.heal.limit.rejected", attrs...),
 		onReject:   cfg.OnReject,
+		log:        cfg.Logger,
 	}
 	l.limit.Store(int64(max(1, cfg.Algorithm.Limit())))
 	return l
@@ -364,6 +371,9 @@ func (l *AdaptiveLimit) Acquire(ctx context.Context) (LimitToken, bool) {
 		l.rejected.Add(1)
 		l.rejections.add(ctx, 1)
 		l.rejectEv.add(ctx)
+		if l.log != nil {
+			logAt(ctx, l.log, slog.LevelDebug, msgLimitRejected, l.name)
+		}
 		if l.onReject != nil {
 			l.onReject(ctx, l.rejectErr)
 		}

@@ -2,6 +2,7 @@ package heal
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,10 @@ type BulkheadConfig struct {
 	// *[RejectedError]; shared between calls: do not modify it). It must not block.
 	// Nil means no hook.
 	OnReject func(ctx context.Context, err *RejectedError)
+	// Logger, when set, receives a Debug record for every call the bulkhead
+	// refuses ("heal: bulkhead rejected"), with the keys of
+	// the metrics. Nil means no logging.
+	Logger *slog.Logger
 	// MeterProvider receives the bulkhead's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records a rejection when
@@ -60,6 +65,7 @@ type Bulkhead struct {
 	rejections counter
 	rejectEv   event
 	onReject   func(context.Context, *RejectedError)
+	log        *slog.Logger
 
 	inFlightObs, queuedObs metric.Int64ObservableUpDownCounter
 	attrSet                metric.ObserveOption
@@ -91,6 +97,7 @@ func NewBulkhead(cfg BulkheadConfig) (*Bulkhead, error) {
 		maxWait:    cfg.MaxWait,
 		rejectErr:  &RejectedError{Policy: "bulkhead", Name: cfg.Name, Reason: ErrBulkheadFull},
 		onReject:   cfg.OnReject,
+		log:        cfg.Logger,
 		rejections: newCounter(meterFor(cfg.MeterProvider), "bulkhead.rejections", "Calls a bulkhead rejected.", "{call}", attrs...),
 		rejectEv:   newEvent(cfg.TracerProvider, "selfheal.heal.bulkhead.rejected", attrs...),
 		attrSet:    metric.WithAttributeSet(attribute.NewSet(attrs...)),
@@ -198,6 +205,9 @@ func (b *Bulkhead) reject(ctx context.Context) error {
 	b.rejected.Add(1)
 	b.rejections.add(ctx, 1)
 	b.rejectEv.add(ctx)
+	if b.log != nil {
+		logAt(ctx, b.log, slog.LevelDebug, msgBulkheadRejected, b.name)
+	}
 	if b.onReject != nil {
 		b.onReject(ctx, b.rejectErr)
 	}

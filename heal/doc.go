@@ -179,4 +179,27 @@
 // name from the policy's TracerProvider; nothing when the call's span is sampled
 // out. Retries and breakers report through their own packages. Provider fields
 // default to the global providers.
+//
+// A [Transport] request whose context's span is recording runs each attempt in a
+// client span, selfheal.heal.transport.attempt, with the HTTP semantic conventions'
+// attributes (url.full without credentials or query), and injects that span's
+// context into the attempt's headers with the global propagator; a retried request
+// shows one span per attempt.
+//
+// # Logs and hooks
+//
+// Every policy, the Transport and the Pipeline take an optional *slog.Logger (nil:
+// no logging). A policy logs what it does to a call, at Debug, with the keys of its
+// metrics: "heal: bulkhead rejected", "heal: rate limit rejected", "heal: limit
+// rejected", "heal: timeout expired", "heal: fallback used" (with error.type and the
+// error) and "heal: hedge started" (with selfheal.attempt). The Transport's and the
+// Pipeline's Logger serve every breaker, retry policy and stage whose own config has
+// none.
+//
+// Hooks are function fields, nil meaning none, that must not block: OnReject
+// (Bulkhead, RateLimit, AdaptiveLimit) on the refused caller's goroutine;
+// OnTimeout (Timeout) on the caller's goroutine once the function has returned;
+// OnFallback (Fallback) on the caller's goroutine before Func; OnHedge (Hedge) on the
+// hedge's own goroutine as it starts. Breakers (OnStateChange) and retry policies
+// (OnRetry, OnGiveUp) have theirs in their packages.
 package heal

@@ -3,6 +3,7 @@ package heal
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -43,6 +44,10 @@ type FallbackConfig struct {
 	// with the call's context and the error being replaced. It must not block. Nil
 	// means no hook.
 	OnFallback func(ctx context.Context, err error)
+	// Logger, when set, receives a Debug record for every failure the fallback
+	// replaces ("heal: fallback used"), with the keys of the metrics, error.type
+	// and the error itself. Nil means no logging.
+	Logger *slog.Logger
 	// MeterProvider receives the fallback's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records a fallback when
@@ -61,6 +66,7 @@ type Fallback struct {
 	classify selfheal.Classifier
 	fn       func(context.Context, error) error
 	onFall   func(context.Context, error)
+	log      *slog.Logger
 
 	fallbacks counter
 	used      event
@@ -83,6 +89,7 @@ func NewFallback(cfg FallbackConfig) (*Fallback, error) {
 		classify:  cfg.Classify,
 		fn:        cfg.Func,
 		onFall:    cfg.OnFallback,
+		log:       cfg.Logger,
 		fallbacks: newCounter(meterFor(cfg.MeterProvider), "fallback.fallbacks", "Failures a fallback replaced.", "{call}", attrs...),
 		used:      newEvent(cfg.TracerProvider, "selfheal.heal.fallback.used", attrs...),
 	}, nil
@@ -105,6 +112,9 @@ func (f *Fallback) result(ctx context.Context, err error) error {
 	}
 	f.fallbacks.add(ctx, 1)
 	f.used.add(ctx)
+	if f.log != nil {
+		logAt(ctx, f.log, slog.LevelDebug, msgFallbackUsed, f.name, errorAttrs(err)...)
+	}
 	if f.onFall != nil {
 		f.onFall(ctx, err)
 	}

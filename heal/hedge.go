@@ -2,6 +2,7 @@ package heal
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,16 @@ type HedgeConfig struct {
 	MinDelay time.Duration
 	// MaxHedges is how many extra attempts a call may start. Default 1.
 	MaxHedges int
+	// OnHedge, when set, is called when a hedge starts, on the hedge's own goroutine
+	// just before it calls the function, with the call's context (cancelled once an
+	// attempt has won) and the hedge's attempt number (2 for the first hedge, the
+	// caller's attempt being 1). It may run concurrently with the other attempts and
+	// with itself; it must not block (it delays the hedge). Nil means no hook.
+	OnHedge func(ctx context.Context, attempt int)
+	// Logger, when set, receives a Debug record for every hedge started ("heal:
+	// hedge started", with selfheal.attempt), with the keys of the metrics. Nil
+	// means no logging.
+	Logger *slog.Logger
 	// MeterProvider receives the hedge's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records a hedge when
@@ -67,6 +78,8 @@ type Hedge struct {
 	hedges  counter
 	hedgeEv event
 	wonEv   event
+	onHedge func(context.Context, int)
+	log     *slog.Logger
 }
 
 const hedgeSamples = 512
@@ -95,6 +108,8 @@ func NewHedge(cfg HedgeConfig) (*Hedge, error) {
 		percentile: cfg.Percentile,
 		minDelay:   cfg.MinDelay,
 		maxHedges:  cfg.MaxHedges,
+		onHedge:    cfg.OnHedge,
+		log:        cfg.Logger,
 		hedges:     newCounter(meterFor(cfg.MeterProvider), "hedge.hedges", "Hedged attempts started.", "{attempt}", attrs...),
 		hedgeEv:    newEvent(cfg.TracerProvider, "selfheal.heal.hedge.started", attrs...),
 		wonEv:      newEvent(cfg.TracerProvider, "selfheal.heal.hedge.won", attrs...),
@@ -219,6 +234,9 @@ func (r *hedgeRun) launch() {
 	r.mu.Unlock()
 	r.h.hedges.add(r.ctx, 1)
 	r.h.hedgeEv.add(r.ctx)
+	if r.h.log != nil {
+		logAt(r.ctx, r.h.log, slog.LevelDebug, msgHedgeStarted, r.h.name, slog.Int(string(telemetry.KeyAttempt), int(attempt)))
+	}
 
 	var res hedgeResult
 	defer func() {
@@ -227,6 +245,9 @@ func (r *hedgeRun) launch() {
 		}
 		r.results <- res
 	}()
+	if r.h.onHedge != nil {
+		r.h.onHedge(r.ctx, int(attempt))
+	}
 	res.err = r.fn(r.ctx)
 	if res.err == nil {
 		r.winner.CompareAndSwap(0, attempt)

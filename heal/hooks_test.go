@@ -3,6 +3,9 @@ package heal_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,4 +101,58 @@ func TestOnFallbackHook(t *testing.T) {
 	require.ErrorIs(t, f.Do(ctx, func(context.Context) error { return context.Canceled }), context.Canceled)
 	assert.Equal(t, []error{boom}, got)
 	assert.Equal(t, []string{"hook", "func"}, order)
+}
+
+// OnTimeout hears of every call the timeout cut short, once the function has
+// returned, with the caller's context and the *TimeoutError the caller gets; not of
+// a success, a call that failed in time, or a call the caller's deadline ended.
+func TestOnTimeoutHook(t *testing.T) {
+	ctx := context.WithValue(context.Background(), hookKey{}, "caller")
+	var got []*heal.TimeoutError
+	returned := false
+	to, err := heal.NewTimeout(heal.TimeoutConfig{Name: "slow", Timeout: 5 * time.Millisecond,
+		OnTimeout: func(c context.Context, err *heal.TimeoutError) {
+			assert.Equal(t, "caller", c.Value(hookKey{}))
+			assert.True(t, returned, "after the function returned")
+			got = append(got, err)
+		}})
+	require.NoError(t, err)
+	wait := func(ctx context.Context) error { <-ctx.Done(); returned = true; return ctx.Err() }
+	require.NoError(t, to.Do(ctx, func(context.Context) error { return nil }))
+	require.Error(t, to.Do(ctx, func(context.Context) error { return errors.New("boom") }))
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, to.Do(short, wait), context.DeadlineExceeded)
+	assert.Empty(t, got, "the caller's own deadline")
+	returned = false
+	err = to.Do(ctx, wait)
+	require.Len(t, got, 1)
+	assert.Equal(t, err, error(got[0]))
+	assert.Equal(t, "slow", got[0].Name)
+}
+
+// OnHedge hears of every hedge as it starts, on the hedge's goroutine, with the
+// call's context and the hedge's attempt number; not of the caller's own attempt.
+func TestOnHedgeHook(t *testing.T) {
+	ctx := context.WithValue(context.Background(), hookKey{}, "caller")
+	var mu sync.Mutex
+	var got []int
+	h, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: time.Millisecond, MaxHedges: 2,
+		OnHedge: func(c context.Context, attempt int) {
+			assert.Equal(t, "caller", c.Value(hookKey{}))
+			mu.Lock()
+			got = append(got, attempt)
+			mu.Unlock()
+		}})
+	require.NoError(t, err)
+	var n atomic.Int32
+	require.NoError(t, h.Do(ctx, func(ctx context.Context) error {
+		if n.Add(1) < 3 {
+			<-ctx.Done() // the primary and the first hedge wait for the second to win
+			return ctx.Err()
+		}
+		return nil
+	}))
+	slices.Sort(got) // the second hedge may reach its hook first
+	assert.Equal(t, []int{2, 3}, got)
 }

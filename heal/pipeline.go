@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"log/slog"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -23,7 +24,7 @@ import (
 // is a pipeline of no stage, which calls fn directly.
 //
 // Beyond what the stages' own configurations say, the pipeline adds exactly this:
-// each stage's Name, MeterProvider and TracerProvider default to the Config's; the breaker's
+// each stage's Name, Logger, MeterProvider and TracerProvider default to the Config's; the breaker's
 // Classify counts the rate limit's and the bulkhead's rejections neither way
 // ([selfheal.Ignored]: they are not failures of the dependency, and counting them as
 // successes would hide failures), and otherwise defers to the configured Classify
@@ -53,6 +54,10 @@ type Config struct {
 	// Bulkhead, when set, bounds the attempts running at once (default 25, no
 	// queue).
 	Bulkhead *BulkheadConfig
+	// Logger serves every stage whose own config has none (each logs what its
+	// config says: a breaker its state changes, a retry policy its retries, the
+	// others what they do to a call, at Debug). Nil means no logging.
+	Logger *slog.Logger
 	// MeterProvider serves every stage whose own config has none. Nil means the
 	// global provider.
 	MeterProvider metric.MeterProvider
@@ -90,6 +95,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Fallback != nil {
 		fc := *cfg.Fallback
 		fc.Name = cmp.Or(fc.Name, cfg.Name)
+		if fc.Logger == nil {
+			fc.Logger = cfg.Logger
+		}
 		if fc.MeterProvider == nil {
 			fc.MeterProvider = cfg.MeterProvider
 		}
@@ -103,6 +111,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Retry != nil {
 		rc := *cfg.Retry
 		rc.Name = cmp.Or(rc.Name, cfg.Name)
+		if rc.Logger == nil {
+			rc.Logger = cfg.Logger
+		}
 		if rc.MeterProvider == nil {
 			rc.MeterProvider = cfg.MeterProvider
 		}
@@ -117,6 +128,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Breaker != nil {
 		bc := *cfg.Breaker
 		bc.Name = cmp.Or(bc.Name, cfg.Name)
+		if bc.Logger == nil {
+			bc.Logger = cfg.Logger
+		}
 		if bc.MeterProvider == nil {
 			bc.MeterProvider = cfg.MeterProvider
 		}
@@ -131,6 +145,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.RateLimit != nil {
 		rl := *cfg.RateLimit
 		rl.Name = cmp.Or(rl.Name, cfg.Name)
+		if rl.Logger == nil {
+			rl.Logger = cfg.Logger
+		}
 		if rl.MeterProvider == nil {
 			rl.MeterProvider = cfg.MeterProvider
 		}
@@ -144,6 +161,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Timeout != nil {
 		tc := *cfg.Timeout
 		tc.Name = cmp.Or(tc.Name, cfg.Name)
+		if tc.Logger == nil {
+			tc.Logger = cfg.Logger
+		}
 		if tc.MeterProvider == nil {
 			tc.MeterProvider = cfg.MeterProvider
 		}
@@ -157,6 +177,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Bulkhead != nil {
 		bh := *cfg.Bulkhead
 		bh.Name = cmp.Or(bh.Name, cfg.Name)
+		if bh.Logger == nil {
+			bh.Logger = cfg.Logger
+		}
 		if bh.MeterProvider == nil {
 			bh.MeterProvider = cfg.MeterProvider
 		}

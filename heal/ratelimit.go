@@ -3,7 +3,7 @@ package heal
 import (
 	"context"
 	"fmt"
-	"github.com/selfheal-go/selfheal/internal/telemetry"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
+
+	"github.com/selfheal-go/selfheal/internal/telemetry"
 )
 
 // RateLimitMode says what a [RateLimit] does with a call when no token is available.
@@ -56,6 +58,10 @@ type RateLimitConfig struct {
 	// refused caller's goroutine, with its context and the error it gets (a
 	// *[RejectedError], with the Delay until its next token). It must not block. Nil means no hook.
 	OnReject func(ctx context.Context, err *RejectedError)
+	// Logger, when set, receives a Debug record for every call the limiter
+	// refuses ("heal: rate limit rejected", with selfheal.retry_after), with the keys of
+	// the metrics. Nil means no logging.
+	Logger *slog.Logger
 	// MeterProvider receives the limiter's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records a rejection when
@@ -103,6 +109,7 @@ type RateLimit struct {
 	rejections counter
 	rejectEv   event
 	onReject   func(context.Context, *RejectedError)
+	log        *slog.Logger
 }
 
 // NewRateLimit returns a limiter configured by cfg, or an error naming the invalid
@@ -133,6 +140,7 @@ func newRateLimit(cfg RateLimitConfig, rejections counter, ev event) *RateLimit 
 		rejections: rejections,
 		rejectEv:   ev,
 		onReject:   cfg.OnReject,
+		log:        cfg.Logger,
 	}
 }
 
@@ -231,6 +239,10 @@ func (l *RateLimit) reject(ctx context.Context, retryAfter time.Duration) error 
 	l.rejectEv.addWith(ctx, func() []attribute.KeyValue {
 		return []attribute.KeyValue{telemetry.KeyRetryAfter.Float64(retryAfter.Seconds())}
 	})
+	if l.log != nil {
+		logAt(ctx, l.log, slog.LevelDebug, msgRateLimited, l.name,
+			slog.Float64(string(telemetry.KeyRetryAfter), retryAfter.Seconds()))
+	}
 	err := &RejectedError{Policy: "ratelimit", Name: l.name, Reason: ErrRateLimited, Delay: retryAfter}
 	if l.onReject != nil {
 		l.onReject(ctx, err)

@@ -2,6 +2,7 @@ package heal
 
 import (
 	"context"
+	"log/slog"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -111,4 +112,34 @@ func (e event) span(ctx context.Context, extra func() []attribute.KeyValue) {
 	}
 	_, sp := e.tracer.Start(ctx, e.name, trace.WithAttributes(attrs...))
 	sp.End()
+}
+
+// Log records of this package. Every policy logs what happens to a call (a
+// rejection, an expiry, a fallback, a hedge) at Debug, as the retry package logs a
+// retry: such records come once a call, as often as calls do, and the metrics
+// count them; state changes (a breaker's, a check's) are at Info or Warn in their
+// packages. A nil logger logs nothing.
+const (
+	msgBulkheadRejected = "heal: bulkhead rejected"
+	msgRateLimited      = "heal: rate limit rejected"
+	msgLimitRejected    = "heal: limit rejected"
+	msgTimeoutExpired   = "heal: timeout expired"
+	msgFallbackUsed     = "heal: fallback used"
+	msgHedgeStarted     = "heal: hedge started"
+)
+
+// logAt logs msg at level on l with the policy's name and attrs, when l is not nil
+// and enabled at level. Callers check l != nil first, so that a policy without a
+// logger builds no attributes.
+func logAt(ctx context.Context, l *slog.Logger, level slog.Level, msg, name string, attrs ...slog.Attr) {
+	if l == nil || !l.Enabled(ctx, level) {
+		return
+	}
+	l.LogAttrs(ctx, level, msg, append([]slog.Attr{slog.String(string(attrName), name)}, attrs...)...)
+}
+
+// errorAttrs are the keys of an error in a log record: its type, as on metrics and
+// spans, and the error itself (a logger is the operator's, where its text belongs).
+func errorAttrs(err error) []slog.Attr {
+	return []slog.Attr{slog.String(string(telemetry.KeyErrorType), telemetry.ErrorType(err)), slog.Any("error", err)}
 }

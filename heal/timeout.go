@@ -2,6 +2,7 @@ package heal
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -15,6 +16,16 @@ type TimeoutConfig struct {
 	Name string
 	// Timeout is how long a call may run. Required: there is no sensible default.
 	Timeout time.Duration
+	// OnTimeout, when set, is called for every call the timeout cut short (the call
+	// is about to return a *[TimeoutError]), on the caller's goroutine once the
+	// function has returned, with the caller's context and that error. It is not
+	// called for a call that ended by the caller's own deadline or cancellation. It
+	// must not block. Nil means no hook.
+	OnTimeout func(ctx context.Context, err *TimeoutError)
+	// Logger, when set, receives a Debug record for every call the timeout cut
+	// short ("heal: timeout expired"), with the keys of the metrics. Nil means no
+	// logging.
+	Logger *slog.Logger
 	// MeterProvider receives the timeout's metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider
 	// TracerProvider provides the tracer of the span that records an expiry when
@@ -37,8 +48,10 @@ type Timeout struct {
 	name string
 	d    time.Duration
 
-	timeouts counter
-	timedOut event
+	timeouts  counter
+	timedOut  event
+	onTimeout func(context.Context, *TimeoutError)
+	log       *slog.Logger
 }
 
 // NewTimeout returns a Timeout configured by cfg, or an error when cfg.Timeout is not
@@ -52,10 +65,12 @@ func NewTimeout(cfg TimeoutConfig) (*Timeout, error) {
 	}
 	attrs := []attribute.KeyValue{attrName.String(cfg.Name)}
 	return &Timeout{
-		name:     cfg.Name,
-		d:        cfg.Timeout,
-		timeouts: newCounter(meterFor(cfg.MeterProvider), "timeout.timeouts", "Calls a timeout cut short.", "{call}", attrs...),
-		timedOut: newEvent(cfg.TracerProvider, "selfheal.heal.timeout.expired", attrs...),
+		name:      cfg.Name,
+		d:         cfg.Timeout,
+		onTimeout: cfg.OnTimeout,
+		log:       cfg.Logger,
+		timeouts:  newCounter(meterFor(cfg.MeterProvider), "timeout.timeouts", "Calls a timeout cut short.", "{call}", attrs...),
+		timedOut:  newEvent(cfg.TracerProvider, "selfheal.heal.timeout.expired", attrs...),
 	}, nil
 }
 
@@ -89,7 +104,14 @@ func (t *Timeout) result(ctx, tctx context.Context, err error) error {
 	if err != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		t.timeouts.add(ctx, 1)
 		t.timedOut.add(ctx)
-		return &TimeoutError{Name: t.name, Timeout: t.d, Err: err}
+		te := &TimeoutError{Name: t.name, Timeout: t.d, Err: err}
+		if t.log != nil {
+			logAt(ctx, t.log, slog.LevelDebug, msgTimeoutExpired, t.name)
+		}
+		if t.onTimeout != nil {
+			t.onTimeout(ctx, te)
+		}
+		return te
 	}
 	return err
 }

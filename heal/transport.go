@@ -5,11 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/selfheal-go/selfheal"
 	"github.com/selfheal-go/selfheal/breaker"
+	"github.com/selfheal-go/selfheal/internal/telemetry"
 	"github.com/selfheal-go/selfheal/retry"
 )
 
@@ -128,6 +134,23 @@ type TransportConfig struct {
 	// its own settings. Zero means 30s; [Off] means no bound. Other negative values
 	// are invalid.
 	ResponseHeaderTimeout time.Duration
+	// Logger serves the breakers and the retry policy when their own configs have
+	// none (a breaker logs its state changes, the retry policy its retries). Nil
+	// means no logging.
+	Logger *slog.Logger
+	// MeterProvider serves the breakers and the retry policy when their own
+	// configs have none. Nil means the global provider.
+	MeterProvider metric.MeterProvider
+	// TracerProvider provides the tracer of the attempts' spans: when the span in
+	// the request's context is recording, each attempt runs in a client span
+	// "selfheal.heal.transport.attempt" of its own, a child of that span (for a
+	// retry, of the retry policy's attempt span, itself a child of the caller's),
+	// with the HTTP semantic conventions' attributes, and its span context is
+	// injected into the attempt's headers by the global propagator
+	// (otel.GetTextMapPropagator, a no-op until the application sets one), so that
+	// the server's spans are its children. It also serves the breakers and the
+	// retry policy when their own configs have none. Nil means the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Transport is an [http.RoundTripper] that heals the client side of HTTP: a
@@ -151,6 +174,8 @@ type Transport struct {
 	hostKey      func(*http.Request) string
 	maxDrain     int64         // 0: no draining
 	drainTimeout time.Duration // 0: no bound
+	tracer       trace.Tracer
+	nameAttr     attribute.KeyValue
 }
 
 // Defaults of [TransportConfig].
@@ -205,10 +230,20 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		cfg.DrainTimeout = 0
 	}
 	t := &Transport{base: cfg.Base, idempotent: cfg.Idempotent, classify: cfg.Classify,
-		hostKey: cfg.HostKey, maxDrain: cfg.MaxDrain, drainTimeout: cfg.DrainTimeout}
+		hostKey: cfg.HostKey, maxDrain: cfg.MaxDrain, drainTimeout: cfg.DrainTimeout,
+		tracer: telemetry.Tracer(cfg.TracerProvider, "heal"), nameAttr: attrName.String(cfg.Name)}
 	gc := cfg.Breaker
 	if gc.Name == "" {
 		gc.Name = cfg.Name
+	}
+	if gc.Breaker.Logger == nil {
+		gc.Breaker.Logger = cfg.Logger
+	}
+	if gc.Breaker.MeterProvider == nil {
+		gc.Breaker.MeterProvider = cfg.MeterProvider
+	}
+	if gc.Breaker.TracerProvider == nil {
+		gc.Breaker.TracerProvider = cfg.TracerProvider
 	}
 	gc.Breaker.Classify = t.breakerClassify
 	var err error
@@ -219,6 +254,15 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		rc := cfg.Retry
 		if rc.Name == "" {
 			rc.Name = cfg.Name
+		}
+		if rc.Logger == nil {
+			rc.Logger = cfg.Logger
+		}
+		if rc.MeterProvider == nil {
+			rc.MeterProvider = cfg.MeterProvider
+		}
+		if rc.TracerProvider == nil {
+			rc.TracerProvider = cfg.TracerProvider
 		}
 		rc.Classify = t.retryClassify
 		if t.retry, err = retry.New(rc); err != nil {
@@ -333,20 +377,34 @@ type rtCall struct {
 
 func (c *rtCall) attempt(ctx context.Context) error {
 	c.discard()
+	var span trace.Span
+	if trace.SpanFromContext(ctx).IsRecording() {
+		ctx, span = c.t.startAttempt(ctx, c.req, c.n+1)
+	}
 	r := c.req
 	if c.n > 0 && r.Body != nil && r.Body != http.NoBody {
 		body, err := c.req.GetBody()
 		if err != nil {
-			return retry.Permanent(fmt.Errorf("heal: replaying the request body: %w", err))
+			err = retry.Permanent(fmt.Errorf("heal: replaying the request body: %w", err))
+			if span != nil {
+				endAttempt(span, nil, err)
+			}
+			return err
 		}
 		r = c.req.WithContext(ctx)
 		r.Body = body
 	} else if ctx != c.req.Context() {
 		r = c.req.WithContext(ctx)
 	}
+	if span != nil {
+		r = withTraceContext(ctx, r, c.req)
+	}
 	c.n++
 	c.sent = true
 	resp, err := c.t.base.RoundTrip(r)
+	if span != nil {
+		endAttempt(span, resp, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func healScenario(t *testing.T, s *sdk) {
 	ctx, end := s.caller(t.Context())
 	defer end()
 	for _, c := range []context.Context{ctx, context.Background()} {
-		bh, err := heal.NewBulkhead(heal.BulkheadConfig{Name: "db", MaxConcurrent: 1, MeterProvider: s.mp, TracerProvider: s.tp})
+		bh, err := heal.NewBulkhead(heal.BulkheadConfig{Name: "db", MaxConcurrent: 1, Logger: s.log, MeterProvider: s.mp, TracerProvider: s.tp})
 		require.NoError(t, err)
 		require.True(t, bh.TryAcquire())
 		assert.Error(t, bh.Do(c, ok))
@@ -32,16 +32,16 @@ func healScenario(t *testing.T, s *sdk) {
 		s.collect(t) // the bulkhead's gauges, while it is alive
 		runtime.KeepAlive(bh)
 
-		rl, err := heal.NewRateLimit(heal.RateLimitConfig{Name: "api", Rate: 0.001, MeterProvider: s.mp, TracerProvider: s.tp})
+		rl, err := heal.NewRateLimit(heal.RateLimitConfig{Name: "api", Rate: 0.001, Logger: s.log, MeterProvider: s.mp, TracerProvider: s.tp})
 		require.NoError(t, err)
 		_ = rl.Do(c, ok)
 		assert.Error(t, rl.Do(c, ok))
 
-		to, err := heal.NewTimeout(heal.TimeoutConfig{Name: "slow", Timeout: time.Millisecond, MeterProvider: s.mp, TracerProvider: s.tp})
+		to, err := heal.NewTimeout(heal.TimeoutConfig{Name: "slow", Timeout: time.Millisecond, Logger: s.log, MeterProvider: s.mp, TracerProvider: s.tp})
 		require.NoError(t, err)
 		assert.Error(t, to.Do(c, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }))
 
-		fb, err := heal.NewFallback(heal.FallbackConfig{Name: "cache", MeterProvider: s.mp, TracerProvider: s.tp,
+		fb, err := heal.NewFallback(heal.FallbackConfig{Name: "cache", Logger: s.log, MeterProvider: s.mp, TracerProvider: s.tp,
 			Func: func(context.Context, error) error { return nil }})
 		require.NoError(t, err)
 		assert.NoError(t, fb.Do(c, fail))
@@ -49,7 +49,7 @@ func healScenario(t *testing.T, s *sdk) {
 		assert.NoError(t, err)
 		assert.Equal(t, 7, v)
 
-		h, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: time.Millisecond, MeterProvider: s.mp, TracerProvider: s.tp})
+		h, err := heal.NewHedge(heal.HedgeConfig{Name: "replicas", Delay: time.Millisecond, Logger: s.log, MeterProvider: s.mp, TracerProvider: s.tp})
 		require.NoError(t, err)
 		var n atomic.Int32
 		assert.NoError(t, h.Do(c, func(ctx context.Context) error {
@@ -60,7 +60,7 @@ func healScenario(t *testing.T, s *sdk) {
 			return nil
 		}))
 
-		al := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", MeterProvider: s.mp, TracerProvider: s.tp})
+		al := heal.NewAdaptiveLimit(heal.AdaptiveLimitConfig{Name: "search", Logger: s.log, MeterProvider: s.mp, TracerProvider: s.tp})
 		release := make(chan struct{})
 		var wg sync.WaitGroup
 		var in sync.WaitGroup

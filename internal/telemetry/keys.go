@@ -47,6 +47,23 @@ const (
 	KeyErrorType = attribute.Key("error.type")
 )
 
+// The HTTP semantic conventions' keys of a client request, on the heal Transport's
+// attempt spans (the semantic conventions name them; selfheal does not).
+const (
+	// KeyHTTPMethod is the request's method, one of the known ones or "_OTHER".
+	KeyHTTPMethod = attribute.Key("http.request.method")
+	// KeyHTTPStatus is the response's status code.
+	KeyHTTPStatus = attribute.Key("http.response.status_code")
+	// KeyHTTPResendCount is how many times the request was sent before: 1 on the
+	// first retry (absent on the first attempt).
+	KeyHTTPResendCount = attribute.Key("http.request.resend_count")
+	// KeyServerAddress and KeyServerPort are the host and port the request goes to.
+	KeyServerAddress = attribute.Key("server.address")
+	KeyServerPort    = attribute.Key("server.port")
+	// KeyURLFull is the request's URL, without credentials, query or fragment.
+	KeyURLFull = attribute.Key("url.full")
+)
+
 // ErrorType returns the error.type value of err, per the semantic conventions: the
 // fully qualified type of the outermost error that is not a plain wrapper made by
 // fmt.Errorf, errors.Join or errors.New (which give "_OTHER"), "context.DeadlineExceeded"
