@@ -3,6 +3,7 @@ package core
 import (
 	"cmp"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -82,7 +83,8 @@ func phase(id string) float64 {
 
 // probeAll probes targets, each starting at its phase in the round's spread window
 // (see spreadWindow), and returns their results in order once every probe returned.
-// It holds one timer, and a goroutine per probe in flight only. When ctx ends, the
+// It holds one timer, and a goroutine per probe in flight only (and one per
+// instance whose last request outlived its probe: see lateLimit). When ctx ends, the
 // probes not started are not made (their results say why) and it returns as soon as
 // those in flight return, which they do when ctx ends.
 func probeAll(ctx context.Context, p prober, c *config.Service, targets []target) []probeResult {
@@ -132,33 +134,124 @@ func (a *Agent) probe(ctx context.Context, c *config.Service, id, addr string) p
 	return httpProber{a.client}.probe(ctx, c, target{id, addr})
 }
 
+// Late answers. An HTTP/1.1 request that is cancelled closes its connection (the
+// answer may still come on it), so a probe that timed out used to cost the next probe
+// a new connection: on a loaded machine, where probes time out, the agent churned
+// connections exactly when it was loaded (53k new connections in a 5-minute run at
+// 1000 instances). So a probe's request does not end with the probe: when the probe
+// times out, the request goes on in the background for up to lateLimit, its answer is
+// read and its connection goes back to the pool for the next probe. At most one
+// request per instance is in flight: the next probe of an instance that has not
+// answered yet waits for that answer (within its own timeout) rather than open a
+// second connection. A hung instance so costs one goroutine and one connection per
+// lateLimit, not one of each per probe. The requests end when the agent's run does.
+const lateLimit = 30 * time.Second
+
+// flights is the request in flight toward each instance, by client and address
+// (the client's connection pool is by address too): its channel is closed when it
+// returns. Only requests in flight are kept.
+var flights = struct {
+	sync.Mutex
+	m map[flightKey]chan struct{}
+}{m: map[flightKey]chan struct{}{}}
+
+type flightKey struct {
+	c    *http.Client
+	addr string
+}
+
+// errBusy says the instance has not answered an earlier probe's request yet.
+var errBusy = errors.New("the previous probe's request is still unanswered")
+
+// call runs fn, a request through c to the instance at addr, in the background on a
+// context that ends with run or after lateLimit, and returns its result, or
+// context.DeadlineExceeded (errBusy when an earlier request to addr is still in
+// flight) when wait ends first. fn must read what it needs of the answer and close
+// its body.
+func call[T any](run, wait context.Context, c *http.Client, addr string, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	k := flightKey{c, addr}
+	var done chan struct{}
+	for done == nil {
+		flights.Lock()
+		prev := flights.m[k]
+		if prev == nil {
+			done = make(chan struct{})
+			flights.m[k] = done
+		}
+		flights.Unlock()
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-wait.Done():
+				return zero, errBusy
+			}
+		}
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(run, lateLimit)
+		v, err := fn(ctx)
+		cancel()
+		res <- result{v, err}
+		flights.Lock()
+		delete(flights.m, k)
+		flights.Unlock()
+		close(done)
+		if run.Err() != nil {
+			// The run ended: the agent may have closed its idle connections before
+			// this one went back to the pool.
+			c.CloseIdleConnections()
+		}
+	}()
+	select {
+	case r := <-res:
+		return r.v, r.err
+	case <-wait.Done():
+		return zero, wait.Err()
+	}
+}
+
 func (p httpProber) probe(ctx context.Context, c *config.Service, t target) probeResult {
 	r := probeResult{id: t.id}
-	ctx, cancel := context.WithTimeout(ctx, c.Health.Timeout.D())
+	wait, cancel := context.WithTimeout(ctx, c.Health.Timeout.D())
 	defer cancel()
 	base := "http://" + t.addr
 	get := func(path string) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-		if err != nil {
-			return 0, err
+		return call(ctx, wait, p.client, t.addr, func(ctx context.Context) (int, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+			if err != nil {
+				return 0, err
+			}
+			resp, err := p.client.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			// Read the (short) body before closing it, so that the connection goes
+			// back to the pool for the next probe instead of being closed; bounded,
+			// so that an instance cannot make the agent read forever.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		})
+	}
+	timedOut := func(what string, err error) string {
+		s := what + "probe timed out after " + c.Health.Timeout.D().String()
+		if errors.Is(err, errBusy) {
+			s += " (" + err.Error() + ")"
 		}
-		resp, err := p.client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		// Read the (short) body before closing it, so that the connection goes back
-		// to the pool for the next probe instead of being closed; bounded, so that an
-		// instance cannot make the agent read forever.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		return resp.StatusCode, nil
+		return s
 	}
 	code, err := get(c.Health.Liveness)
 	switch {
 	case err != nil:
 		r.err = err.Error()
-		if ctx.Err() != nil {
-			r.err = "liveness probe timed out after " + c.Health.Timeout.D().String()
+		if wait.Err() != nil {
+			r.err = timedOut("liveness ", err)
 		}
 		return r
 	case code != http.StatusOK:
@@ -169,6 +262,8 @@ func (p httpProber) probe(ctx context.Context, c *config.Service, t target) prob
 	code, err = get(c.Health.Readiness)
 	r.ready = err == nil && code == http.StatusOK
 	switch {
+	case err != nil && wait.Err() != nil:
+		r.notReady = timedOut("readiness ", err)
 	case err != nil:
 		r.notReady = "readiness probe: " + err.Error()
 	case !r.ready:
@@ -176,10 +271,16 @@ func (p httpProber) probe(ctx context.Context, c *config.Service, t target) prob
 	}
 	// A malformed or unreachable health document counts against the instance,
 	// like a failed liveness probe (a 503 with a valid document does not).
-	doc, _, err := health.Fetch(ctx, p.client, base+c.Health.Document)
+	doc, err := call(ctx, wait, p.client, t.addr, func(ctx context.Context) (*health.Document, error) {
+		doc, _, err := health.Fetch(ctx, p.client, base+c.Health.Document)
+		return doc, err
+	})
 	if err != nil {
 		r.live, r.ready = false, false
 		r.err = "health document: " + err.Error()
+		if wait.Err() != nil {
+			r.err = "health document: " + timedOut("", err)
+		}
 		return r
 	}
 	r.doc = doc

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/selfheal-go/selfheal/health"
 
@@ -157,4 +159,116 @@ func TestProbesKeepConnectionsAlive(t *testing.T) {
 		}
 	}
 	assert.Equal(t, int64(n), accepted.Load(), "connections accepted over 5 rounds of %d instances", n)
+}
+
+// Probes that time out do not cost connections: a fleet whose instances answer
+// slower than the probe timeout for a few rounds, then in time again, is probed on
+// the connections it accepted first, and nothing is left running afterwards.
+func TestProbeTimeoutsKeepConnections(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const n = 10
+	var accepted atomic.Int64
+	var delay atomic.Int64 // of every answer
+	var targets []target
+	var servers []*httptest.Server
+	for i := range n {
+		reg := health.New(health.Config{})
+		h := reg.Handler(health.HandlerConfig{})
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(time.Duration(delay.Load()))
+			h.ServeHTTP(w, r)
+		}))
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				accepted.Add(1)
+			}
+		}
+		srv.Start()
+		servers = append(servers, srv)
+		targets = append(targets, target{id: "web-" + strconv.Itoa(i), addr: srv.Listener.Addr().String()})
+	}
+	a := newTestAgent(t)
+	defer func() {
+		a.tr.CloseIdleConnections()
+		for _, srv := range servers {
+			srv.Close()
+		}
+	}()
+	c := a.fleet.Services[0]
+	c.Health.Interval = config.Duration(100 * time.Millisecond)
+	c.Health.Liveness, c.Health.Readiness, c.Health.Document = "/livez", "/readyz", "/health"
+	round := func() []probeResult { return probeAll(t.Context(), httpProber{a.client}, &c, targets) }
+
+	// Warm: a connection each.
+	for _, r := range round() {
+		require.True(t, r.live && r.ready, "%s: %s", r.id, r.err)
+	}
+	require.Equal(t, int64(n), accepted.Load())
+
+	// Slower than the timeout for 4 rounds: every probe times out (the ones that
+	// find the previous probe's request unanswered say so).
+	c.Health.Timeout = config.Duration(100 * time.Millisecond)
+	delay.Store(int64(250 * time.Millisecond))
+	busy := 0
+	for range 4 {
+		for _, r := range round() {
+			require.False(t, r.live, r.id)
+			require.Contains(t, r.err, "liveness probe timed out after 100ms", r.id)
+			if strings.Contains(r.err, errBusy.Error()) {
+				busy++
+			}
+		}
+	}
+	assert.Positive(t, busy, "probes that found the previous request in flight")
+
+	// In time again: the late answers were read, the connections kept.
+	c.Health.Timeout = config.Duration(10 * time.Second)
+	delay.Store(0)
+	for range 2 {
+		for _, r := range round() {
+			require.True(t, r.live && r.ready, "%s: %s", r.id, r.err)
+		}
+	}
+	assert.Equal(t, int64(n), accepted.Load(), "connections accepted, over 7 rounds of %d instances with 4 timing out", n)
+}
+
+// A request that outlives its probe is given up after lateLimit, or when the run
+// ends; until then the instance's next probes wait for it rather than send another.
+func TestLateRequestBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := &http.Client{}
+		var calls atomic.Int64
+		hang := func(ctx context.Context) (int, error) {
+			calls.Add(1)
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}
+		probe := func(run context.Context) error {
+			wait, cancel := context.WithTimeout(run, time.Second)
+			defer cancel()
+			_, err := call(run, wait, client, "10.0.0.1:80", hang)
+			return err
+		}
+		begin := time.Now()
+		require.ErrorIs(t, probe(t.Context()), context.DeadlineExceeded)
+		assert.Equal(t, time.Second, time.Since(begin), "the probe returns at its timeout")
+		for range 5 {
+			require.ErrorIs(t, probe(t.Context()), errBusy)
+		}
+		assert.Equal(t, int64(1), calls.Load(), "one request in flight per instance")
+		time.Sleep(lateLimit - time.Since(begin))
+		synctest.Wait()
+		require.ErrorIs(t, probe(t.Context()), context.DeadlineExceeded)
+		assert.Equal(t, int64(2), calls.Load(), "given up after lateLimit: the next probe sends its request")
+
+		// The run's end gives the late request up at once.
+		run, cancel := context.WithCancel(t.Context())
+		time.Sleep(lateLimit)
+		require.ErrorIs(t, probe(run), context.DeadlineExceeded)
+		cancel()
+		synctest.Wait()
+		flights.Lock()
+		assert.Empty(t, flights.m, "nothing in flight")
+		flights.Unlock()
+	})
 }
