@@ -27,6 +27,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/selfheal-go/selfheal/heal"
+	"github.com/selfheal-go/selfheal/internal/peerbench"
 	"github.com/selfheal-go/selfheal/retry"
 )
 
@@ -155,6 +156,28 @@ func BenchmarkHealTransportOverhead(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				resp, err := bc.rt.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+	// With the SDK's metrics and tracing installed, the request's span (the
+	// caller's) sampled out: no attempt span; and sampled: a client span per attempt,
+	// its context injected into a copy of the request's headers.
+	for _, sampled := range []bool{false, true} {
+		name := map[bool]string{false: "selfheal-sdk-sampled-out", true: "selfheal-sdk-sampled"}[sampled]
+		b.Run(name, func(b *testing.B) {
+			mp, tp, sctx := peerbench.SDKProviders(b, sampled)
+			ht, err := heal.NewTransport(heal.TransportConfig{Base: cannedRT{}, MeterProvider: mp, TracerProvider: tp})
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := req.WithContext(sctx)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := ht.RoundTrip(req)
 				if err != nil {
 					b.Fatal(err)
 				}
