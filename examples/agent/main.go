@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,7 +19,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/selfheal-go/selfheal/examples/agent/config"
 	"github.com/selfheal-go/selfheal/examples/agent/core"
@@ -28,6 +27,7 @@ import (
 	"github.com/selfheal-go/selfheal/examples/agent/driver/docker"
 	"github.com/selfheal-go/selfheal/examples/agent/driver/local"
 	"github.com/selfheal-go/selfheal/examples/agent/eventlog"
+	"github.com/selfheal-go/selfheal/examples/internal/obs"
 )
 
 // drivers builds the driver a fleet file names.
@@ -96,11 +96,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		out = io.MultiWriter(stderr, f)
 	}
-	// OpenTelemetry metrics: the agent's own (selfheal.agent.*) through an SDK
-	// provider whose manual reader the status server exposes at /metrics.
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	// OpenTelemetry: the agent's metrics (selfheal.agent.*) on /metrics in the
+	// Prometheus text format, and its decisions as spans over OTLP when
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set (telemetry.go).
+	res, err := obs.Resource(ctx, attribute.String("service.name", "selfheal-agent"))
+	if err != nil {
+		fmt.Fprintf(stderr, "telemetry: %v\n", err)
+	}
+	metrics, err := obs.NewMetrics(res, sdkmetric.WithView(durationBuckets))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	mp := metrics.Provider
 	defer func() { _ = mp.Shutdown(context.Background()) }()
+	var tp trace.TracerProvider // nil: no spans
+	flushTraces := func(context.Context) error { return nil }
+	if obs.TracesEnabled() {
+		if tp, flushTraces, err = obs.NewTraces(ctx, res); err != nil {
+			fmt.Fprintf(stderr, "telemetry: %v\n", err)
+			return 1
+		}
+	}
+	events := eventlog.New(out, 0)
+	tel, err := newTelemetry(tp, mp)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	stopTelemetry := tel.watch(events)
+	defer func() {
+		stopTelemetry()
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := flushTraces(fctx); err != nil {
+			fmt.Fprintf(stderr, "telemetry: flush on exit: %v\n", err)
+		}
+	}()
 	var token string
 	if fleet.Agent.TokenFile != "" {
 		if token, err = readToken(fleet.Agent.TokenFile); err != nil {
@@ -108,7 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	a, err := core.New(core.Config{Fleet: fleet, Driver: drv, Events: eventlog.New(out, 0), Logger: log, StopOnExit: *stopOnExit,
+	a, err := core.New(core.Config{Fleet: fleet, Driver: drv, Events: events, Logger: log, StopOnExit: *stopOnExit,
 		MeterProvider: mp, ControlToken: token})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -129,7 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/", a.Handler())
-		mux.Handle("GET /metrics", a.Protect(metricsHandler(reader)))
+		mux.Handle("/metrics", a.Protect(metrics.Handler))
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 		go func() { _ = srv.Serve(l) }()
 	}
@@ -229,45 +261,4 @@ func readToken(file string) (string, error) {
 		return "", fmt.Errorf("%s: empty token", file)
 	}
 	return tok, nil
-}
-
-// metricsHandler serves the collected OpenTelemetry metrics as JSON.
-func metricsHandler(r *sdkmetric.ManualReader) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var rm metricdata.ResourceMetrics
-		if err := r.Collect(req.Context(), &rm); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		type point struct {
-			Attrs map[string]string `json:"attributes,omitempty"`
-			Value any               `json:"value"`
-		}
-		out := map[string][]point{}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				attrs := func(s attribute.Set) map[string]string {
-					o := map[string]string{}
-					for _, kv := range s.ToSlice() {
-						o[string(kv.Key)] = kv.Value.String()
-					}
-					return o
-				}
-				switch d := m.Data.(type) {
-				case metricdata.Sum[int64]:
-					for _, p := range d.DataPoints {
-						out[m.Name] = append(out[m.Name], point{attrs(p.Attributes), p.Value})
-					}
-				case metricdata.Histogram[float64]:
-					for _, p := range d.DataPoints {
-						out[m.Name] = append(out[m.Name], point{attrs(p.Attributes), map[string]any{"count": p.Count, "sum": p.Sum}})
-					}
-				}
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(out)
-	})
 }

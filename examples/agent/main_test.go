@@ -10,10 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -23,7 +19,9 @@ import (
 	"github.com/selfheal-go/selfheal/examples/agent/driver/local"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { removeServiceBuild() }))
+}
 
 func TestConfigErrorStopsTheAgent(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "fleet.yaml")
@@ -62,20 +60,6 @@ func TestControlCommands(t *testing.T) {
 	assert.Contains(t, stderr.String(), "usage:")
 	// No agent listens there.
 	assert.Equal(t, 1, run(context.Background(), []string{"-addr", "127.0.0.1:1", "status"}, &bytes.Buffer{}, &bytes.Buffer{}))
-}
-
-func TestMetricsHandler(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	c, err := mp.Meter("t").Int64Counter("selfheal.agent.actions")
-	require.NoError(t, err)
-	c.Add(context.Background(), 2, metric.WithAttributes(attribute.String("action", "restart")))
-	rec := httptest.NewRecorder()
-	metricsHandler(reader).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	assert.Contains(t, rec.Body.String(), `"selfheal.agent.actions"`)
-	assert.Contains(t, rec.Body.String(), `"action": "restart"`)
-	assert.Contains(t, rec.Body.String(), `"value": 2`)
 }
 
 func TestDriversAreBuilt(t *testing.T) {

@@ -44,15 +44,15 @@ type Metrics struct {
 }
 
 // NewMetrics returns an SDK MeterProvider read by the Prometheus exporter on a
-// registry of its own, and the handler that serves it. Call Provider.Shutdown when
-// done. It starts no goroutine.
-func NewMetrics(res *resource.Resource) (*Metrics, error) {
+// registry of its own, and the handler that serves it; opts add to the provider's
+// options (views). Call Provider.Shutdown when done. It starts no goroutine.
+func NewMetrics(res *resource.Resource, opts ...sdkmetric.Option) (*Metrics, error) {
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, err
 	}
-	opts := []sdkmetric.Option{sdkmetric.WithReader(exp)}
+	opts = append(opts, sdkmetric.WithReader(exp))
 	if res != nil {
 		opts = append(opts, sdkmetric.WithResource(res))
 	}
