@@ -26,6 +26,24 @@
 // when it is not; its query is bounded to 2 KiB, its body to 4 KiB, a node reason
 // to 256 bytes, names to 63 bytes, and a replica count to the fleet file's bounds.
 //
+// # Telemetry
+//
+// GET /metrics serves the agent's metrics in the Prometheus text format (through the
+// OpenTelemetry Prometheus exporter: selfheal_agent_incidents_total,
+// selfheal_agent_actions_total, selfheal_agent_detect_duration_seconds and
+// selfheal_agent_heal_duration_seconds), behind the same Host check as the status page.
+//
+// When OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set, the
+// agent sends its decisions as spans over OTLP/HTTP (service.name selfheal-agent unless
+// OTEL_SERVICE_NAME says otherwise; the other OTEL_* variables are honoured): a span
+// per incident, and under it a span per action (restart, replace, scale, rollback,
+// eject, a rollout batch...) with the incident id, service, instance and node
+// (TELEMETRY.md, section "The agent"). They are made from the event stream by a
+// subscriber (telemetry.go), so the loop is not touched. The local driver passes the
+// agent's environment to the instances, so the demo service's spans go to the same
+// collector; an action names the instance it started, and that is the instance's
+// service.instance.id. Unset, no exporter runs.
+//
 // # Nodes of a swarm
 //
 // With the docker driver the agent runs the driver's node guard beside its loop
