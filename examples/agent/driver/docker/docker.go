@@ -103,6 +103,17 @@ type Config struct {
 	// HealthStartPeriod is the start period of the health checks the driver sets (a
 	// failed probe counts only after it; a passing one ends it); <= 0 means 5 s.
 	HealthStartPeriod time.Duration
+	// CheckTimeout is the least timeout of the engine's own health check (an exec in
+	// the container, far slower than an HTTP probe when the host is loaded); <= 0
+	// means 2 s. CheckRetries is the least number of failed checks in a row before
+	// the engine marks a task unhealthy and Swarm kills it; <= 0 means the service's
+	// Health.Retries (3 if unset). The agent judges health itself and holds still
+	// when many instances look broken at once, which Swarm does not: on a machine
+	// where CPU runs short, lenient engine checks keep Swarm from killing healthy
+	// tasks (the test-host lab at load 60 timed out 2 s checks and Swarm churned
+	// through every task).
+	CheckTimeout time.Duration
+	CheckRetries int
 	// WriteAttempts is how often a write is tried when Swarm refuses it for a stale
 	// version index; each attempt re-reads the object first. <= 0 means 5.
 	WriteAttempts int

@@ -353,12 +353,13 @@ func (d *Driver) fill(s *swarm.ServiceSpec, spec driver.ServiceSpec, create bool
 			// slower than the agent's own HTTP probe on a loaded host: a probe timeout
 			// of a few hundred milliseconds, right for the agent, made Swarm kill
 			// healthy tasks during a rolling update. Never below minCheckTimeout.
-			Timeout: max(orDefault(h.Timeout, 2*time.Second), minCheckTimeout),
+			Timeout: max(orDefault(h.Timeout, 2*time.Second), orDefault(d.cfg.CheckTimeout, minCheckTimeout)),
 			Retries: max(h.Retries, 0),
 		}
 		if c.Healthcheck.Retries == 0 {
 			c.Healthcheck.Retries = 3
 		}
+		c.Healthcheck.Retries = max(c.Healthcheck.Retries, d.cfg.CheckRetries)
 		c.Healthcheck.StartPeriod = d.cfg.HealthStartPeriod
 	}
 

@@ -118,6 +118,33 @@ func TestApplyValidatesTheSpec(t *testing.T) {
 	}
 }
 
+// TestFillCheckFloors: Config.CheckTimeout and CheckRetries make the engine's own
+// health check lenient (the lab demo); a service asking for more keeps it.
+func TestFillCheckFloors(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		health  driver.HealthCheck
+		timeout time.Duration
+		retries int
+	}{
+		{"defaults", Config{}, driver.HealthCheck{Path: "/readyz", Timeout: 300 * time.Millisecond, Retries: 2}, 2 * time.Second, 2},
+		{"unset retries", Config{}, driver.HealthCheck{Path: "/readyz"}, 2 * time.Second, 3},
+		{"floors", Config{CheckTimeout: 5 * time.Second, CheckRetries: 4}, driver.HealthCheck{Path: "/readyz", Timeout: time.Second, Retries: 2}, 5 * time.Second, 4},
+		{"the service asks for more", Config{CheckTimeout: 5 * time.Second, CheckRetries: 4}, driver.HealthCheck{Path: "/readyz", Timeout: 8 * time.Second, Retries: 6}, 8 * time.Second, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newOffline(t, tt.cfg)
+			var s swarm.ServiceSpec
+			require.NoError(t, d.fill(&s, driver.ServiceSpec{Name: "web", Version: "v1", Image: "web:v1", Replicas: 1, BasePort: 18080, Health: tt.health}, true))
+			h := s.TaskTemplate.ContainerSpec.Healthcheck
+			assert.Equal(t, tt.timeout, h.Timeout)
+			assert.Equal(t, tt.retries, h.Retries)
+		})
+	}
+}
+
 func TestFillBuildsTheSwarmSpec(t *testing.T) {
 	d := newOffline(t, Config{RestartDelay: time.Second})
 	spec := driver.ServiceSpec{
