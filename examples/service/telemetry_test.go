@@ -22,8 +22,26 @@ import (
 // flaky is a downstream whose every other request fails with 503: each
 // /api/hello then takes a retry.
 func flaky(t *testing.T) string {
+	url, _ := flakyGated(t)
+	return url
+}
+
+// gate, when set, holds the downstream's requests: each one sends on arrived,
+// then waits for release to be closed.
+type gate struct {
+	on      atomic.Bool
+	arrived chan struct{}
+	release chan struct{}
+}
+
+func flakyGated(t *testing.T) (string, *gate) {
 	var n atomic.Int64
+	g := &gate{arrived: make(chan struct{}, 16), release: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.on.Load() {
+			g.arrived <- struct{}{}
+			<-g.release
+		}
 		if n.Add(1)%2 == 1 {
 			http.Error(w, "try again", http.StatusServiceUnavailable)
 			return
@@ -31,7 +49,7 @@ func flaky(t *testing.T) string {
 		w.Write([]byte("quote"))
 	}))
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, g
 }
 
 func scrape(t *testing.T, c *http.Client, base string) map[string]*dto.MetricFamily {
@@ -72,7 +90,7 @@ next:
 // The demo service exports every selfheal instrument it uses on /metrics, in the
 // Prometheus text format, through the SDK MeterProvider given to its policies.
 func TestMetricsScrape(t *testing.T) {
-	down := flaky(t)
+	down, g := flakyGated(t)
 	base, c, stop := start(t, "v7", "-downstream", down, "-max-concurrent", "1", "-id", "web-7")
 	defer stop()
 
@@ -80,28 +98,26 @@ func TestMetricsScrape(t *testing.T) {
 		code, _ := call(t, c, "GET", base+"/api/hello")
 		require.Equal(t, 200, code)
 	}
-	// Shed: one request holds the only slot while another arrives.
-	call(t, c, "POST", base+"/fault/latency?ms=300", "X-Fault-Token", "secret")
+	// Shed: one request holds the only slot (its downstream call is held) while
+	// another arrives.
+	g.on.Store(true)
 	var wg sync.WaitGroup
-	codes := make(chan int, 2)
-	for range 2 {
-		wg.Go(func() { code, _ := call(t, c, "GET", base+"/api/hello"); codes <- code })
-	}
+	held := 0
+	wg.Go(func() { held, _ = call(t, c, "GET", base+"/api/hello") })
+	<-g.arrived
+	code, _ := call(t, c, "GET", base+"/api/hello")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "shed")
+	g.on.Store(false)
+	close(g.release)
 	wg.Wait()
-	close(codes)
-	var got []int
-	for code := range codes {
-		got = append(got, code)
-	}
-	assert.ElementsMatch(t, []int{200, 503}, got)
-	call(t, c, "POST", base+"/fault/reset", "X-Fault-Token", "secret")
+	assert.Equal(t, http.StatusOK, held)
 	// A supervised worker panics and is restarted.
 	call(t, c, "POST", base+"/fault/panic", "X-Fault-Token", "secret")
 	restart := map[string]string{"selfheal_supervisor_name": "root/workers", "selfheal_child_name": "ticker", "selfheal_restart_cause": "panic"}
 	require.Eventually(t, func() bool { return has(scrape(t, c, base), "selfheal_supervise_restarts_total", restart) },
 		5*time.Second, 20*time.Millisecond)
 
-	code, _ := call(t, c, "GET", base+"/readyz") // a probe runs the readiness checks
+	code, _ = call(t, c, "GET", base+"/readyz") // a probe runs the readiness checks
 	require.Equal(t, 200, code)
 	fams := scrape(t, c, base)
 	host := strings.TrimPrefix(down, "http://")
