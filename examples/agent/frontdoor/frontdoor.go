@@ -66,14 +66,18 @@ type Stats struct {
 }
 
 // BackendStats counts what the front door saw of one backend since it first sent
-// it a request: attempts, the attempts that failed (no response in time, or a
-// 5xx), and the total time to their response headers.
+// it a request (or since it was last forgotten, see [FrontDoor.Forget]):
+// attempts, the attempts that failed (no response in time, or a 5xx), and the
+// total time to their response headers.
 type BackendStats struct {
 	Requests, Errors int64
 	Latency          time.Duration
 }
 
-type backendCounters struct{ requests, errors, nanos atomic.Int64 }
+type backendCounters struct {
+	addr                    string // the backend's address, to forget its state by address too
+	requests, errors, nanos atomic.Int64
+}
 
 // FrontDoor is an http.Handler. It is safe for concurrent use; create it with New.
 type FrontDoor struct {
@@ -143,8 +147,8 @@ func (f *FrontDoor) Stats() Stats {
 }
 
 // BackendStats returns the counters of every backend the front door sent a
-// request to, by Backend.ID. The counters only grow: a caller that wants a rate
-// takes the difference of two calls.
+// request to and did not forget since, by Backend.ID. The counters only grow
+// until then: a caller that wants a rate takes the difference of two calls.
 func (f *FrontDoor) BackendStats() map[string]BackendStats {
 	out := map[string]BackendStats{}
 	f.backends.Range(func(k, v any) bool {
@@ -155,12 +159,43 @@ func (f *FrontDoor) BackendStats() map[string]BackendStats {
 	return out
 }
 
-func (f *FrontDoor) observe(id string, failed bool, d time.Duration) {
-	v, ok := f.backends.Load(id)
-	if !ok {
-		v, _ = f.backends.LoadOrStore(id, &backendCounters{})
+// Forget drops what the front door keeps of the backends ids (their counters, and
+// the in-flight count and ejection of their addresses): a caller whose backends
+// come and go calls it for those that went, so that the front door's memory is
+// bounded by the backends that are, not by every one there ever was. A request
+// still in flight to a forgotten backend counts it again when it ends; forget it
+// again then. Unknown ids are ignored.
+func (f *FrontDoor) Forget(ids ...string) {
+	for _, id := range ids {
+		v, ok := f.backends.LoadAndDelete(id)
+		if !ok {
+			continue
+		}
+		addr := v.(*backendCounters).addr
+		// An address another backend uses now (a port reused) keeps its state.
+		shared := false
+		f.backends.Range(func(_, o any) bool {
+			shared = o.(*backendCounters).addr == addr
+			return !shared
+		})
+		if !shared {
+			f.inflight.Delete(addr)
+			f.ejected.Delete(addr)
+		}
 	}
-	c := v.(*backendCounters)
+}
+
+// track makes sure b has counters (before its address gets any other state).
+func (f *FrontDoor) track(b Backend) *backendCounters {
+	v, ok := f.backends.Load(b.ID)
+	if !ok {
+		v, _ = f.backends.LoadOrStore(b.ID, &backendCounters{addr: b.Addr})
+	}
+	return v.(*backendCounters)
+}
+
+func (f *FrontDoor) observe(b Backend, failed bool, d time.Duration) {
+	c := f.track(b)
 	c.requests.Add(1)
 	if failed {
 		c.errors.Add(1)
@@ -193,7 +228,10 @@ func (f *FrontDoor) pick(bs []Backend, tried map[string]bool) (Backend, bool) {
 					continue
 				}
 			}
-			n := f.counter(b.Addr).Load()
+			var n int64
+			if c, ok := f.inflight.Load(b.Addr); ok {
+				n = c.(*atomic.Int64).Load()
+			}
 			if !found || n < bestN {
 				best, bestN, found = b, n, true
 			}
@@ -296,6 +334,7 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			out.Header.Set("X-Forwarded-For", ip)
 		}
+		f.track(b)
 		c := f.counter(b.Addr)
 		c.Add(1)
 		sent := time.Now()
@@ -306,7 +345,7 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = errAttemptTimeout
 		}
 		if r.Context().Err() == nil {
-			f.observe(b.ID, err != nil || resp.StatusCode >= 500, time.Since(sent))
+			f.observe(b, err != nil || resp.StatusCode >= 500, time.Since(sent))
 		}
 		if err != nil {
 			c.Add(-1)
