@@ -225,3 +225,39 @@ func TestTransportLogger(t *testing.T) {
 	}
 	assert.Equal(t, []string{"retrying", "breaker state changed"}, msgs)
 }
+
+// The middleware logs each request it sheds at Debug, with the keys of its shed
+// counter and the request's method and path.
+func TestMiddlewareShedLog(t *testing.T) {
+	var buf logBuffer
+	entered, release := make(chan struct{}), make(chan struct{})
+	m, err := heal.NewMiddleware(heal.MiddlewareConfig{MaxConcurrent: 1, Rate: 0.001, Burst: 2, Logger: buf.logger()})
+	require.NoError(t, err)
+	h := m.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { close(entered); <-release }))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/slow", nil))
+	}()
+	<-entered
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/items", nil)) // over MaxConcurrent
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/items", nil)) // over the burst
+	assert.Equal(t, http.StatusTooManyRequests, w.Code)
+	close(release)
+	<-done
+	recs := buf.records(t)
+	require.Len(t, recs, 2)
+	for i, want := range []struct{ reason, method string }{{"concurrency", "POST"}, {"rate", "GET"}} {
+		r := recs[i]
+		assert.Equal(t, "heal: request shed", r["msg"])
+		assert.Equal(t, "DEBUG", r["level"])
+		assert.Equal(t, []string{"http.request.method", "selfheal.policy.name", "selfheal.reason", "url.path"}, keys(r))
+		assert.Equal(t, want.reason, r["selfheal.reason"])
+		assert.Equal(t, want.method, r["http.request.method"])
+		assert.Equal(t, "/items", r["url.path"])
+		assert.Equal(t, "server", r["selfheal.policy.name"])
+	}
+}

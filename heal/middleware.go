@@ -59,7 +59,8 @@ type MiddlewareConfig struct {
 	// Exempt reports requests that are never shed, timed or recorded (health
 	// probes, say). Default nil: none.
 	Exempt func(*http.Request) bool
-	// Logger receives recovered panics with their stack (an Error record). Nil means
+	// Logger receives recovered panics with their stack (an Error record) and shed
+	// requests (a Debug record, "heal: request shed", with selfheal.reason). Nil means
 	// no logging, as everywhere in selfheal: a recovered panic is still counted
 	// (selfheal.heal.server.panics, [ServerSnapshot].Panics) and answered with 500.
 	Logger *slog.Logger
@@ -213,14 +214,14 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			rl = m.rlGroup.Get(m.rateKey(r))
 		}
 		if !rl.lim.AllowN(start, 1) {
-			m.shed(ctx, w, http.StatusTooManyRequests, retryAfterHeader(rl.nextToken(start)), "too many requests", m.shedRate)
+			m.shed(r, w, http.StatusTooManyRequests, retryAfterHeader(rl.nextToken(start)), "too many requests", m.shedRate, "rate")
 			return
 		}
 	}
 	n := m.inFlight.Add(1)
 	if m.maxConc > 0 && n > m.maxConc {
 		m.inFlight.Add(-1)
-		m.shed(ctx, w, http.StatusServiceUnavailable, m.retryAfter, "overloaded", m.shedConc)
+		m.shed(r, w, http.StatusServiceUnavailable, m.retryAfter, "overloaded", m.shedConc, "concurrency")
 		return
 	}
 	var tok LimitToken
@@ -228,7 +229,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		var ok bool
 		if tok, ok = m.limit.Acquire(ctx); !ok {
 			m.inFlight.Add(-1)
-			m.shed(ctx, w, http.StatusServiceUnavailable, m.retryAfter, "overloaded", m.shedConc)
+			m.shed(r, w, http.StatusServiceUnavailable, m.retryAfter, "overloaded", m.shedConc, "concurrency")
 			return
 		}
 	}
@@ -432,11 +433,16 @@ func (c *served) handlerDone(r *http.Request, p *handlerPanic, timedOut bool) {
 	m.inFlight.Add(-1)
 }
 
-func (m *Middleware) shed(ctx context.Context, w http.ResponseWriter, code int, retryAfter, msg string, c counter) {
+func (m *Middleware) shed(r *http.Request, w http.ResponseWriter, code int, retryAfter, msg string, c counter, reason string) {
+	ctx := r.Context()
 	m.shedTot.Add(1)
 	m.rec.Shed()
 	c.add(ctx, 1)
 	m.shedEv.add(ctx)
+	if m.log != nil {
+		logAt(ctx, m.log, slog.LevelDebug, msgRequestShed, "server", slog.String(string(attrReason), reason),
+			slog.String("http.request.method", r.Method), slog.String("url.path", r.URL.Path))
+	}
 	w.Header().Set("Retry-After", retryAfter)
 	http.Error(w, msg, code)
 }

@@ -126,6 +126,7 @@ const (
 	msgTimeoutExpired   = "heal: timeout expired"
 	msgFallbackUsed     = "heal: fallback used"
 	msgHedgeStarted     = "heal: hedge started"
+	msgRequestShed      = "heal: request shed"
 )
 
 // logAt logs msg at level on l with the policy's name and attrs, when l is not nil
