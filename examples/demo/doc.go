@@ -20,4 +20,18 @@
 // 12 and back to 3; a new version rolls out 3 at a time with a delay and a bad one is
 // rolled back by Swarm; the only node is drained (its tasks go pending) and
 // activated again. A real node failure cannot be shown on one engine.
+//
+// With -driver swarm-lab (Linux, as root) it plays the classic demonstration on
+// the test-host lab (.ci/docker/lab.sh: a Swarm of 3 hosts in network namespaces,
+// each its own Docker engine): 3 replicas over the 3 hosts; a worker host
+// terminated (its link cut, kill -9 of its engine and tasks) and its replica
+// rescheduled; a replacement host joining; scale to 12; a rolling update 3 at a
+// time with -update-delay between batches; a bad version rolled back. It plays the
+// steps twice, with the agent (its front door, node guard and node pool) and with
+// Swarm alone (a front door that routes as Swarm's ingress mesh would), and prints
+// them side by side. It uses the lab SELFHEAL_LAB_MANAGER names, or starts one and
+// stops it at the end (nothing left behind); it runs itself again inside the
+// manager host's network namespace, where the hosts' addresses are reachable.
+//
+//	go run ./examples/demo -driver swarm-lab [-update-delay 10s] [-passes agent,swarm]
 package main

@@ -29,7 +29,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	events := fs.String("events", "", "also write every agent event as JSON lines to this file")
 	only := fs.String("steps", "", "comma-separated substrings of the step names to play (default all)")
 	rps := fs.Int("rps", 40, "load generator requests per second through the front door")
-	drv := fs.String("driver", "local", "local (processes on virtual nodes) or docker (Docker Swarm at $SELFHEAL_DOCKER_HOST)")
+	drv := fs.String("driver", "local", "local (processes on virtual nodes), docker (Docker Swarm at $SELFHEAL_DOCKER_HOST) or swarm-lab (the classic demonstration on the test-host lab, .ci/docker/lab.sh; needs root)")
+	updateDelay := fs.Duration("update-delay", 10*time.Second, "swarm-lab: the delay between rolling update batches")
+	passes := fs.String("passes", "agent,swarm", "swarm-lab: the passes to play: agent (with the agent), swarm (Swarm alone), or agent,swarm")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -42,8 +44,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			iv = 500 * time.Millisecond
 		}
 		return runDocker(ctx, iv, *events, *only, *rps, stdout, stderr)
+	case "swarm-lab":
+		iv := *interval
+		if !set(fs, "interval") {
+			iv = time.Second
+		}
+		c := labConfig{interval: iv, updateDelay: *updateDelay, rps: *rps, events: *events,
+			agent: matches("agent", *passes), alone: matches("swarm", *passes)}
+		if !c.agent && !c.alone {
+			fmt.Fprintf(stderr, "demo: -passes %q: want agent, swarm or both\n", *passes)
+			return 2
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "demo:", err)
+			return 1
+		}
+		return runSwarmLab(ctx, c, append([]string{exe}, args...), stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "demo: -driver %q: want local or docker\n", *drv)
+		fmt.Fprintf(stderr, "demo: -driver %q: want local, docker or swarm-lab\n", *drv)
 		return 2
 	}
 

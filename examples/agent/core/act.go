@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -74,11 +75,30 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 				continue
 			}
 			m.incident = id
+			if x.Escalate != "" {
+				a.emit(eventlog.Event{Kind: eventlog.Failed, What: "verify", Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id,
+					Why: x.Escalate})
+			}
 			a.emit(eventlog.Event{Kind: eventlog.Decided, What: "replace", Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id,
 				Why: x.Why})
 			a.counted(s.name, "replace")
 			if !dry {
-				a.startInstance(s, startOpts{version: x.Version, replaces: m, incident: id, nodes: nodes})
+				a.startInstance(s, startOpts{version: x.Version, replaces: m, incident: id, avoid: x.Avoid, nodes: nodes})
+			}
+		case decide.ActEvict:
+			if m == nil {
+				continue
+			}
+			a.budget.Take(now)
+			m.incident = id
+			a.emit(eventlog.Event{Kind: eventlog.Decided, What: "replace", Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id,
+				Why: x.Why})
+			a.counted(s.name, "replace")
+			if !dry {
+				if r := x.Restart; r != nil {
+					s.pending = append(s.pending, restartReq{incident: id, node: r.Node})
+				}
+				a.stop(s, m, x.What)
 			}
 		case decide.ActRetire:
 			if m == nil {
@@ -112,7 +132,7 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 			if m == nil {
 				continue
 			}
-			m.ejectedUntil = time.Time{}
+			m.ejectedUntil, m.ejectionsSince = time.Time{}, now
 			if n := len(m.traffic); n > 0 {
 				m.traffic = m.traffic[n-1:] // judged afresh on the traffic it gets now
 			}
@@ -121,6 +141,13 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 				a.healed(eventlog.Event{What: "returned", Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id, Why: x.Why}, now)
 				m.incident = ""
 			}
+		case decide.ActDecay:
+			if m == nil {
+				continue
+			}
+			m.ejections, m.ejectionsSince = x.Ejections, x.At
+			a.emit(eventlog.Event{Kind: eventlog.Decided, What: "decay", Service: s.name, Instance: x.Instance, Node: x.Node, Why: x.Why,
+				Detail: map[string]any{"ejections": x.Ejections}})
 		case decide.ActGiveUp:
 			if m == nil {
 				continue
@@ -149,6 +176,14 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 			}
 			s.desired = x.Replicas
 			s.scaleInc = id
+			if a.orch != nil {
+				n := x.Replicas
+				a.spawn(func(ctx context.Context) {
+					if err := a.orch.Scale(ctx, s.name, n); err != nil {
+						a.emit(eventlog.Event{Kind: eventlog.Failed, What: "scale", Service: s.name, Why: err.Error()})
+					}
+				})
+			}
 		case decide.ActCrashLoop:
 			s.gaveUp = true
 			a.emit(eventlog.Event{Kind: eventlog.Failed, What: "crash-loop", Service: s.name, Incident: id, Why: x.Why})
@@ -186,6 +221,9 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 			a.emit(eventlog.Event{Kind: eventlog.Acted, What: "scale-in", Service: s.name, Instance: x.Instance, Node: x.Node,
 				Incident: id, Why: x.Why})
 			a.stop(s, m, "scale in")
+		case decide.ActBatchFailed, decide.ActBatchUpdated, decide.ActRollback, decide.ActRolloutPause, decide.ActBatchDone,
+			decide.ActBatch, decide.ActRolloutDone:
+			a.actRollout(s, now, nodes, x)
 		case decide.ActHealScale:
 			a.healed(eventlog.Event{What: "scaled", Service: s.name, Incident: id, Why: x.Why}, now)
 			s.scaleInc = ""
@@ -211,15 +249,6 @@ func (a *Agent) holdOnce(s *svc, key string, now time.Time, e eventlog.Event) {
 	}
 	s.held[key] = now
 	a.emit(e)
-}
-
-func (a *Agent) takeBudget(s *svc, now time.Time, what string) bool {
-	if a.budget.Take(now) {
-		return true
-	}
-	a.holdOnce(s, "budget", now, eventlog.Event{Kind: eventlog.Held, What: what, Service: s.name,
-		Why: fmt.Sprintf("disruption budget spent (%d per %s)", max(a.fleet.Agent.Budget.Max, 0), a.fleet.Agent.Budget.Window.Or(time.Minute))})
-	return false
 }
 
 type startOpts struct {

@@ -43,7 +43,11 @@
 //     over the window) stands far from its peers' median, over at least
 //     minRequests requests, is ejected from the front door for baseEjection times
 //     its ejections, with events that name it and the numbers; at its
-//     replaceAfter-th ejection it is replaced, surge first. Never more than
+//     replaceAfter-th ejection it is replaced, surge first. The count of
+//     ejections decays by one for every baseEjection the instance then stays in
+//     the front door (as Envoy's ejection multiplier), so an instance ejected
+//     now and then over a long life is not ejected for ever longer nor replaced
+//     for it. Never more than
 //     maxEjected of the fleet (1/3, at least one of 3) is ejected at once. Scaling
 //     reads the median instance, not the mean, and ignores ejected instances, so
 //     one slow instance never scales the fleet out.
@@ -73,10 +77,20 @@
 // driver are facts, not views, and are always handled.) In dry-run mode every
 // decision is logged and nothing is done.
 //
-// With an Orchestrator driver (Docker Swarm), the agent hands the orchestrator what
-// it does natively: restarting exited instances, the replica count, and rolling
-// updates with rollback; it still replaces instances that are unhealthy by their
-// health document, and scales on latency and saturation.
+// The replica count counts an instance and its replacement once: the old
+// instance while it runs (surge first), the replacement once the old one left,
+// even while the replacement is still starting; an exit during a replacement
+// never starts another instance besides.
+//
+// With an Orchestrator driver (Docker Swarm, Kubernetes), the same planner
+// (decide.Plan with Snapshot.Orchestrated) decides, and the agent hands the
+// orchestrator what it does natively: restarting exited instances, the replica
+// count, placement, and rolling updates with rollback. An exit is reported in an
+// incident healed when the count is met by ready instances again; an instance the
+// agent would replace (unhealthy, not ready past its timeout, an outlier again) is
+// evicted, stopped for the orchestrator to replace; outliers are ejected from the
+// front door; the autoscaler sets the orchestrator's count. No preventive
+// replacement is made (the agent cannot surge first).
 //
 // Every observation, decision and action goes to the event log (package eventlog),
 // with an incident id that ties a fault to its healing and the time both took.

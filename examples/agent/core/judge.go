@@ -234,11 +234,18 @@ func (a *Agent) snapshot(s *svc, now time.Time, nstate map[string]driver.NodeSta
 			MinLatencyGap: c.Outliers.MinLatencyGap.D(), ErrorRateGap: c.Outliers.ErrorRateGap, BaseEjection: c.Outliers.BaseEjection.D(),
 			MaxEjected: c.Outliers.MaxEjected, ReplaceAfter: c.Outliers.ReplaceAfter},
 	}
+	for id := range s.replacing {
+		snap.Replacing = append(snap.Replacing, id)
+	}
+	slices.Sort(snap.Replacing)
 	for _, r := range s.pending {
 		snap.Pending = append(snap.Pending, decide.Restart{Incident: r.incident, Node: r.node, Avoid: r.avoid, Counts: r.counts})
 	}
 	if inc := a.incs[s.scaleInc]; inc != nil {
 		snap.ScaleIncidentWhat = inc.what
+	}
+	if r := s.rollout; r != nil && a.orch == nil {
+		snap.Update = r.view()
 	}
 	for _, m := range s.members {
 		snap.Instances = append(snap.Instances, m.view(s, nstate))
@@ -256,12 +263,13 @@ func (m *member) view(s *svc, nstate map[string]driver.NodeState) decide.Instanc
 	return decide.Instance{
 		ID: m.inst.ID, Node: m.inst.Node, Version: m.inst.Version, NodeState: decide.NodeState(nstate[m.inst.Node]),
 		State: decide.InstanceState(m.inst.State), ExitReason: m.inst.ExitReason, StartedAt: m.inst.StartedAt, ExitedAt: m.inst.ExitedAt,
-		Health: m.tr.Health(), Ready: m.tr.Ready(), LastError: m.tr.LastError(), NotReadySince: m.notReadySince, NotReadyWhy: m.notReadyWhy,
+		Health: m.tr.Health(), Ready: m.tr.Ready(), ReadySince: m.readySince, LastError: m.tr.LastError(), NotReadySince: m.notReadySince, NotReadyWhy: m.notReadyWhy,
 		Stopping: m.stopping, Gone: m.gone, ReplacedBy: m.replacedBy, Replaces: m.replaces, Incident: m.incident,
 		Preventive: m.preventive, Reported: m.reported, VerifyUntil: m.verifyUntil, VerifyIncident: m.verifyInc,
 		InBatch: s.rollout != nil && s.rollout.batch[m.inst.ID],
 		Heap:    m.heap, Goroutines: m.gor,
 		Traffic: all, Recent: recent, EjectedUntil: m.ejectedUntil, Ejections: m.ejections,
+		EjectionsSince: m.ejectionsSince,
 	}
 }
 

@@ -1,9 +1,7 @@
 package core
 
 import (
-	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/selfheal-go/selfheal/examples/agent/config"
@@ -39,128 +37,80 @@ func newRollout(inc, from, to string, rollback bool, pol *config.Update) *rollou
 	return &rollout{incident: inc, from: from, to: to, rollback: rollback, pol: pol, batch: map[string]bool{}, started: time.Now()}
 }
 
-// stepRollout advances the rolling update of s; callers hold a.mu.
-func (a *Agent) stepRollout(s *svc, now time.Time, nodes []driver.Node) {
+// view is the planner's view of r.
+func (r *rollout) view() *decide.Rollout {
+	return &decide.Rollout{Incident: r.incident, From: r.from, To: r.to, Rollback: r.rollback,
+		Parallelism: r.pol.Parallelism, Delay: r.pol.Delay.D(), Monitor: r.pol.Monitor.D(), StartTimeout: r.pol.StartTimeout.D(),
+		FailureAction: r.pol.FailureAction, MaxFailureRatio: r.pol.MaxFailureRatio,
+		Batch: sortedKeys(r.batch), Starting: r.starting, NextAt: r.nextAt, Updated: r.updated, Failed: r.failed, Batches: r.batches,
+		Paused: r.paused, Started: r.started}
+}
+
+// actRollout carries out a step of the rolling update of s that the plan
+// decided (see decide.Rollout); callers hold a.mu.
+func (a *Agent) actRollout(s *svc, now time.Time, nodes []driver.Node, x decide.Action) {
 	r := s.rollout
-	if r.paused {
+	if r == nil {
 		return
 	}
 	name := "rollout"
 	if r.rollback {
 		name = "rollback"
 	}
-	if len(r.batch) > 0 || r.starting > 0 {
-		done := r.starting == 0
-		for _, id := range sortedKeys(r.batch) {
+	release := func(m *member, why string) {
+		if old := s.members[m.replaces]; old != nil {
+			old.replacedBy = ""
+		}
+		a.stop(s, m, why)
+	}
+	switch x.Kind {
+	case decide.ActBatchFailed:
+		r.failed++
+		delete(r.batch, x.Instance)
+		a.emit(eventlog.Event{Kind: eventlog.Observed, What: x.What, Service: s.name, Instance: x.Instance, Incident: r.incident, Why: x.Why})
+		if m := s.members[x.Instance]; m != nil && !m.gone {
+			release(m, name+" failure")
+		}
+	case decide.ActBatchUpdated:
+		r.updated++
+		delete(r.batch, x.Instance)
+	case decide.ActRollback:
+		a.emit(eventlog.Event{Kind: eventlog.Decided, What: "rollback", Service: s.name, Incident: r.incident, Why: x.Why})
+		a.counted(s.name, "rollback")
+		for _, id := range x.IDs {
+			if m := s.members[id]; m != nil {
+				release(m, "rollback")
+			}
+		}
+		s.version, s.prev = r.from, r.to
+		s.rollout = newRollout(r.incident, r.to, r.from, true, r.pol)
+	case decide.ActRolloutPause:
+		r.paused = true
+		a.emit(eventlog.Event{Kind: eventlog.Failed, What: name, Service: s.name, Incident: r.incident, Why: x.Why})
+	case decide.ActBatchDone:
+		r.nextAt = x.At
+		if x.Why != "" {
+			a.emit(eventlog.Event{Kind: eventlog.Acted, What: x.What, Service: s.name, Incident: r.incident, Why: x.Why})
+		}
+	case decide.ActBatch:
+		r.batches++
+		for _, id := range x.IDs {
 			m := s.members[id]
-			var fail string
-			switch {
-			case m == nil || m.gone:
-				fail = "exited"
-				if m != nil {
-					fail = "exited: " + m.inst.ExitReason
-				}
-			case m.tr.Health() == decide.Unhealthy:
-				fail = "unhealthy: " + m.tr.LastError()
-			case !m.tr.Ready() && m.readySince.IsZero() && now.Sub(m.inst.StartedAt) > r.pol.StartTimeout.D() && m.replaces != "":
-				fail = fmt.Sprintf("not ready within %s", r.pol.StartTimeout.D())
-			case !m.readySince.IsZero() && now.Sub(m.readySince) >= r.pol.Monitor.D():
-				r.updated++
-				delete(r.batch, id)
-				continue
-			default:
-				done = false
+			if m == nil {
 				continue
 			}
-			r.failed++
-			delete(r.batch, id)
-			a.emit(eventlog.Event{Kind: eventlog.Observed, What: name + "-failure", Service: s.name, Instance: id, Incident: r.incident,
-				Why: fmt.Sprintf("new instance (%s) failed: %s", r.to, fail)})
-			if m != nil && !m.gone {
-				if old := s.members[m.replaces]; old != nil {
-					old.replacedBy = ""
-				}
-				a.stop(s, m, name+" failure")
+			a.startInstance(s, startOpts{version: x.Version, replaces: m, incident: r.incident, nodes: nodes, batch: r, logOnly: true})
+			if m.replacedBy == "pending" {
+				// Placed: startInstance counts replacements, not batch starts, and
+				// the start's end counts it down.
+				r.starting++
 			}
 		}
-		if r.failed > 0 && float64(r.failed)/float64(max(1, r.failed+r.updated)) > r.pol.MaxFailureRatio {
-			switch {
-			case r.pol.FailureAction == "rollback" && !r.rollback:
-				a.emit(eventlog.Event{Kind: eventlog.Decided, What: "rollback", Service: s.name, Incident: r.incident,
-					Why: fmt.Sprintf("%d of %d new instances of %s failed (max ratio %.2f): rolling back to %s", r.failed, r.failed+r.updated, r.to, r.pol.MaxFailureRatio, r.from)})
-				a.counted(s.name, "rollback")
-				for id := range r.batch {
-					if m := s.members[id]; m != nil {
-						if old := s.members[m.replaces]; old != nil {
-							old.replacedBy = ""
-						}
-						a.stop(s, m, "rollback")
-					}
-				}
-				s.version, s.prev = r.from, r.to
-				nr := newRollout(r.incident, r.to, r.from, true, r.pol)
-				s.rollout = nr
-				return
-			case r.pol.FailureAction == "continue":
-			default:
-				r.paused = true
-				a.emit(eventlog.Event{Kind: eventlog.Failed, What: name, Service: s.name, Incident: r.incident,
-					Why: fmt.Sprintf("%d new instances failed: %s paused; update again to resume", r.failed, name)})
-				return
-			}
-		}
-		if done && len(r.batch) == 0 {
-			r.nextAt = now.Add(r.pol.Delay.D())
-			if r.pol.Delay.D() > 0 {
-				a.emit(eventlog.Event{Kind: eventlog.Acted, What: name + "-batch-done", Service: s.name, Incident: r.incident,
-					Why: fmt.Sprintf("batch %d monitored for %s; next batch in %s", r.batches, r.pol.Monitor.D(), r.pol.Delay.D())})
-			}
-		}
-		return
-	}
-	if now.Before(r.nextAt) {
-		return
-	}
-	var olds []*member
-	pendingReplacement := false
-	for _, m := range s.members {
-		if m.gone || m.stopping {
-			continue
-		}
-		if m.replaces != "" || m.replacedBy != "" {
-			pendingReplacement = true
-			continue
-		}
-		if m.inst.Version != r.to {
-			olds = append(olds, m)
-		}
-	}
-	if len(olds) == 0 {
-		if pendingReplacement {
-			return
-		}
-		why := fmt.Sprintf("every instance runs %s (%d updated, %d failed, %d batches, %s)", r.to, r.updated, r.failed, r.batches, now.Sub(r.started).Round(time.Millisecond))
-		if r.rollback {
-			why = fmt.Sprintf("rolled back from %s: every instance runs %s again (%d reverted)", r.from, r.to, r.updated)
-		}
-		ev := eventlog.Event{What: name, Service: s.name, Incident: r.incident, Why: why,
-			Detail: map[string]any{"version": r.to, "rolledBack": r.rollback}}
+		a.emit(eventlog.Event{Kind: eventlog.Acted, What: x.What, Service: s.name, Incident: r.incident, Why: x.Why})
+	case decide.ActRolloutDone:
 		s.rollout = nil
-		a.healed(ev, now)
-		return
+		a.healed(eventlog.Event{What: x.What, Service: s.name, Incident: r.incident, Why: x.Why, Detail: x.Detail}, now)
 	}
-	slices.SortFunc(olds, func(x, y *member) int { return strings.Compare(x.inst.ID, y.inst.ID) })
-	olds = olds[:min(len(olds), max(1, r.pol.Parallelism))]
-	r.batches++
-	var ids []string
-	for _, m := range olds {
-		ids = append(ids, m.inst.ID)
-		a.startInstance(s, startOpts{version: r.to, replaces: m, incident: r.incident, nodes: nodes, batch: r, logOnly: true})
-	}
-	// startInstance counted replacements, not batch starts: count them here.
-	r.starting += len(olds)
-	a.emit(eventlog.Event{Kind: eventlog.Acted, What: name + "-batch", Service: s.name, Incident: r.incident,
-		Why: fmt.Sprintf("batch %d: replacing %s with %s", r.batches, strings.Join(ids, ", "), r.to)})
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -15,14 +15,17 @@ import (
 
 // svc is the agent's state of one service; guarded by Agent.mu.
 type svc struct {
-	cfg       *config.Service
-	name      string
-	desired   int
-	version   string
-	prev      string
-	members   map[string]*member
-	seq       int
-	starting  int // plain starts in flight (not replacements)
+	cfg      *config.Service
+	name     string
+	desired  int
+	version  string
+	prev     string
+	members  map[string]*member
+	seq      int
+	starting int // plain starts in flight (not replacements)
+	// replacing: instances whose replacement's start is in flight (by id); the
+	// planner counts such a start in the place of its instance once that one left.
+	replacing map[string]bool
 	pending   []restartReq
 	restartAt time.Time
 	gaveUp    bool
@@ -69,12 +72,14 @@ type member struct {
 	notReadyInc   string
 	wasReady      bool // it was ready at least once
 	// ejectedUntil: out of the front door as an outlier until then; ejections
-	// counts its ejections; traffic holds the front door's counters of it, one
+	// counts its ejections less those forgiven since ejectionsSince (see
+	// decide.Instance); traffic holds the front door's counters of it, one
 	// sample a round over the outlier window.
-	ejectedUntil time.Time
-	ejections    int
-	traffic      []trafficSample
-	added        time.Time
+	ejectedUntil   time.Time
+	ejections      int
+	ejectionsSince time.Time
+	traffic        []trafficSample
+	added          time.Time
 	// verifyUntil: it healed an incident and is watched until then; failing
 	// within the window escalates (the next replacement goes to another node).
 	verifyUntil time.Time
@@ -92,7 +97,7 @@ func newSvc(c *config.Service) *svc {
 			Jitter: c.Restart.Jitter, CrashLoopRestarts: c.Restart.CrashLoopRestarts, Window: c.Restart.CrashLoopWindow.D()}),
 		scaler: decide.NewScaler(decide.ScalerConfig{Min: c.MinReplicas, Max: c.MaxReplicas, Tolerance: c.Scale.Tolerance,
 			UpWindow: c.Scale.UpWindow.D(), DownWindow: c.Scale.DownWindow.D(), MaxStep: c.Scale.MaxStep}),
-		held: map[string]time.Time{}, ended: map[string]time.Time{}, placing: map[string]int{}, wake: make(chan struct{}, 1),
+		held: map[string]time.Time{}, replacing: map[string]bool{}, ended: map[string]time.Time{}, placing: map[string]int{}, wake: make(chan struct{}, 1),
 		tcfg: decide.TrackerConfig{StartupGrace: c.Health.StartupGrace.D(), FailureThreshold: c.Health.FailureThreshold,
 			SuccessThreshold: c.Health.SuccessThreshold, MinUnhealthy: c.Health.MinUnhealthy.D()},
 	}
@@ -149,18 +154,26 @@ func (a *Agent) tick(ctx context.Context, s *svc) {
 	now := time.Now()
 	a.judge(s, results, now)
 	s.judgeTraffic(traffic, now)
+	if fd := a.doors[s.name]; fd != nil {
+		// The front door forgets the instances the agent no longer has: its
+		// memory is the fleet's, not every instance there ever was.
+		var gone []string
+		for id := range traffic {
+			if s.members[id] == nil {
+				gone = append(gone, id)
+			}
+		}
+		fd.Forget(gone...)
+	}
 	nstate := map[string]driver.NodeState{}
 	for _, n := range nodes {
 		nstate[n.Name] = n.State
 	}
 	if a.orch != nil {
-		a.planOrchestrated(s, now, nstate)
+		a.planOrchestrated(s, now, nodes, nstate)
 		return
 	}
 	a.act(s, now, nodes, decide.Plan(a.snapshot(s, now, nstate)))
-	if s.rollout != nil {
-		a.stepRollout(s, now, nodes)
-	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -186,9 +199,12 @@ func (a *Agent) startInstance(s *svc, o startOpts) {
 	s.placing[node]++
 	spec := driver.InstanceSpec{Service: s.name, ID: id, Version: o.version, Node: node, Command: s.cfg.Command, Env: s.cfg.Env}
 	var old string
+	if o.replaces != nil {
+		old = o.replaces.inst.ID
+		s.replacing[old] = true
+	}
 	switch {
 	case o.replaces != nil:
-		old = o.replaces.inst.ID
 		o.replaces.replacedBy = "pending"
 	case o.batch != nil:
 		o.batch.starting++
@@ -202,6 +218,7 @@ func (a *Agent) startInstance(s *svc, o startOpts) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		s.placing[node]--
+		delete(s.replacing, old)
 		switch {
 		case o.batch != nil:
 			o.batch.starting--
@@ -253,6 +270,7 @@ func (a *Agent) startInstance(s *svc, o startOpts) {
 	})
 	if !ok {
 		s.placing[node]--
+		delete(s.replacing, old)
 		switch {
 		case o.batch != nil:
 			o.batch.starting--
@@ -302,16 +320,4 @@ func (a *Agent) forget(s *svc, m *member) {
 			s.ended[id] = time.Now()
 		}
 	})
-}
-
-// autoscale feeds the load ratio to the scaler and applies its recommendation
-// (Orchestrator drivers); callers hold a.mu.
-func (a *Agent) autoscale(s *svc, now time.Time) {
-	ratio, basis := s.loadRatio()
-	snap := decide.Snapshot{Now: now, Service: s.name, Desired: s.desired, DryRun: a.fleet.Agent.DryRun, ScaleIncident: s.scaleInc,
-		Scale: &decide.ScaleView{Decision: s.scaler.Recommend(now, s.desired, ratio), Basis: basis}}
-	if inc := a.incs[s.scaleInc]; inc != nil {
-		snap.ScaleIncidentWhat = inc.what
-	}
-	a.act(s, now, nil, decide.PlanScale(snap))
 }

@@ -21,9 +21,12 @@
 // [Plan] puts them together: a pure function from a [Snapshot] of one service (its
 // instances with their verdicts and traffic, the node states, the clock) to the
 // [Action]s of one round with their reasons, in order: exits, unhealthy and
-// not-ready instances, outliers (see [OutlierConfig]), preventive replacements,
-// replacements that became ready, the autoscaler and the replica count. It reads
-// and returns values and changes nothing, so every decision is a table test.
+// not-ready instances, outliers (see [OutlierConfig]) and the decay of their
+// ejection counts, preventive replacements, replacements that became ready, the
+// autoscaler and the replica count. It reads and returns values and changes
+// nothing, so every decision is a table test. It plans for every driver: with
+// [Snapshot.Orchestrated] it leaves restarts, the count and placement to the
+// orchestrator and evicts what it would replace.
 //
 // Nothing in this package is safe for concurrent use; the agent calls it from one
 // goroutine per service.

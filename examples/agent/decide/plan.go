@@ -38,9 +38,10 @@ type Instance struct {
 	StartedAt         time.Time
 	ExitedAt          time.Time // zero: unknown
 
-	Health    Health
-	Ready     bool   // ready by its last probe
-	LastError string // of its last failed probe
+	Health     Health
+	Ready      bool      // ready by its last probe
+	LastError  string    // of its last failed probe
+	ReadySince time.Time // ready since then (zero: not ready)
 	// NotReadySince: live but not ready since then; zero when ready or not live.
 	NotReadySince time.Time
 	NotReadyWhy   string // why not ready, by its last probe
@@ -66,9 +67,13 @@ type Instance struct {
 	// line with its peers is not ejected for what the window still remembers).
 	Traffic, Recent Traffic
 	// EjectedUntil: ejected from the front door as an outlier until then (zero:
-	// not ejected); Ejections counts its ejections.
-	EjectedUntil time.Time
-	Ejections    int
+	// not ejected); Ejections counts its ejections, less those forgiven: the count
+	// decays by one for every OutlierConfig.BaseEjection the instance stays in the
+	// front door, counted from EjectionsSince (when its last ejection ended or the
+	// count last decayed), as Envoy's ejection multiplier does.
+	EjectedUntil   time.Time
+	Ejections      int
+	EjectionsSince time.Time
 }
 
 // ejected reports whether m is out of the front door as an outlier at now.
@@ -109,13 +114,27 @@ type Limits struct {
 // Snapshot is everything [Plan] looks at: one service, its instances, the node
 // states and the clock.
 type Snapshot struct {
-	Now      time.Time
-	Service  string
-	Desired  int
-	Version  string
-	DryRun   bool
-	Starting int // plain starts in flight
-	Pending  []Restart
+	Now     time.Time
+	Service string
+	Desired int
+	Version string
+	DryRun  bool
+	// Orchestrated: the driver's orchestrator (Swarm, Kubernetes) restarts
+	// exited instances, keeps the replica count and places instances itself.
+	// The plan then starts and stops nothing for the count: an exit is reported
+	// and owed a restart that the orchestrator makes (healed once the count is
+	// met by ready instances), an instance to replace is evicted (stopped for the
+	// orchestrator to replace), and no preventive replacement is made (it
+	// cannot surge first).
+	Orchestrated bool
+	Starting     int // plain starts in flight
+	// Replacing lists the instances whose replacement is starting (the driver's
+	// start in flight, the new instance not listed yet). While the instance it
+	// replaces counts toward the replica count, a replacement does not (surge
+	// first); once that instance left (exited, stopped, forgotten) the
+	// replacement counts in its place, starting or listed, exactly once.
+	Replacing []string
+	Pending   []Restart
 	// RestartAt is when the next counted restart may start; zero: not decided.
 	RestartAt time.Time
 	GaveUp    bool // the crash loop was reported
@@ -129,7 +148,10 @@ type Snapshot struct {
 	// BrokenFraction: see [Broken].
 	BrokenFraction float64
 
-	Rollout      bool          // a rolling update is in progress
+	Rollout bool // a rolling update is in progress
+	// Update is the rolling update that Plan steps (drivers that place
+	// instances; an orchestrator runs its own): nil when none is in progress.
+	Update       *Rollout
 	StartTimeout time.Duration // a replacement not ready by then is given up
 	// NotReadyTimeout: a live instance not ready for this long is replaced;
 	// <= 0 means 30 s.
@@ -171,6 +193,14 @@ const (
 	// ActEject: Instance, an outlier (What says which kind), leaves the front
 	// door until At.
 	ActEject ActionKind = "eject"
+	// ActDecay: Instance stayed in the front door, in line with its peers, for
+	// a BaseEjection since its last ejection ended (or its count last decayed):
+	// its ejection count decays to Ejections, from At on.
+	ActDecay ActionKind = "decay"
+	// ActEvict: Instance (What says why: unhealthy, not-ready, outlier) is
+	// stopped for the orchestrator to replace (Orchestrated); Restart is owed,
+	// healed when the count is met by ready instances. Spends the budget.
+	ActEvict ActionKind = "evict"
 	// ActGiveUp: Instance, a replacement, was not ready within StartTimeout: it is
 	// stopped and Old may be replaced again.
 	ActGiveUp ActionKind = "give-up"
@@ -194,6 +224,29 @@ const (
 	ActScaleIn ActionKind = "scale-in"
 	// ActHealScale: the count is met by ready instances: Incident is healed.
 	ActHealScale ActionKind = "heal-scale"
+
+	// The rolling update's steps (see [Rollout]), last in a plan.
+
+	// ActBatchFailed: Instance, a new instance of the batch, failed (Why): it
+	// leaves the batch and counts as failed; it is stopped and Old (the instance
+	// it was to replace, when set) stays.
+	ActBatchFailed ActionKind = "batch-failed"
+	// ActBatchUpdated: Instance was monitored to the end: it leaves the batch
+	// and counts as updated.
+	ActBatchUpdated ActionKind = "batch-updated"
+	// ActRollback: too many new instances failed: the batch's new instances
+	// left (IDs) are stopped, and the update is reversed to Version.
+	ActRollback ActionKind = "rollback"
+	// ActRolloutPause: too many new instances failed: the update pauses.
+	ActRolloutPause ActionKind = "rollout-pause"
+	// ActBatchDone: every new instance of the batch is judged: the next batch
+	// waits until At.
+	ActBatchDone ActionKind = "batch-done"
+	// ActBatch: a batch starts: a new instance of Version replaces each of IDs
+	// (surge first).
+	ActBatch ActionKind = "batch"
+	// ActRolloutDone: every instance runs Version: the update's incident heals.
+	ActRolloutDone ActionKind = "rollout-done"
 )
 
 // Action is one step of a [Plan], with its reason.
@@ -213,15 +266,17 @@ type Action struct {
 	Key        string     // ActHold
 	Quiet      bool       // ActExit: it was being stopped
 	Forget     bool       // ActExit
-	Restart    *Restart   // ActExit: owed; ActStart: started
+	Restart    *Restart   // ActExit, ActEvict: owed; ActStart: started
 	ReleaseOld string     // ActExit
-	Escalate   string     // ActExit: why the restart avoids the node
+	Escalate   string     // ActExit, ActReplace: why the new instance avoids the node
 	Old        string     // ActRetire, ActGiveUp: the instance replaced
 	Heal       bool       // ActRetire
 	Version    string     // ActReplace, ActStart
 	Avoid      string     // ActReplace: a node
 	Preventive bool       // ActReplace
 	Replicas   int        // ActScale
+	Ejections  int        // ActDecay: the count after the decay
+	IDs        []string   // ActBatch: the instances replaced; ActRollback: the new ones stopped
 	At         time.Time  // ActBackoff
 	DetectMs   float64    // ActExit
 	Counts     bool       // ActStart: toward the backoff
@@ -238,12 +293,15 @@ func IsNewIncident(id string) bool { return len(id) > 4 && id[:4] == "new:" }
 // order they are to be carried out, and each assumes the ones before it were.
 //
 // The order: exits; unhealthy instances replaced (unless too many look broken);
-// preventive replacements (heap or goroutine trends, degraded nodes), one at a
-// time; replacements that became ready retire the instance they replace, those not
+// not-ready instances replaced past their timeout; outliers ejected (replaced
+// when ejected again) and ejection counts decayed; preventive replacements (heap
+// or goroutine trends, degraded nodes), one at a time; replacements that became ready retire the instance they replace, those not
 // ready in time are given up; plain restarts that became ready heal; the
 // autoscaler's count; the replica count (restarts after their backoff, plain
 // starts, scale-in worst first); and a scale healed once the count is met by ready
-// instances. A rolling update is stepped by the caller after the plan.
+// instances; last, the rolling update's step (see [Rollout]). With
+// snap.Orchestrated the orchestrator restarts, keeps the count and places: see
+// [Snapshot].
 func Plan(snap Snapshot) []Action {
 	p := planner{s: snap, budget: snap.Budget, desired: snap.Desired, starting: snap.Starting,
 		pending: slices.Clone(snap.Pending), restartAt: snap.RestartAt, gaveUp: snap.GaveUp, by: map[string]*Instance{}}
@@ -256,20 +314,14 @@ func Plan(snap Snapshot) []Action {
 	p.replaceUnhealthy()
 	p.replaceNotReady()
 	p.outliers()
+	p.decay()
 	p.preventive()
 	p.replacements()
 	p.restarts()
 	p.scale()
 	p.count()
 	p.healScale()
-	return p.out
-}
-
-// PlanScale is the autoscaling step of Plan alone, for drivers whose orchestrator
-// keeps the count itself: at most one ActScale.
-func PlanScale(snap Snapshot) []Action {
-	p := planner{s: snap, desired: snap.Desired}
-	p.scale()
+	p.rollout()
 	return p.out
 }
 
@@ -285,6 +337,8 @@ type planner struct {
 	restartAt time.Time
 	gaveUp    bool
 	incs      int
+	surging   int             // replacements starting whose old instance left
+	outlying  map[string]bool // instances judged outliers this round (ejected or not)
 }
 
 func (p *planner) add(a Action) { p.out = append(p.out, a) }
@@ -349,6 +403,17 @@ func (p *planner) exits() {
 			a.DetectMs = ms(now.Sub(m.ExitedAt))
 		}
 		a.Why = "exited: " + m.ExitReason
+		if p.s.Orchestrated {
+			// The orchestrator's restart policy replaces it; the restart owed is
+			// healed when the count is met by ready instances.
+			a.Why += "; the orchestrator's restart policy replaces it"
+			a.Forget = false
+			req := Restart{Incident: a.Incident, Node: m.Node}
+			a.Restart = &req
+			p.pending = append(p.pending, req)
+			p.add(a)
+			continue
+		}
 		if old := p.by[m.Replaces]; m.Replaces != "" && old != nil {
 			old.ReplacedBy = "" // the replacement died; the old instance stays until another try
 			a.ReleaseOld = old.ID
@@ -395,12 +460,36 @@ func (p *planner) replaceUnhealthy() {
 		if a.Incident == "" {
 			a.Incident, a.Opens = p.newIncident(), "unhealthy"
 		}
+		if p.s.Now.Before(m.VerifyUntil) {
+			// A relapse seen by its probes before its exit is listed escalates as
+			// one seen by its exit does.
+			a.Avoid = m.Node
+			a.Escalate = fmt.Sprintf("it healed %s and failed again within the monitor window: escalating, the replacement goes to another node", m.VerifyIncident)
+		}
 		m.Incident = a.Incident
+		p.replace(m, a)
+	}
+}
+
+// replace adds a, the replacement of m (surge first: m is stopped once its
+// replacement is ready), or with an orchestrator, m's eviction.
+func (p *planner) replace(m *Instance, a Action) {
+	if p.s.Orchestrated {
+		a.Kind, a.Avoid, a.Escalate = ActEvict, "", ""
+		a.Why += "; stopping it for the orchestrator to replace"
 		if !p.s.DryRun {
-			m.ReplacedBy = "pending"
+			m.Stopping = true
+			req := Restart{Incident: a.Incident, Node: m.Node}
+			a.Restart = &req
+			p.pending = append(p.pending, req)
 		}
 		p.add(a)
+		return
 	}
+	if !p.s.DryRun {
+		m.ReplacedBy = "pending"
+	}
+	p.add(a)
 }
 
 // replaceNotReady: an instance live but not ready for NotReadyTimeout is
@@ -441,10 +530,7 @@ func (p *planner) replaceNotReady() {
 			a.Incident, a.Opens = p.newIncident(), "not-ready"
 		}
 		m.Incident = a.Incident
-		if !p.s.DryRun {
-			m.ReplacedBy = "pending"
-		}
-		p.add(a)
+		p.replace(m, a)
 	}
 }
 
@@ -465,7 +551,7 @@ func (p *planner) outliers() {
 		if a.Heal {
 			m.Incident = ""
 		}
-		m.EjectedUntil = time.Time{}
+		m.EjectedUntil, m.EjectionsSince = time.Time{}, now
 		p.add(a)
 	}
 	if c.Off {
@@ -491,7 +577,12 @@ func (p *planner) outliers() {
 		return // no peers to stand apart from
 	}
 	limit := c.maxEjected(len(fleet))
-	for _, o := range c.judgeOutliers(cands) {
+	found := c.judgeOutliers(cands)
+	p.outlying = map[string]bool{}
+	for _, o := range found {
+		p.outlying[o.m.ID] = true
+	}
+	for _, o := range found {
 		m := o.m
 		if ejected >= limit {
 			p.add(Action{Kind: ActHold, Key: "outlier-cap", What: "eject", Instance: m.ID,
@@ -511,11 +602,35 @@ func (p *planner) outliers() {
 		if n < c.ReplaceAfter || !p.takeBudget("replace "+m.ID) {
 			continue
 		}
-		p.add(Action{Kind: ActReplace, Instance: m.ID, Node: m.Node, What: "outlier", Incident: m.Incident, Version: m.Version, Budget: true,
+		p.replace(m, Action{Kind: ActReplace, Instance: m.ID, Node: m.Node, What: "outlier", Incident: m.Incident, Version: m.Version, Budget: true,
 			Why: fmt.Sprintf("an outlier again at its ejection %d: %s", n, o.why)})
-		if !p.s.DryRun {
-			m.ReplacedBy = "pending"
+	}
+}
+
+// decay: the ejection count of an instance that stayed in the front door for a
+// BaseEjection since its last ejection ended (or its count last decayed) decays
+// by one, as Envoy's ejection multiplier does: an instance ejected now and then
+// over a long life is not ejected for ever longer, nor replaced for it. Only on
+// evidence: it is healthy and ready, served at least MinRequests in the window
+// (since its return) and was judged in line with its peers this round; an
+// instance still slow but not judged yet (a least-request balancer sends a slow
+// instance few requests) keeps its count, and is replaced when ejected again.
+func (p *planner) decay() {
+	c := p.s.Outliers.withDefaults()
+	now := p.s.Now
+	for i := range p.insts {
+		m := &p.insts[i]
+		if m.Ejections == 0 || !m.EjectedUntil.IsZero() || !running(m) || m.EjectionsSince.IsZero() || now.Sub(m.EjectionsSince) < c.BaseEjection {
+			continue
 		}
+		if c.Off || m.Health != Healthy || !m.Ready || m.Traffic.Requests < int64(c.MinRequests) || p.outlying[m.ID] {
+			continue // no evidence that it is in line with its peers
+		}
+		m.Ejections--
+		m.EjectionsSince = now
+		p.add(Action{Kind: ActDecay, Instance: m.ID, Node: m.Node, Ejections: m.Ejections, At: now,
+			Why: fmt.Sprintf("in the front door for %s since its last ejection or decay: its ejection count decays to %d (the next ejection lasts %s)",
+				c.BaseEjection, m.Ejections, time.Duration(m.Ejections+1)*c.BaseEjection)})
 	}
 }
 
@@ -527,6 +642,9 @@ func (p *planner) preventive() {
 		if p.insts[i].Preventive && !p.insts[i].Gone {
 			inFlight = true
 		}
+	}
+	if p.s.Orchestrated {
+		return // it cannot surge first: the orchestrator keeps the count
 	}
 	lim := p.s.Limits
 	for i := range p.insts {
@@ -659,15 +777,53 @@ func (p *planner) scale() {
 	}
 }
 
+// live reports whether m is an instance that is up or coming up and not on its
+// way out.
+func live(m *Instance) bool {
+	return !m.Gone && !m.Stopping && (m.State == InstanceRunning || m.State == InstanceStarting)
+}
+
+// holds reports whether the instance id still holds its place in the replica
+// count (a replacement of it does not count until it left).
+func (p *planner) holds(id string) bool {
+	m := p.by[id]
+	return m != nil && live(m)
+}
+
+// counts reports whether m counts toward the replica count: it is live, and it
+// replaces no instance or one that left already. An instance and its replacement
+// are never both counted, and a replacement whose old instance died is never
+// missed (that started one instance too many).
+func (p *planner) counts(m *Instance) bool {
+	return live(m) && (m.Replaces == "" || !p.holds(m.Replaces))
+}
+
+// orphanStarts is the number of replacements starting (not listed yet) whose old
+// instance left: each counts in its place.
+func (p *planner) orphanStarts() int {
+	n := 0
+	for _, id := range p.s.Replacing {
+		if !p.holds(id) {
+			n++
+		}
+	}
+	return n
+}
+
 // count keeps the replica count: restarts after their backoff, plain starts, and
 // scale-in of the worst instances first.
 func (p *planner) count() {
+	if p.s.Orchestrated {
+		p.orchestratedCount()
+		return
+	}
 	now := p.s.Now
-	count := p.starting
+	p.surging = p.orphanStarts()
+	count := p.starting + p.surging
 	var active []*Instance
 	for i := range p.insts {
 		m := &p.insts[i]
-		if running(m) && m.Replaces == "" || (!m.Gone && !m.Stopping && m.State == InstanceStarting && m.Replaces == "") {
+		if p.counts(m) {
 			count++
 			active = append(active, m)
 		}
@@ -735,7 +891,7 @@ func (p *planner) count() {
 		p.pending = nil
 		p.add(Action{Kind: ActClearPending})
 	}
-	if count > p.desired && !p.s.DryRun && p.starting == 0 {
+	if count > p.desired && !p.s.DryRun && p.starting == 0 && p.surging == 0 {
 		victims := p.victims(active)
 		for _, m := range victims[:min(len(victims), count-p.desired)] {
 			m.Stopping = true
@@ -743,6 +899,29 @@ func (p *planner) count() {
 				Why: fmt.Sprintf("%d instances, %d wanted", count, p.desired)})
 		}
 	}
+}
+
+// orchestratedCount: the orchestrator keeps the count; the restarts owed (exits,
+// evictions) are healed once the count is met by ready instances.
+func (p *planner) orchestratedCount() {
+	ready := 0
+	for i := range p.insts {
+		m := &p.insts[i]
+		if p.counts(m) && m.Ready && m.State == InstanceRunning {
+			ready++
+		}
+	}
+	if ready < p.desired {
+		return
+	}
+	for _, r := range p.pending {
+		if r.Incident != "" {
+			p.add(Action{Kind: ActHealCount, What: "replaced", Incident: r.Incident,
+				Why: fmt.Sprintf("the orchestrator replaced it: %d ready instances, %d wanted", ready, p.desired)})
+		}
+	}
+	p.pending = nil
+	p.add(Action{Kind: ActClearPending})
 }
 
 // victims orders the instances to stop first on a scale-in, worst first: ejected
@@ -797,14 +976,14 @@ func (p *planner) healScale() {
 	ready, n := 0, 0
 	for i := range p.insts {
 		m := &p.insts[i]
-		if running(m) && m.Replaces == "" {
+		if p.counts(m) {
 			n++
-			if m.Ready {
+			if m.Ready && m.State == InstanceRunning {
 				ready++
 			}
 		}
 	}
-	if n == p.desired && ready == p.desired && p.starting == 0 {
+	if n == p.desired && ready == p.desired && p.starting == 0 && p.surging == 0 {
 		p.add(Action{Kind: ActHealScale, What: "scaled", Incident: p.s.ScaleIncident, Why: fmt.Sprintf("%d ready instances", ready)})
 	}
 }

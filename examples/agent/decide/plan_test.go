@@ -133,6 +133,15 @@ func brief(a decide.Action) string {
 	if a.Counts {
 		add("counts", true)
 	}
+	if len(a.IDs) > 0 {
+		add("ids", strings.Join(a.IDs, ","))
+	}
+	if a.Version != "" && a.Kind != decide.ActStart && a.Kind != decide.ActReplace && a.Kind != decide.ActEvict {
+		add("version", a.Version)
+	}
+	if a.Kind == decide.ActDecay {
+		add("ejections", a.Ejections)
+	}
 	return b.String()
 }
 
@@ -193,13 +202,53 @@ func TestPlan(t *testing.T) {
 		{"reported unhealthy, then exited, replacement under way: part of its incident",
 			snap(append(three(exited("x"), unhealthy, func(in *decide.Instance) { in.Incident, in.ReplacedBy = "web#7", "web-4" }),
 				inst("web-4", "n2", notReady, func(in *decide.Instance) { in.Replaces, in.Incident, in.StartedAt = "web-1", "web#7", t0 }))),
-			[]string{"exit web-1 what=crash inc=web#7", "start"}, []string{"already being replaced"}},
+			[]string{"exit web-1 what=crash inc=web#7", "clear-pending"}, []string{"already being replaced"}},
+		// The replacement counts in the place of the instance it replaces once that
+		// one left, exactly once: a plain start besides was one instance too many
+		// (TestARelapseEscalatesToAnotherNode failed on two instances where one was
+		// wanted).
+		{"replacement starting (not listed yet), its old instance exited: no extra start",
+			snap(three(exited("x"), unhealthy, func(in *decide.Instance) { in.Incident, in.ReplacedBy = "web#7", "pending" }),
+				func(s *decide.Snapshot) { s.Replacing = []string{"web-1"} }),
+			[]string{"exit web-1 what=crash inc=web#7", "clear-pending"}, []string{"already being replaced"}},
+		{"replacement starting, its old instance forgotten already: counted",
+			snap(three()[1:], func(s *decide.Snapshot) { s.Replacing = []string{"web-1"} }),
+			[]string{"clear-pending"}, nil},
+		{"replacement starting, its old instance running: surge, not counted",
+			snap(append(three()[1:], inst("web-1", "n1", unhealthy, func(in *decide.Instance) { in.ReplacedBy = "pending" })),
+				func(s *decide.Snapshot) { s.Replacing = []string{"web-1"}; s.Desired = 3 }),
+			[]string{"clear-pending"}, nil},
+		{"replacement starting in place of a gone instance: no scale-in until it is listed",
+			snap(append(three()[1:], inst("web-4", "n1")), func(s *decide.Snapshot) { s.Replacing = []string{"web-1"} }),
+			[]string{"clear-pending"}, nil},
+		{"replacement listed, starting, its old instance exited: counted once",
+			snap(append(three()[1:], inst("web-4", "n1", notReady, func(in *decide.Instance) {
+				in.State, in.Replaces, in.Incident, in.StartedAt = decide.InstanceStarting, "web-1", "web#7", t0
+			})), func(s *decide.Snapshot) { s.ScaleIncident = "web#5" }),
+			[]string{"clear-pending"}, nil},
+		{"replacement and its old instance both running: the old one counts, no scale-in",
+			snap(append(three(unhealthy, func(in *decide.Instance) { in.ReplacedBy = "web-4" }),
+				inst("web-4", "n1", notReady, func(in *decide.Instance) { in.Replaces, in.StartedAt = "web-1", t0 }))),
+			[]string{"clear-pending"}, nil},
+		{"handover: the replacement ready retires the old one, still three",
+			snap(append(three(unhealthy, func(in *decide.Instance) { in.ReplacedBy = "web-4" }),
+				inst("web-4", "n1", func(in *decide.Instance) { in.Replaces = "web-1" }))),
+			[]string{"retire web-4 old=web-1", "clear-pending"}, nil},
+		{"handover: the old one stopping, its replacement not ready: counted once, no start",
+			snap(append(three(func(in *decide.Instance) { in.Stopping = true }),
+				inst("web-4", "n1", notReady, func(in *decide.Instance) { in.Replaces, in.StartedAt = "web-1", t0 }))),
+			[]string{"clear-pending"}, nil},
 		{"reported unhealthy, then exited: its incident, a restart", snap(three(exited("x"), unhealthy, func(in *decide.Instance) { in.Incident = "web#7" })),
 			[]string{"exit web-1 what=crash inc=web#7 restart=n1//true", "start what=restart inc=web#7 restart=n1//true counts=true"}, nil},
 		{"a replacement died: the old instance is released, no restart",
 			snap(append(three(unhealthy, func(in *decide.Instance) { in.ReplacedBy = "web-4" }),
 				inst("web-4", "n2", exited("x"), func(in *decide.Instance) { in.Replaces = "web-1" })), func(s *decide.Snapshot) { s.Budget = 0 }),
 			[]string{"exit web-4 what=crash inc=new:1 opens=crash release=web-1", "hold what=replace web-1 key=budget", "clear-pending"}, nil},
+		{"unhealthy again within the monitor window (seen before its exit): the replacement escalates to another node",
+			snap(three(unhealthy, func(in *decide.Instance) {
+				in.VerifyUntil, in.VerifyIncident, in.Incident = t0.Add(time.Second), "web#3", "web#4"
+			})),
+			[]string{"replace web-1 what=unhealthy inc=web#4 escalate=true avoid=n1", "clear-pending"}, nil},
 		{"failed again within the monitor window: escalates to another node",
 			snap(three(exited("x"), func(in *decide.Instance) { in.VerifyUntil, in.VerifyIncident = t0.Add(time.Second), "web#3" })),
 			[]string{"exit web-1 what=crash inc=new:1 opens=crash restart=/n1/true escalate=true", "start what=restart inc=new:1 restart=/n1/true counts=true"},
@@ -234,7 +283,7 @@ func TestPlan(t *testing.T) {
 			[]string{"clear-pending"}, nil},
 		{"not ready, a rollout's new instance: the rollout judges it", snap(three(notReadyFor(time.Minute), func(in *decide.Instance) { in.InBatch = true }),
 			func(s *decide.Snapshot) { s.Rollout = true }), []string{"clear-pending"}, nil},
-		{"not ready, a replacement itself: its start timeout judges it", snap(append(three(), inst("web-4", "n1", notReadyFor(time.Minute), func(in *decide.Instance) { in.Replaces, in.StartedAt = "web-9", t0.Add(-time.Second) }))),
+		{"not ready, a replacement itself: its start timeout judges it", snap(append(three(func(in *decide.Instance) { in.ReplacedBy = "web-4" }), inst("web-4", "n1", notReadyFor(time.Minute), func(in *decide.Instance) { in.Replaces, in.StartedAt = "web-1", t0.Add(-time.Second) }))),
 			[]string{"clear-pending"}, nil},
 		{"not live: the tracker judges it, not the readiness timeout", snap(three(notReadyFor(time.Minute), suspect)), []string{"clear-pending"}, nil},
 		{"most not ready at once: a shared cause, hold still", snap([]decide.Instance{inst("web-1", "n1", notReadyFor(time.Minute)), inst("web-2", "n2", notReadyFor(time.Minute)), inst("web-3", "n3")}),
@@ -285,6 +334,40 @@ func TestPlan(t *testing.T) {
 			[]string{"eject web-1 what=outlier-slow inc=web#4 at=1m0s", "replace web-1 what=outlier inc=web#4", "clear-pending"}, []string{"ejection 2", "an outlier again at its ejection 2"}},
 		{"ejection over: back, incident healed", snap(three(func(in *decide.Instance) { in.EjectedUntil, in.Ejections, in.Incident = t0, 1, "web#4" })),
 			[]string{"return web-1 inc=web#4 heal=true", "clear-pending"}, []string{"ejection 1 ended: back in the front door"}},
+		// The ejection count decays while the instance stays in the front door.
+		{"in line with its peers a BaseEjection since its ejection ended: the count decays", snap(traffic3(10, 0, 50, func(in *decide.Instance) {
+			in.Ejections, in.EjectionsSince = 2, t0.Add(-30*time.Second)
+		})), []string{"decay web-1 at=0s ejections=1", "clear-pending"},
+			[]string{"in the front door for 30s since its last ejection or decay: its ejection count decays to 1 (the next ejection lasts 1m0s)"}},
+		{"not yet a BaseEjection: no decay", snap(traffic3(10, 0, 50, func(in *decide.Instance) {
+			in.Ejections, in.EjectionsSince = 2, t0.Add(-29*time.Second)
+		})), []string{"clear-pending"}, nil},
+		{"a configured BaseEjection", snap(traffic3(10, 0, 50, func(in *decide.Instance) {
+			in.Ejections, in.EjectionsSince = 1, t0.Add(-5*time.Second)
+		}), func(s *decide.Snapshot) { s.Outliers.BaseEjection = 5 * time.Second }), []string{"decay web-1 at=0s ejections=0", "clear-pending"}, nil},
+		{"too few requests since its return to judge it: no decay (no evidence)", snap(traffic3(10, 0, 19, func(in *decide.Instance) {
+			in.Ejections, in.EjectionsSince = 1, t0.Add(-time.Hour)
+		})), []string{"clear-pending"}, nil},
+		{"not ready: no decay", snap(traffic3(10, 0, 50, notReady, func(in *decide.Instance) {
+			in.Ejections, in.EjectionsSince = 1, t0.Add(-time.Hour)
+		})), []string{"clear-pending"}, nil},
+		{"an outlier held by the cap: no decay", snap(append(traffic3(400, 0, 50, func(in *decide.Instance) {
+			in.Ejections, in.EjectionsSince = 1, t0.Add(-time.Hour)
+		}), inst("web-4", "n1", func(in *decide.Instance) { in.EjectedUntil, in.Ejections = t0.Add(10*time.Second), 1 })),
+			func(s *decide.Snapshot) { s.Desired = 4 }),
+			[]string{"hold web-1 what=eject key=outlier-cap", "clear-pending"}, nil},
+		{"still ejected: no decay", snap(traffic3(10, 0, 50, func(in *decide.Instance) {
+			in.Ejections, in.EjectionsSince, in.EjectedUntil = 2, t0.Add(-time.Hour), t0.Add(time.Second)
+		})), []string{"clear-pending"}, nil},
+		{"its ejection ends now: back, the decay counted from now", snap(traffic3(10, 0, 50, func(in *decide.Instance) {
+			in.Ejections, in.EjectionsSince, in.EjectedUntil = 2, t0.Add(-time.Hour), t0
+		})), []string{"return web-1", "clear-pending"}, nil},
+		{"an outlier again before the decay: ejected for its whole count", snap(traffic3(400, 0, 50, func(in *decide.Instance) {
+			in.Ejections, in.EjectionsSince, in.Incident = 1, t0.Add(-time.Hour), "web#4"
+		})), []string{"eject web-1 what=outlier-slow inc=web#4 at=1m0s", "replace web-1 what=outlier inc=web#4", "clear-pending"}, nil},
+		{"an outlier after the decay to zero: its first ejection again, not replaced", snap(traffic3(400, 0, 50, func(in *decide.Instance) {
+			in.Ejections = 0
+		})), []string{"eject web-1 what=outlier-slow inc=new:1 opens=outlier at=30s", "clear-pending"}, nil},
 		{"ejected: out of the count's victims first", snap(append(three(func(in *decide.Instance) { in.EjectedUntil, in.Ejections = t0.Add(time.Second), 1 }),
 			inst("web-4", "n1", notReady))),
 			[]string{"clear-pending", "scale-in web-1 what=scale-in"}, nil},

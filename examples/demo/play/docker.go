@@ -77,6 +77,15 @@ type DockerOptions struct {
 	LoadRPS     int            // load generator rate; 0 means 40
 	Timeline    io.Writer      // where the timeline is printed; nil means nowhere
 	EventLog    io.Writer      // JSON lines of every event; nil means nowhere
+	Image       string         // the service's image; "" means DockerImage
+	Env         []string       // more environment for every task
+	// NodeGuard runs the docker driver's node guard beside the agent (the agent's
+	// nodePool): a confirmed-lost worker removed from the swarm, a node provisioned
+	// below MinNodes (Provision), the service spread onto a node that joins. Every
+	// action is an incident on the timeline.
+	NodeGuard bool
+	MinNodes  int
+	Provision func(ctx context.Context) error
 }
 
 // StartDocker starts the agent with the Swarm driver: it declares the service to
@@ -108,6 +117,9 @@ func StartDocker(ctx context.Context, o DockerOptions) (*Fleet, error) {
 	if o.LoadRPS <= 0 {
 		o.LoadRPS = 40
 	}
+	if o.Image == "" {
+		o.Image = DockerImage
+	}
 	o.Timeline = SyncWriter(o.Timeline)
 	base, err := freePorts(o.MaxReplicas)
 	if err != nil {
@@ -124,7 +136,7 @@ services:
   - name: %s
     version: v1
     image: %s
-    env: [FAULT_TOKEN=%s, DRAIN=%s]
+    env: [FAULT_TOKEN=%s, DRAIN=%s%s]
     replicas: %d
     minReplicas: 1
     maxReplicas: %d
@@ -133,7 +145,7 @@ services:
     stopGrace: %s
     health: {interval: %s, timeout: %s, failureThreshold: 2, startupGrace: 5s}
     update: {parallelism: %d, delay: %s, monitor: 2s, failureAction: rollback}
-`, o.Service, DockerImage, Token, dockerDrain(iv), o.Replicas, o.MaxReplicas, base, dockerStopGrace, iv, iv*4/5, o.Parallelism, o.UpdateDelay)
+`, o.Service, o.Image, Token, dockerDrain(iv), envList(o.Env), o.Replicas, o.MaxReplicas, base, dockerStopGrace, iv, iv*4/5, o.Parallelism, o.UpdateDelay)
 	path := filepath.Join(o.Dir, "fleet.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, err
@@ -170,6 +182,15 @@ services:
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel
 	go func() { f.done <- a.Run(rctx) }()
+	f.guardStop = func() {}
+	if o.NodeGuard {
+		stop, err := startGuard(rctx, o, a.Record)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		f.guardStop = stop
+	}
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -185,6 +206,67 @@ services:
 	}
 	f.Load = StartLoad("http://"+f.Door+"/api/hello", o.LoadRPS)
 	return f, nil
+}
+
+// envList renders env as more items of a YAML flow sequence.
+func envList(env []string) string {
+	var b strings.Builder
+	for _, e := range env {
+		fmt.Fprintf(&b, ", %q", e)
+	}
+	return b.String()
+}
+
+// startGuard runs the docker driver's node guard as the agent's nodePool does, its
+// actions recorded as incidents through rec. stop ends it and waits for it.
+func startGuard(ctx context.Context, o DockerOptions, rec func(eventlog.Event)) (stop func(), err error) {
+	var mu sync.Mutex
+	n := 0
+	g, err := docker.NewNodeGuard(docker.NodeGuardConfig{
+		Driver: o.Driver, MinNodes: o.MinNodes, Provision: o.Provision, Spread: true,
+		OnIncident: func(in docker.NodeIncident) {
+			mu.Lock()
+			n++
+			id := fmt.Sprintf("node#%d", n)
+			mu.Unlock()
+			recordNodeIncident(rec, id, in)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = g.Run(ctx)
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// Node incidents on the event log, as the agent records them (examples/agent).
+const (
+	NodeLost      = "node-lost"       // a confirmed-lost worker removed from the swarm
+	NodesBelowMin = "nodes-below-min" // a node provisioned
+	NodeJoined    = "node-joined"     // the services spread onto a node that joined
+)
+
+// recordNodeIncident turns a guard's action into an incident: decided (why, at the
+// confirmation), then acted and healed, or failed.
+func recordNodeIncident(rec func(eventlog.Event), id string, in docker.NodeIncident) {
+	what := map[string]string{docker.ActionRemove: NodeLost, docker.ActionProvision: NodesBelowMin,
+		docker.ActionSpread: NodeJoined, docker.ActionDrain: "node-pressure"}[in.Action]
+	obs := eventlog.Event{Time: in.Confirmed, Kind: eventlog.Decided, What: what, Node: in.Node, Incident: id, Why: in.Reason}
+	if !in.SilentFrom.IsZero() {
+		obs.DetectMs = float64(in.Confirmed.Sub(in.SilentFrom).Microseconds()) / 1e3
+	}
+	rec(obs)
+	if in.Err != nil {
+		rec(eventlog.Event{Kind: eventlog.Failed, What: in.Action, Node: in.Node, Incident: id, Why: in.Err.Error()})
+		return
+	}
+	rec(eventlog.Event{Time: in.Removed, Kind: eventlog.Healed, What: what, Node: in.Node, Incident: id,
+		HealMs: float64(in.Removed.Sub(in.Confirmed).Microseconds()) / 1e3})
 }
 
 // freePorts returns the first of n consecutive free loopback ports below the
@@ -213,6 +295,9 @@ func freePorts(n int) (int, error) {
 func (f *Fleet) closeDocker() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if f.guardStop != nil {
+		f.guardStop()
+	}
 	var errs []error
 	if err := f.docker.Remove(ctx, f.service); err != nil && !errors.Is(err, driver.ErrNotFound) {
 		errs = append(errs, fmt.Errorf("remove service %s: %w", f.service, err))

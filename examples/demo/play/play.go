@@ -101,6 +101,7 @@ type Fleet struct {
 	dbase     int
 	watchStop context.CancelFunc
 	watchDone chan struct{}
+	guardStop func()
 }
 
 // Start starts the agent and waits until the replicas are ready and the front
