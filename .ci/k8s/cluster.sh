@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cluster.sh: a real two-node Kubernetes built offline for the kubernetes driver's tests.
 # Control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) on loopback;
-# each node (containerd + kubelet) in a network namespace of its own (shk8s<i>, 10.214.0.<10+i>),
+# each node (containerd + kubelet) in a network namespace of its own (shk8s<i>, 10.215.0.<i>),
 # joined by a bridge in a namespace of its own (shk8sbr); nothing is added to the host's
 # network namespace. See .ci/k8s/README.md.
 #
@@ -29,7 +29,7 @@ COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 NODES="${NODES:-2}"
 TOKEN=selfheal-admin-token
 PREFIX=shk8s
-NET=10.214.0
+NET=10.215.0
 ETCD_PORT=23791
 ETCD_PEER_PORT=23801
 API_PORT=6444
@@ -118,7 +118,7 @@ bridge_up() {
 	ip -n "$BR" link set br0 up
 }
 
-node_net() { # node I: eth0 = NET.I/24 on the bridge; pods in 10.214.I.0/24 behind cni0
+node_net() { # node I: eth0 = NET.I/24 on the bridge; pods in 10.215.I.0/24 behind cni0
 	local i=$1 n="$PREFIX$1"
 	record netns "$n"
 	ip netns add "$n"
