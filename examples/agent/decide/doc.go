@@ -23,7 +23,9 @@
 // [Action]s of one round with their reasons, in order: exits, unhealthy and
 // not-ready instances, outliers (see [OutlierConfig]) and the decay of their
 // ejection counts, preventive replacements, replacements that became ready, the
-// autoscaler and the replica count. It reads and returns values and changes
+// autoscaler, the replica count and, last, the step of a rolling update
+// ([Rollout]: batches, monitor window, delay, rollback). It reads and returns
+// values and changes
 // nothing, so every decision is a table test. It plans for every driver: with
 // [Snapshot.Orchestrated] it leaves restarts, the count and placement to the
 // orchestrator and evicts what it would replace.
