@@ -348,7 +348,7 @@ func (d *Driver) fill(s *swarm.ServiceSpec, spec driver.ServiceSpec, create bool
 		}
 		c.Healthcheck = &container.HealthConfig{
 			Test:     test,
-			Interval: orDefault(h.Interval, time.Second),
+			Interval: max(orDefault(h.Interval, time.Second), d.cfg.CheckInterval),
 			// The engine's check runs a command inside the container (an exec), far
 			// slower than the agent's own HTTP probe on a loaded host: a probe timeout
 			// of a few hundred milliseconds, right for the agent, made Swarm kill

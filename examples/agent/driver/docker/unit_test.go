@@ -118,20 +118,21 @@ func TestApplyValidatesTheSpec(t *testing.T) {
 	}
 }
 
-// TestFillCheckFloors: Config.CheckTimeout and CheckRetries make the engine's own
-// health check lenient (the lab demo); a service asking for more keeps it.
+// TestFillCheckFloors: Config.CheckTimeout, CheckRetries and CheckInterval make the
+// engine's own health check lenient (the lab demo); a service asking for more keeps it.
 func TestFillCheckFloors(t *testing.T) {
 	tests := []struct {
-		name    string
-		cfg     Config
-		health  driver.HealthCheck
-		timeout time.Duration
-		retries int
+		name     string
+		cfg      Config
+		health   driver.HealthCheck
+		timeout  time.Duration
+		retries  int
+		interval time.Duration
 	}{
-		{"defaults", Config{}, driver.HealthCheck{Path: "/readyz", Timeout: 300 * time.Millisecond, Retries: 2}, 2 * time.Second, 2},
-		{"unset retries", Config{}, driver.HealthCheck{Path: "/readyz"}, 2 * time.Second, 3},
-		{"floors", Config{CheckTimeout: 5 * time.Second, CheckRetries: 4}, driver.HealthCheck{Path: "/readyz", Timeout: time.Second, Retries: 2}, 5 * time.Second, 4},
-		{"the service asks for more", Config{CheckTimeout: 5 * time.Second, CheckRetries: 4}, driver.HealthCheck{Path: "/readyz", Timeout: 8 * time.Second, Retries: 6}, 8 * time.Second, 6},
+		{"defaults", Config{}, driver.HealthCheck{Path: "/readyz", Timeout: 300 * time.Millisecond, Retries: 2}, 2 * time.Second, 2, time.Second},
+		{"unset retries", Config{}, driver.HealthCheck{Path: "/readyz", Interval: 500 * time.Millisecond}, 2 * time.Second, 3, 500 * time.Millisecond},
+		{"floors", Config{CheckTimeout: 5 * time.Second, CheckRetries: 4, CheckInterval: 2 * time.Second}, driver.HealthCheck{Path: "/readyz", Interval: time.Second, Timeout: time.Second, Retries: 2}, 5 * time.Second, 4, 2 * time.Second},
+		{"the service asks for more", Config{CheckTimeout: 5 * time.Second, CheckRetries: 4, CheckInterval: 2 * time.Second}, driver.HealthCheck{Path: "/readyz", Interval: 3 * time.Second, Timeout: 8 * time.Second, Retries: 6}, 8 * time.Second, 6, 3 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,6 +142,7 @@ func TestFillCheckFloors(t *testing.T) {
 			h := s.TaskTemplate.ContainerSpec.Healthcheck
 			assert.Equal(t, tt.timeout, h.Timeout)
 			assert.Equal(t, tt.retries, h.Retries)
+			assert.Equal(t, tt.interval, h.Interval)
 		})
 	}
 }
