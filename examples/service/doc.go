@@ -23,8 +23,8 @@
 //
 //	GET /metrics    every instrument, in the Prometheus text format: selfheal_*
 //	                (TELEMETRY.md names them; dots become underscores, counters end
-//	                in _total, seconds in _seconds), http_server_* and http_client_*
-//	                (otelhttp), and target_info (the resource). GET or HEAD only, no
+//	                in _total, seconds in _seconds), http_server_* (otelhttp), and
+//	                target_info (the resource). GET or HEAD only, no
 //	                query, no body (else 405 or 400), two scrapes at a time.
 //
 // Traces go over OTLP/HTTP only when OTEL_EXPORTER_OTLP_ENDPOINT (or
@@ -33,9 +33,12 @@
 // whose default is $SERVICE, which the agent's drivers set, else "selfheal-demo"),
 // service.instance.id (-id) and service.version (-version), and
 // OTEL_RESOURCE_ATTRIBUTES adds to them. Each request but the probes and /metrics gets
-// a server span that continues the caller's W3C traceparent; the downstream call is
-// its client span, with the transport's retry attempts (selfheal.retry.attempt) under
-// it, and the health checks' runs are spans of their own (selfheal.health.check). The
+// a server span that continues the caller's W3C traceparent; each attempt of the
+// downstream call is a client span of the heal Transport's
+// (selfheal.heal.transport.attempt; a retry's under its selfheal.retry.attempt span)
+// whose traceparent the downstream continues (the service installs W3C Trace Context
+// as the global propagator, through which the Transport injects), and the health
+// checks' runs are spans of their own (selfheal.health.check). The
 // agent's action spans name the instance they started or stopped
 // (selfheal.agent.instance): that is this process's service.instance.id, the key from
 // an incident to this service's spans.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -176,19 +177,21 @@ func serve(ctx context.Context, o options, log *slog.Logger, ready chan<- string
 		return err
 	}
 	tr, err := heal.NewTransport(heal.TransportConfig{
-		Name:    "downstream",
-		Base:    &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 10 * time.Second},
-		Breaker: breaker.GroupConfig{Breaker: breaker.Config{MeterProvider: mp, TracerProvider: tp}},
-		Retry: retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond}),
-			MeterProvider: mp, TracerProvider: tp},
+		Name:          "downstream",
+		Base:          &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 10 * time.Second},
+		Breaker:       breaker.GroupConfig{},
+		Retry:         retry.Config{MaxAttempts: 3, Backoff: retry.Exponential(retry.ExponentialConfig{InitialDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond})},
+		MeterProvider: mp, TracerProvider: tp, // the breakers' and the retries' too
 	})
 	if err != nil {
 		return err
 	}
-	// The client span of each downstream request is the parent of the transport's
-	// retry attempts, and its trace context travels in the traceparent header.
-	client := &http.Client{Timeout: o.timeout, Transport: otelhttp.NewTransport(tr,
-		otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(obs.Propagator))}
+	// Each attempt of a downstream request is a client span of the transport's
+	// (selfheal.heal.transport.attempt, under the request's server span), whose
+	// context the transport injects through the global propagator: the service, an
+	// application, installs W3C Trace Context there (the library never does).
+	otel.SetTextMapPropagator(obs.Propagator)
+	client := &http.Client{Timeout: o.timeout, Transport: tr}
 
 	heartbeat := health.NewHeartbeat(3 * time.Second)
 	root, err := supervise.New(supervise.Config{Name: "root", Logger: log, MeterProvider: mp, TracerProvider: tp})

@@ -19,25 +19,33 @@ import (
 	"github.com/selfheal-go/selfheal/examples/internal/obs/otlptest"
 )
 
-// flaky is a downstream whose every other request fails with 503: each
-// /api/hello then takes a retry.
-func flaky(t *testing.T) string {
-	url, _ := flakyGated(t)
-	return url
-}
-
+// flakyGated is a downstream whose every other request fails with 503 (each
+// /api/hello then takes a retry), and which records each request's traceparent.
 // gate, when set, holds the downstream's requests: each one sends on arrived,
 // then waits for release to be closed.
 type gate struct {
 	on      atomic.Bool
 	arrived chan struct{}
 	release chan struct{}
+
+	mu      sync.Mutex
+	parents []string // the traceparent of each request
+}
+
+func (g *gate) traceparents() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.parents...)
 }
 
 func flakyGated(t *testing.T) (string, *gate) {
+	t.Helper()
 	var n atomic.Int64
 	g := &gate{arrived: make(chan struct{}, 16), release: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		g.parents = append(g.parents, r.Header.Get("traceparent"))
+		g.mu.Unlock()
 		if g.on.Load() {
 			g.arrived <- struct{}{}
 			<-g.release
@@ -190,7 +198,7 @@ func TestTracesOverOTLP(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
 	t.Setenv("OTEL_SERVICE_NAME", "")
 	t.Setenv("SERVICE", "web")
-	down := flaky(t)
+	down, g := flakyGated(t)
 	base, c, stop := start(t, "v2", "-downstream", down, "-id", "web-2")
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	code, _ := call(t, c, "GET", base+"/api/hello", "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
@@ -206,19 +214,29 @@ func TestTracesOverOTLP(t *testing.T) {
 	assert.Equal(t, "web-2", server.Resource["service.instance.id"])
 	assert.Equal(t, "v2", server.Resource["service.version"])
 
-	attempt := rcv.Wait(t, time.Second, func(s otlptest.Span) bool { return s.Name == "selfheal.retry.attempt" })
-	assert.Equal(t, traceID, attempt.TraceID)
-	assert.Equal(t, "2", attempt.Attrs["selfheal.attempt"])
-	client := rcv.Wait(t, time.Second, func(s otlptest.Span) bool { return s.SpanID == attempt.ParentSpanID })
-	assert.Equal(t, server.SpanID, client.ParentSpanID, "the downstream call's client span is the request's child")
+	// The first attempt is the request's child; the retry is a retry attempt span
+	// with the second attempt's client span under it.
+	first := rcv.Wait(t, time.Second, func(s otlptest.Span) bool {
+		return s.Name == "selfheal.heal.transport.attempt" && s.ParentSpanID == server.SpanID
+	})
+	assert.Equal(t, traceID, first.TraceID)
+	assert.True(t, first.Error, "the first attempt got a 503")
+	retry := rcv.Wait(t, time.Second, func(s otlptest.Span) bool { return s.Name == "selfheal.retry.attempt" })
+	assert.Equal(t, server.SpanID, retry.ParentSpanID)
+	assert.Equal(t, "2", retry.Attrs["selfheal.attempt"])
+	second := rcv.Wait(t, time.Second, func(s otlptest.Span) bool {
+		return s.Name == "selfheal.heal.transport.attempt" && s.ParentSpanID == retry.SpanID
+	})
+	// The downstream saw each attempt's own span as its parent (W3C traceparent).
+	assert.Equal(t, []string{"00-" + traceID + "-" + first.SpanID + "-01", "00-" + traceID + "-" + second.SpanID + "-01"}, g.traceparents())
 	var retried bool
-	for _, e := range client.Events {
+	for _, e := range server.Events {
 		if e.Name == "selfheal.retry.retry" {
 			retried = true
 			assert.Equal(t, "1", e.Attrs["selfheal.attempt"])
 		}
 	}
-	assert.True(t, retried, "selfheal.retry.retry on the client span: %+v", client.Events)
+	assert.True(t, retried, "selfheal.retry.retry on the request's span: %+v", server.Events)
 
 	check := rcv.Wait(t, time.Second, func(s otlptest.Span) bool {
 		return s.Name == "selfheal.health.check" && s.Attrs["selfheal.check.name"] == "worker:heartbeat"
