@@ -192,9 +192,10 @@
 // no logging). A policy logs what it does to a call, at Debug, with the keys of its
 // metrics: "heal: bulkhead rejected", "heal: rate limit rejected", "heal: limit
 // rejected", "heal: timeout expired", "heal: fallback used" (with error.type and the
-// error) and "heal: hedge started" (with selfheal.attempt). The Transport's and the
-// Pipeline's Logger serve every breaker, retry policy and stage whose own config has
-// none.
+// error) and "heal: hedge started" (with selfheal.attempt); the Middleware "heal:
+// request shed" (with selfheal.reason) at Debug and "heal: handler panicked" at
+// Error. The Transport's and the Pipeline's Logger serve every breaker, retry policy
+// and stage whose own config has none.
 //
 // Hooks are function fields, nil meaning none, that must not block: OnReject
 // (Bulkhead, RateLimit, AdaptiveLimit) on the refused caller's goroutine;
