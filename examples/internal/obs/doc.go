@@ -42,6 +42,7 @@
 // (its service.name, service.instance.id, service.version). Spans are batched;
 // the shutdown function flushes them, within the context it is given.
 //
-// The propagator is W3C Trace Context ([Propagator]), passed to the HTTP
-// instrumentation explicitly rather than installed as the global one.
+// The propagator is W3C Trace Context ([Propagator]). The package installs nothing
+// global; the demo service, an application, installs it as the global propagator,
+// through which the heal Transport injects each attempt's span context.
 package obs
