@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/selfheal-go/selfheal/examples/agent/config"
 	"github.com/selfheal-go/selfheal/examples/agent/core"
 )
 
@@ -26,7 +27,11 @@ import (
 func dashRun(t *testing.T) (*run, *httptest.Server) {
 	t.Helper()
 	dir := t.TempDir()
-	r := start(t, fleetFile(t, dir, 2, ""), true)
+	f := fleetFile(t, dir, 2, "")
+	// The page's verdict must not see false alarms: a loaded machine turned
+	// 100 ms probes into timeouts (both instances unhealthy, the page "down").
+	f.Services[0].Health.Timeout = config.Duration(time.Second)
+	r := start(t, f, true)
 	t.Cleanup(func() { r.stop(t); noLeftovers(t, dir) })
 	require.Eventually(t, ready(r.a, 2), 15*time.Second, 20*time.Millisecond)
 	srv := httptest.NewServer(r.a.Handler())
