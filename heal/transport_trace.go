@@ -37,8 +37,12 @@ func (t *Transport) startAttempt(ctx context.Context, req *http.Request, n int) 
 			attrs = append(attrs, telemetry.KeyServerPort.Int(port))
 		}
 	}
-	return t.tracer.Start(ctx, spanTransportAttempt, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	return t.tracer.Start(ctx, spanTransportAttempt, clientKind, trace.WithAttributes(attrs...))
 }
+
+// clientKind is the span kind option of the attempts, made once (an option is an
+// interface value: made on each call, it would cost an allocation).
+var clientKind = trace.WithSpanKind(trace.SpanKindClient)
 
 // endAttempt ends an attempt's span with its response's status (an Error status and
 // error.type the status code from 400 up, as the conventions say of client spans) or
