@@ -32,7 +32,9 @@ func TestLabDemo(t *testing.T) {
 		t.Skip("SELFHEAL_LAB_MANAGER is not set: no test-host lab (start one with: eval \"$(bash .ci/docker/lab.sh start)\")")
 	}
 	// the test inside ends on its own (cleaning up) before the one outside gives up
-	limit := 8 * time.Minute
+	// (4 minutes on a quiet machine, 8 at load average 50; go test's -timeout in
+	// .ci/test is 15m per package)
+	limit := 14 * time.Minute
 	if os.Getenv(labInside) != "" {
 		limit -= time.Minute
 	}
@@ -61,13 +63,15 @@ func TestLabDemo(t *testing.T) {
 		assert.Greater(t, r.Requests, 50, "too few requests to judge %q", r.Step)
 	}
 	lostA, lostS := agent[1], alone[1]
-	// Swarm alone waits for missed heartbeats (5 s period); the agent removes the
-	// node once its probes confirm the loss (3 s here unloaded; loaded CI stretches it).
-	assert.Greater(t, lostS.Heal, 5*time.Second, "Swarm alone")
-	assert.Less(t, lostA.Heal, 8*time.Second, "with the agent")
-	assert.Less(t, lostA.Heal, lostS.Heal)
+	// Swarm alone waits for missed heartbeats (5 s period) before it shows the node
+	// down; the agent's node guard confirms the loss in 3 rounds of 250 ms (TCP
+	// connects, answered by the kernel: a loaded machine hardly slows them). The time
+	// to run elsewhere adds the new task's start and first health check, which load
+	// stretches in both passes alike (3.8 s with the agent at load 10, 8.8 s at 42).
+	assert.Greater(t, lostS.Detect, 5*time.Second, "Swarm alone")
 	assert.Positive(t, lostA.Detect)
-	assert.Less(t, lostA.Detect, lostA.Heal)
+	assert.Less(t, lostA.Detect, 3*time.Second, "with the agent")
+	assert.Less(t, lostA.Heal, lostS.Heal)
 	// the replacement host takes replicas with the agent only
 	assert.Positive(t, agent[2].Heal, agent[2].Note)
 	assert.Zero(t, alone[2].Heal, alone[2].Note)

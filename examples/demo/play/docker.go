@@ -77,8 +77,12 @@ type DockerOptions struct {
 	LoadRPS     int            // load generator rate; 0 means 40
 	Timeline    io.Writer      // where the timeline is printed; nil means nowhere
 	EventLog    io.Writer      // JSON lines of every event; nil means nowhere
-	Image       string         // the service's image; "" means DockerImage
-	Env         []string       // more environment for every task
+	// ProbeTimeout is the agent's probe timeout; 0 means 4/5 of Interval.
+	ProbeTimeout time.Duration
+	// FailureThreshold is how many probes must fail in a row; 0 means 2.
+	FailureThreshold int
+	Image            string   // the service's image; "" means DockerImage
+	Env              []string // more environment for every task
 	// NodeGuard runs the docker driver's node guard beside the agent (the agent's
 	// nodePool): a confirmed-lost worker removed from the swarm, a node provisioned
 	// below MinNodes (Provision), the service spread onto a node that joins. Every
@@ -120,6 +124,12 @@ func StartDocker(ctx context.Context, o DockerOptions) (*Fleet, error) {
 	if o.Image == "" {
 		o.Image = DockerImage
 	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = o.Interval * 4 / 5
+	}
+	if o.FailureThreshold <= 0 {
+		o.FailureThreshold = 2
+	}
 	o.Timeline = SyncWriter(o.Timeline)
 	base, err := freePorts(o.MaxReplicas)
 	if err != nil {
@@ -143,9 +153,9 @@ services:
     basePort: %d
     frontDoor: 127.0.0.1:0
     stopGrace: %s
-    health: {interval: %s, timeout: %s, failureThreshold: 2, startupGrace: 5s}
+    health: {interval: %s, timeout: %s, failureThreshold: %d, startupGrace: 5s}
     update: {parallelism: %d, delay: %s, monitor: 2s, failureAction: rollback}
-`, o.Service, o.Image, Token, dockerDrain(iv), envList(o.Env), o.Replicas, o.MaxReplicas, base, dockerStopGrace, iv, iv*4/5, o.Parallelism, o.UpdateDelay)
+`, o.Service, o.Image, Token, dockerDrain(iv), envList(o.Env), o.Replicas, o.MaxReplicas, base, dockerStopGrace, iv, o.ProbeTimeout, o.FailureThreshold, o.Parallelism, o.UpdateDelay)
 	path := filepath.Join(o.Dir, "fleet.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, err

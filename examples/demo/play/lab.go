@@ -64,10 +64,11 @@ const (
 // NewLabDocker returns the Swarm driver for the lab's manager at host and checks
 // that it answers. Nothing is built: the lab's hosts have LabImage loaded.
 func NewLabDocker(ctx context.Context, host string) (*docker.Driver, error) {
-	// Lenient engine checks (5 s, 4 in a row): on a loaded machine the exec'd check
-	// times out and Swarm would kill healthy tasks; the agent judges health itself.
+	// Lenient engine checks (every 2 s, 5 s, 4 in a row): on a loaded machine the
+	// exec'd check times out and Swarm would kill healthy tasks; the agent judges
+	// health itself.
 	d, err := docker.New(docker.Config{Host: host, CallTimeout: 10 * time.Second, StopGrace: dockerStopGrace, HealthStartPeriod: 3 * time.Second,
-		CheckTimeout: 5 * time.Second, CheckRetries: 4})
+		CheckTimeout: 5 * time.Second, CheckRetries: 4, CheckInterval: labCheckInterval})
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +81,18 @@ func NewLabDocker(ctx context.Context, host string) (*docker.Driver, error) {
 	}
 	return d, nil
 }
+
+// labCheckInterval is the least interval of the engine's own health check on the
+// lab (docker.Config.CheckInterval).
+const labCheckInterval = 2 * time.Second
+
+// labProbeTimeout and labFailureThreshold are the agent's probe timeout and how many
+// probes must fail in a row on the lab: its hosts share this machine's cores with
+// everything else, and a loaded machine answers slowly, not wrongly.
+const (
+	labProbeTimeout     = 2 * time.Second
+	labFailureThreshold = 3
+)
 
 // labRun is one pass of the lab's steps, with the agent or with Swarm alone.
 type labRun struct {
@@ -189,7 +202,7 @@ func (r *labRun) start(ctx context.Context) (Result, error) {
 		f, err := StartDocker(ctx, DockerOptions{Driver: r.d, Dir: r.o.Dir, Service: "web", Interval: r.o.Interval,
 			Replicas: r.o.Replicas, MaxReplicas: r.o.ScaleTo, Parallelism: r.o.Parallelism, UpdateDelay: r.o.UpdateDelay,
 			LoadRPS: r.o.LoadRPS, Timeline: r.tl, EventLog: r.o.EventLog, Image: r.o.Image,
-			Env:       []string{"LISTEN_HOST=0.0.0.0"},
+			Env: []string{"LISTEN_HOST=0.0.0.0"}, ProbeTimeout: labProbeTimeout, FailureThreshold: labFailureThreshold,
 			NodeGuard: true, MinNodes: 3, Provision: func(ctx context.Context) error {
 				_, err := r.o.Lab(ctx, "add-host")
 				return err
@@ -208,7 +221,7 @@ func (r *labRun) start(ctx context.Context) (Result, error) {
 		pol := driver.UpdatePolicy{Parallelism: r.o.Parallelism, Delay: r.o.UpdateDelay, Monitor: 2 * time.Second, FailureAction: "rollback"}
 		r.spec = driver.ServiceSpec{Name: r.service, Version: "v1", Image: r.o.Image, Replicas: r.o.Replicas, BasePort: base,
 			Env:    []string{"LISTEN_HOST=0.0.0.0", drain},
-			Health: driver.HealthCheck{Path: "/readyz", Interval: r.o.Interval, Timeout: r.o.Interval * 4 / 5, Retries: 2},
+			Health: driver.HealthCheck{Path: "/readyz", Interval: r.o.Interval, Timeout: labProbeTimeout, Retries: labFailureThreshold},
 			Update: pol, Rollback: pol}
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = r.d.Apply(actx, r.spec)
