@@ -227,7 +227,7 @@ func labPasses(ctx context.Context, c labConfig, stdout, stderr io.Writer) (agen
 			return nil, nil, err
 		}
 		o.Agent, o.Dir = true, dir
-		fmt.Fprintf(stdout, "\n== with the agent: its front door, node guard and node pool (min 3 ready nodes); probes and HEALTHCHECK every %s, %d req/s\n", c.interval, c.rps)
+		fmt.Fprintf(stdout, "\n== with the agent: its front door, node guard and node pool (min 3 ready nodes); probes every %s, Docker's HEALTHCHECK at least every 2s, %d req/s\n", c.interval, c.rps)
 		agent, err = play.PlayLab(ctx, o)
 		o.Driver.Close() // the agent's fleet closed it too: closing twice is fine
 		if err != nil {
