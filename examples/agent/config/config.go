@@ -124,7 +124,7 @@ type Fleet struct {
 
 // Agent is the agent's own settings.
 type Agent struct {
-	Driver string `yaml:"driver"` // "local" (default) or "docker"
+	Driver string `yaml:"driver"` // "local" (default), "docker" or "kubernetes" (examples/k8s/agent)
 	Listen string `yaml:"listen"` // status endpoint address; "" means 127.0.0.1:7070, "off" means none
 	// TokenFile holds the token that the control API requires (Authorization:
 	// Bearer <token>); required when Listen is not a loopback address, "" means
@@ -156,7 +156,7 @@ type Service struct {
 	Name    string   `yaml:"name"`    // required; lowercase letters, digits and dashes
 	Version string   `yaml:"version"` // the version to run; "" means "v1"
 	Command []string `yaml:"command"` // argv (local driver; required there); placeholders {port} {id} {version} {node} {service}
-	Image   string   `yaml:"image"`   // image (docker driver; required there); may use {version}
+	Image   string   `yaml:"image"`   // image (docker and kubernetes drivers; required there); may use {version}
 	Env     []string `yaml:"env"`     // KEY=value
 
 	Replicas    int `yaml:"replicas"`    // 0 means minReplicas
@@ -486,9 +486,9 @@ func bad(field, format string, args ...any) error {
 
 func (f *Fleet) check() error {
 	switch f.Agent.Driver {
-	case "", "local", "docker":
+	case "", "local", "docker", "kubernetes":
 	default:
-		return bad("agent.driver", "must be local or docker, not %q", f.Agent.Driver)
+		return bad("agent.driver", "must be local, docker or kubernetes, not %q", f.Agent.Driver)
 	}
 	if a := f.Agent.Listen; a != "" && a != "off" {
 		host, _, err := net.SplitHostPort(a)
@@ -541,9 +541,9 @@ func (f *Fleet) check() error {
 			return bad(p+".name", "duplicate service %q", s.Name)
 		}
 		names[s.Name] = true
-		if f.Agent.Driver == "docker" {
+		if f.Agent.Driver == "docker" || f.Agent.Driver == "kubernetes" {
 			if s.Image == "" {
-				return bad(p+".image", "required with the docker driver")
+				return bad(p+".image", "required with the "+f.Agent.Driver+" driver")
 			}
 		} else if len(s.Command) == 0 {
 			return bad(p+".command", "required with the local driver")
