@@ -85,6 +85,7 @@ type Agent struct {
 	live     chan struct{} // a slot per live page (MaxLiveClients)
 	liveStop chan struct{} // closed by CloseLive
 	liveOnce sync.Once
+	snaps    snapshots // the status page and JSON, rendered (snapshot.go)
 	actx     context.Context
 	actions  sync.WaitGroup
 	running  atomic.Bool

@@ -1,8 +1,8 @@
 package core
 
 import (
+	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -50,10 +50,15 @@ var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		// Served from memory while fresh (see snapshotMaxAge).
+		ctx := context.WithoutCancel(r.Context())
+		b, err := a.rendered(r.Context(), "status", func() ([]byte, error) { return a.statusJSON(ctx) })
+		if err != nil {
+			http.Error(w, "agent: status: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(a.Status(r.Context(), 100))
+		_, _ = w.Write(b)
 	})
 	a.routeDashboard(mux)
 	control := func(fn func(r *http.Request) (string, error)) http.HandlerFunc {
@@ -67,6 +72,7 @@ func (a *Agent) Handler() http.Handler {
 				return
 			}
 			msg, err := fn(r)
+			a.snaps.invalidate() // the next read shows what the command did
 			if err != nil {
 				code := http.StatusBadRequest
 				if errors.Is(err, ErrBusy) {

@@ -177,14 +177,20 @@ var tmpl = template.Must(template.New("").Funcs(funcs).ParseFS(webFS, "web/*.htm
 // nothing but a 500).
 func render(w http.ResponseWriter, name string, data any) {
 	var b bytes.Buffer
-	if err := tmpl.ExecuteTemplate(&b, name, data); err != nil {
+	err := tmpl.ExecuteTemplate(&b, name, data)
+	writeHTML(w, b.Bytes(), err)
+}
+
+// writeHTML answers a rendering, or 500 when it failed.
+func writeHTML(w http.ResponseWriter, b []byte, err error) {
+	if err != nil {
 		http.Error(w, "agent: render: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
-	_, _ = w.Write(b.Bytes())
+	_, _ = w.Write(b)
 }
 
 func badQuery(w http.ResponseWriter, err error) {
@@ -230,7 +236,14 @@ func (a *Agent) routeDashboard(mux *http.ServeMux) {
 			badQuery(w, err)
 			return
 		}
-		render(w, "page", a.dashboardView(r.Context(), q.Window))
+		// Served from memory while fresh (see snapshotMaxAge).
+		ctx := context.WithoutCancel(r.Context())
+		b, err := a.rendered(r.Context(), "page?window="+q.Window.String(), func() ([]byte, error) {
+			var b bytes.Buffer
+			err := tmpl.ExecuteTemplate(&b, "page", a.dashboardView(ctx, q.Window))
+			return b.Bytes(), err
+		})
+		writeHTML(w, b, err)
 	})
 	mux.HandleFunc("GET /live", a.serveLive)
 	history := func(incs, asJSON bool) http.HandlerFunc {

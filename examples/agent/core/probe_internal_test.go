@@ -130,6 +130,14 @@ func TestProbeAllStopsWithContext(t *testing.T) {
 	})
 }
 
+// starved is how many connections more than one per instance the tests of kept-alive
+// connections allow: Go's HTTP/1.1 transport does not reuse a connection whose
+// request it has not seen written within 50 ms of the answer
+// (maxWriteWaitBeforeConnReuse), which happens now and then on a starved machine
+// (load average 47 on 2 cores: 21 connections for 20 instances, 1 run in 3). A
+// connection per request, what the tests guard against, is hundreds.
+const starved = 2
+
 // Rounds of probes reuse their connections: each instance accepts one connection,
 // however many rounds probe it.
 func TestProbesKeepConnectionsAlive(t *testing.T) {
@@ -158,7 +166,7 @@ func TestProbesKeepConnectionsAlive(t *testing.T) {
 			require.True(t, r.live && r.ready, "%s: %s", r.id, r.err)
 		}
 	}
-	assert.Equal(t, int64(n), accepted.Load(), "connections accepted over 5 rounds of %d instances", n)
+	assert.LessOrEqual(t, accepted.Load(), int64(n+starved), "connections accepted over 5 rounds of %d instances", n)
 }
 
 // Probes that time out do not cost connections: a fleet whose instances answer
@@ -229,7 +237,7 @@ func TestProbeTimeoutsKeepConnections(t *testing.T) {
 			require.True(t, r.live && r.ready, "%s: %s", r.id, r.err)
 		}
 	}
-	assert.Equal(t, int64(n), accepted.Load(), "connections accepted, over 7 rounds of %d instances with 4 timing out", n)
+	assert.LessOrEqual(t, accepted.Load(), int64(n+starved), "connections accepted, over 7 rounds of %d instances with 4 timing out", n)
 }
 
 // A request that outlives its probe is given up after lateLimit, or when the run

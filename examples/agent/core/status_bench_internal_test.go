@@ -1,6 +1,8 @@
 package core
 
 import (
+	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -38,6 +40,23 @@ func BenchmarkStatusPages(b *testing.B) {
 			id := "web-" + strconv.Itoa(i)
 			s.members[id] = s.newMember(driver.Instance{ID: id, Service: "web", Node: "node-1", Addr: "127.0.0.1:1", State: driver.StateRunning, StartedAt: now}, now)
 		}
+		// The renderings themselves (what a request pays when none is in memory).
+		b.Run("N="+strconv.Itoa(n)+"/render/", func(b *testing.B) {
+			for b.Loop() {
+				var buf bytes.Buffer
+				if err := tmpl.ExecuteTemplate(&buf, "page", a.dashboardView(context.Background(), defaultWindow)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("N="+strconv.Itoa(n)+"/render/status", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := a.statusJSON(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		// Requests, served from memory (see snapshotMaxAge).
 		h := a.Handler()
 		for _, p := range []string{"/", "/status"} {
 			b.Run("N="+strconv.Itoa(n)+p, func(b *testing.B) {
