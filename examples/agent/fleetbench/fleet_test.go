@@ -218,6 +218,27 @@ func steadyWindow(b *testing.B) time.Duration {
 	return 10 * time.Second
 }
 
+// statusSamples is how many times the status page and the JSON are fetched.
+const statusSamples = 100
+
+// loadavg is the machine's load average over 1, 5 and 15 minutes.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func load1() float64 {
+	v, _ := strconv.ParseFloat(strings.Fields(loadavg())[0], 64)
+	return v
+}
+
 func BenchmarkFleet(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run("N="+strconv.Itoa(n), func(b *testing.B) {
@@ -267,6 +288,9 @@ services:
 	deadline := time.Now().Add(30 * time.Second)
 	for len(a.Backends("web")) < n {
 		if time.Now().After(deadline) {
+			for _, e := range ev.Recent(10) {
+				b.Logf("  %s %s %s %s: %s", e.Kind, e.What, e.Service, e.Instance, e.Why)
+			}
 			b.Fatalf("%d of %d instances ready after 30s", len(a.Backends("web")), n)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -282,7 +306,29 @@ services:
 	g0 := runtime.NumGoroutine()
 	conns0, reqs0 := fl.stats(b)
 	cpu0, t0 := cpuTime(), time.Now()
-	time.Sleep(steady)
+	// The curve over the window: goroutines, connections and heap at its start and
+	// every minute (every quarter of a shorter window).
+	every := min(time.Minute, steady/4)
+	point := func(at time.Duration, cpuFrom time.Duration, from time.Time) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		conns, _ := fl.stats(b)
+		cpu := "-"
+		if at > 0 {
+			cpu = fmt.Sprintf("%.1f%%", 100*(cpuTime()-cpuFrom).Seconds()/time.Since(from).Seconds())
+		}
+		b.Logf("N=%d t=%-6s goroutines %5d  conns %5d (+%d)  heap %5.1f MB  cpu %6s of a core  load %s",
+			n, at.Round(time.Second), runtime.NumGoroutine(), conns, conns-conns0, float64(ms.HeapInuse)/(1<<20), cpu, loadavg())
+	}
+	point(0, cpu0, t0)
+	for at := every; at <= steady; at += every {
+		cpuFrom, from := cpuTime(), time.Now()
+		time.Sleep(time.Until(t0.Add(at)))
+		point(at, cpuFrom, from)
+	}
+	if rest := time.Until(t0.Add(steady)); rest > 0 {
+		time.Sleep(rest)
+	}
 	cpu1, t1 := cpuTime(), time.Now()
 	conns1, reqs1 := fl.stats(b)
 	falseAlarms := 0
@@ -308,13 +354,17 @@ services:
 	b.ReportMetric(probes/wall.Seconds(), "probes/s")
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
 	b.ReportMetric(float64(g1-g0), "goroutines+")
+	b.ReportMetric(float64(conns1), "conns")
 	b.ReportMetric(float64(conns1-conns0), "conns+")
 	b.ReportMetric(float64(falseAlarms), "false-unhealthy")
+	b.ReportMetric(load1(), "load1")
 
-	// Status page and JSON, over loopback.
-	for _, p := range []struct{ path, unit string }{{"/", "status-ms"}, {"/status", "statusjson-ms"}} {
-		var ds []time.Duration
-		for range 5 {
+	// Status page and JSON, over loopback, while the agent probes: statusSamples
+	// requests each, alternating, one at a time.
+	times := map[string][]time.Duration{}
+	pages := []struct{ path, unit string }{{"/", "status"}, {"/status", "statusjson"}}
+	for range statusSamples {
+		for _, p := range pages {
 			t := time.Now()
 			resp, err := http.Get(status.URL + p.path)
 			if err != nil {
@@ -325,10 +375,14 @@ services:
 			if resp.StatusCode != http.StatusOK {
 				b.Fatalf("GET %s: %s", p.path, resp.Status)
 			}
-			ds = append(ds, time.Since(t))
+			times[p.unit] = append(times[p.unit], time.Since(t))
 		}
+	}
+	for _, p := range pages {
+		ds := times[p.unit]
 		slices.Sort(ds)
-		b.ReportMetric(float64(ds[2].Microseconds())/1000, p.unit)
+		b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, p.unit+"-p50-ms")
+		b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds())/1000, p.unit+"-p99-ms")
 	}
 
 	// A fault in one instance, to the agent's observation.
