@@ -543,7 +543,7 @@ func (f *Fleet) check() error {
 		names[s.Name] = true
 		if f.Agent.Driver == "docker" || f.Agent.Driver == "kubernetes" {
 			if s.Image == "" {
-				return bad(p+".image", "required with the "+f.Agent.Driver+" driver")
+				return bad(p+".image", "required with the %s driver", f.Agent.Driver)
 			}
 		} else if len(s.Command) == 0 {
 			return bad(p+".command", "required with the local driver")
