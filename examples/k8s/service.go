@@ -150,10 +150,31 @@ func (d *Driver) Apply(ctx context.Context, spec driver.ServiceSpec) error {
 	if spec.Name == "" || spec.Image == "" {
 		return fmt.Errorf("k8s: apply: name and image are required")
 	}
-	tmpl := d.template(spec)
-	strat, minReady := strategy(spec.Update)
 	cctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
 	defer cancel()
+	// The Deployment's controller writes its status between our read and our write
+	// (a conflict): read it again and retry, as Scale does.
+	for range 5 {
+		old, oldImage, err := d.apply(cctx, spec)
+		if apierrors.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if old != nil && (*old != spec.Version || oldImage != spec.Image) {
+			d.startRollout(spec, *old)
+		}
+		return nil
+	}
+	return fmt.Errorf("k8s: apply %q: conflicting writers", spec.Name)
+}
+
+// apply is one read-modify-write of Apply. It returns the version and image the
+// Deployment had (nil: it created it).
+func (d *Driver) apply(cctx context.Context, spec driver.ServiceSpec) (old *string, oldImage string, err error) {
+	tmpl := d.template(spec)
+	strat, minReady := strategy(spec.Update)
 	dep, err := d.cs.AppsV1().Deployments(d.ns).Get(cctx, spec.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		n := int32(spec.Replicas)
@@ -164,17 +185,16 @@ func (d *Driver) Apply(ctx context.Context, spec driver.ServiceSpec) error {
 				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelService: spec.Name}}},
 		}
 		_, err = d.cs.AppsV1().Deployments(d.ns).Create(cctx, dep, metav1.CreateOptions{})
-		return err
+		return nil, "", err
 	}
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	hpa, err := d.HPAOwner(ctx, spec.Name)
+	hpa, err := d.HPAOwner(cctx, spec.Name)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	old := dep.Spec.Template.Labels[LabelVersion]
-	oldImage := ""
+	version := dep.Spec.Template.Labels[LabelVersion]
 	if len(dep.Spec.Template.Spec.Containers) > 0 {
 		oldImage = dep.Spec.Template.Spec.Containers[0].Image
 	}
@@ -196,12 +216,9 @@ func (d *Driver) Apply(ctx context.Context, spec driver.ServiceSpec) error {
 	dep.Labels[LabelManaged] = managedBy
 	dep.Spec.Paused = false
 	if _, err := d.cs.AppsV1().Deployments(d.ns).Update(cctx, dep, metav1.UpdateOptions{}); err != nil {
-		return err
+		return nil, "", err
 	}
-	if old != spec.Version || oldImage != spec.Image {
-		d.startRollout(spec, old)
-	}
-	return nil
+	return &version, oldImage, nil
 }
 
 func (d *Driver) startRollout(spec driver.ServiceSpec, previous string) {

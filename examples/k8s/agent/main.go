@@ -30,7 +30,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -113,7 +112,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	incidents := make(chan struct{})
 	go func() {
 		defer close(incidents)
-		recordIncidents(ctx, drv, a.Record)
+		k8s.RecordIncidents(ctx, drv, a.Record)
 	}()
 	defer func() { cancel(); <-incidents }()
 	var srv *http.Server
@@ -138,35 +137,4 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// recordIncidents writes each node incident of the driver's node guard to the
-// agent's history (decided: node-lost, with the time to detect; healed: its pods
-// deleted, with the time to heal), as the docker agent does for its node guard. It
-// wakes on the driver's change signal, which the guard raises after each incident.
-func recordIncidents(ctx context.Context, d *k8s.Driver, rec func(eventlog.Event)) {
-	changed := d.Watch(ctx)
-	seen := 0
-	for {
-		all := d.Incidents()
-		for _, in := range all[min(seen, len(all)):] {
-			id := fmt.Sprintf("node#%d", seen+1)
-			seen++
-			rec(eventlog.Event{Time: in.Confirmed, Kind: eventlog.Decided, What: "node-lost", Node: in.Node, Incident: id,
-				Why:      "kubelet /healthz silent while another node answers",
-				DetectMs: float64(in.Confirmed.Sub(in.Silent).Microseconds()) / 1e3})
-			rec(eventlog.Event{Time: in.Healed, Kind: eventlog.Acted, What: "cordon-and-delete-pods", Node: in.Node, Incident: id,
-				Detail: map[string]any{"pods": strings.Join(in.Pods, ",")}})
-			rec(eventlog.Event{Time: in.Healed, Kind: eventlog.Healed, What: "node-lost", Node: in.Node, Incident: id,
-				HealMs: float64(in.Healed.Sub(in.Confirmed).Microseconds()) / 1e3})
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changed:
-			if !ok {
-				return
-			}
-		}
-	}
 }

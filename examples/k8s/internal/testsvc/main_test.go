@@ -1,11 +1,13 @@
 package main
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,12 +28,19 @@ func TestMain(m *testing.M) {
 
 func start(t *testing.T, env ...string) string {
 	t.Helper()
+	_, base := startCmd(t, env...)
+	return base
+}
+
+// startCmd starts the service with env (after VERSION=v7: env may override it).
+func startCmd(t *testing.T, env ...string) (*exec.Cmd, string) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append(env, "TESTSVC_RUN=1", "PORT="+itoa(port), "VERSION=v7")...)
+	cmd.Env = append(os.Environ(), append([]string{"TESTSVC_RUN=1", "PORT=" + itoa(port), "VERSION=v7"}, env...)...)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	base := "http://127.0.0.1:" + itoa(port)
@@ -42,7 +51,7 @@ func start(t *testing.T, env ...string) string {
 		}
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond)
-	return base
+	return cmd, base
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -73,4 +82,55 @@ func TestBadRelease(t *testing.T) {
 	require.NoError(t, err)
 	r.Body.Close()
 	require.Equal(t, http.StatusOK, r.StatusCode, "a bad release is ready for Kubernetes: only its document says fail")
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	r, err := http.Get(url)
+	require.NoError(t, err)
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	require.NoError(t, err)
+	return r.StatusCode, string(b)
+}
+
+// TestBadVersion: a version containing "bad" serves its clients 500 and reports fail
+// in its document, while its probes pass (Kubernetes counts it ready).
+func TestBadVersion(t *testing.T) {
+	good := start(t)
+	code, body := get(t, good+"/api/hello")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "v7")
+
+	base := start(t, "VERSION=v3-bad")
+	code, _ = get(t, base+"/api/hello")
+	require.Equal(t, http.StatusInternalServerError, code)
+	doc, _, err := health.Fetch(t.Context(), nil, base+"/health")
+	require.NoError(t, err)
+	require.Equal(t, health.StatusFail, doc.Status)
+	code, _ = get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code)
+}
+
+// TestDrain: on SIGTERM the service fails /readyz at once but keeps serving its
+// clients for DRAIN, then exits.
+func TestDrain(t *testing.T) {
+	cmd, base := startCmd(t, "DRAIN=1s")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.Eventually(t, func() bool {
+		code, _ := get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable
+	}, 2*time.Second, 10*time.Millisecond, "readiness still passes after SIGTERM")
+	code, _ := get(t, base+"/api/hello")
+	require.Equal(t, http.StatusOK, code, "the clients' endpoint stopped at SIGTERM, before the drain")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "the service did not exit cleanly after its drain")
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatal("the service did not exit after its drain")
+	}
 }
