@@ -94,7 +94,11 @@
 // first round (a provisioned node, a lost host that came back as a new node) gets
 // replicas: the guard rolls every managed service (Driver.Spread, a forced update
 // under the service's update configuration), since Swarm places new tasks on a new
-// node but never moves running ones.
+// node but never moves running ones. It waits until every managed service is settled
+// (as many tasks running as replicas, each for SpreadSettle, 5 s, so that the front
+// door has them in rotation; no update or rollback in progress): a node that joins
+// while Swarm still reschedules a lost node's tasks would otherwise see a stop-first
+// roll stop the only tasks that serve while their replacements start.
 //
 // Preventive drains: a node reports how much of a resource it uses in node labels
 // selfheal.pressure.<resource>=<percent> (LabelPressure). Docker reports no disk or

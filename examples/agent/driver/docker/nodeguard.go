@@ -89,8 +89,14 @@ type NodeGuardConfig struct {
 	// Spread: when a worker joins the swarm after the guard's first round (a
 	// provisioned node, a lost one that came back), the guard rolls every managed
 	// service (Driver.Spread) so that Swarm places replicas on it too: Swarm puts
-	// new tasks on a new node but never moves running ones.
+	// new tasks on a new node but never moves running ones. It waits until every
+	// managed service is settled (see Driver.Spread).
 	Spread bool
+	// SpreadSettle is how long every task of a service must have run before a spread
+	// rolls it, so that whatever routes to the replicas (the agent's front door, which
+	// probes each instance before it takes traffic) has them in rotation before the
+	// roll stops some; 0 means 5 s.
+	SpreadSettle time.Duration
 	// DrainAt is the share of a resource in use, in percent, at or above which a
 	// node is drained before it fails. A node reports its use in node labels
 	// selfheal.pressure.<resource>=<percent> (LabelPressure); 0 means 90.
@@ -169,6 +175,7 @@ type NodeGuard struct {
 	incidents []NodeIncident
 
 	known        map[string]bool                // node id -> seen ready before
+	joined       []string                       // nodes that joined, not spread onto yet
 	provisioning bool                           // a Provision call runs
 	provisionEnd time.Time                      // when the last one ended
 	pressure     map[string]map[string][]sample // node id -> resource -> changes of its use
@@ -212,6 +219,9 @@ func NewNodeGuard(cfg NodeGuardConfig) (*NodeGuard, error) {
 	}
 	if cfg.MinNodes > 0 && cfg.Provision == nil {
 		return nil, errors.New("docker: NodeGuardConfig.Provision: required with MinNodes")
+	}
+	if cfg.SpreadSettle <= 0 {
+		cfg.SpreadSettle = 5 * time.Second
 	}
 	if cfg.ProvisionTimeout <= 0 {
 		cfg.ProvisionTimeout = 2 * time.Minute

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/selfheal-go/selfheal/examples/agent/driver"
@@ -19,7 +21,14 @@ import (
 // the nodes it has now: Swarm puts new tasks on a node that joined but never moves
 // running ones. The roll follows each service's update configuration (parallelism
 // capped at replicas-1, so some tasks always run). It returns the services rolled.
-func (d *Driver) Spread(ctx context.Context, reason string) ([]string, error) {
+//
+// It rolls nothing, and returns an error matching ErrUnsettled, while any managed
+// service is not settled: fewer tasks running than its replicas (Swarm still
+// rescheduling the tasks of a lost node), a task running for less than settle (not
+// yet in the rotation of whatever routes to it), or an update or rollback in
+// progress. A stop-first roll then would stop the only tasks that serve while their
+// replacements start; call it again later.
+func (d *Driver) Spread(ctx context.Context, reason string, settle time.Duration) ([]string, error) {
 	ctx, cancel, err := d.begin(ctx)
 	if err != nil {
 		return nil, err
@@ -28,6 +37,9 @@ func (d *Driver) Spread(ctx context.Context, reason string) ([]string, error) {
 	svcs, err := d.managed(ctx)
 	if err != nil {
 		return nil, d.wrap("spread: list services", err)
+	}
+	if err := d.settled(ctx, svcs, settle); err != nil {
+		return nil, err
 	}
 	var rolled []string
 	for _, s := range svcs {
@@ -46,6 +58,58 @@ func (d *Driver) Spread(ctx context.Context, reason string) ([]string, error) {
 	}
 	d.log.InfoContext(ctx, "services spread over the nodes", "services", rolled, "reason", reason)
 	return rolled, nil
+}
+
+// ErrUnsettled is returned by Spread while a service is not settled.
+var ErrUnsettled = errors.New("docker: service not settled")
+
+// settled returns an error matching ErrUnsettled naming the first replicated
+// service of svcs with an update or rollback in progress, fewer running tasks than
+// replicas, or a task running for less than settle.
+func (d *Driver) settled(ctx context.Context, svcs []swarm.Service, settle time.Duration) error {
+	args := filters.NewArgs(filters.Arg("desired-state", "running"))
+	want := map[string]uint64{}
+	names := map[string]string{}
+	for _, s := range svcs {
+		if s.Spec.Mode.Replicated == nil || s.Spec.Mode.Replicated.Replicas == nil || *s.Spec.Mode.Replicated.Replicas == 0 {
+			continue
+		}
+		if u := s.UpdateStatus; u != nil && (u.State == swarm.UpdateStateUpdating || u.State == swarm.UpdateStateRollbackStarted) {
+			return fmt.Errorf("%w: %s: %s in progress", ErrUnsettled, s.Spec.Name, u.State)
+		}
+		want[s.ID], names[s.ID] = *s.Spec.Mode.Replicated.Replicas, s.Spec.Name
+		args.Add("service", s.ID)
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: args})
+	if err != nil {
+		return d.wrap("spread: list tasks", err)
+	}
+	running := map[string]uint64{}
+	young := map[string]time.Duration{} // service id -> the shortest time a task has run
+	now := time.Now()
+	for _, t := range tasks {
+		if t.Status.State != swarm.TaskStateRunning {
+			continue
+		}
+		running[t.ServiceID]++
+		if age := now.Sub(t.Status.Timestamp); age < settle {
+			if y, ok := young[t.ServiceID]; !ok || age < y {
+				young[t.ServiceID] = age
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		if running[id] < want[id] {
+			return fmt.Errorf("%w: %s: %d of %d tasks running", ErrUnsettled, names[id], running[id], want[id])
+		}
+		if y, ok := young[id]; ok {
+			return fmt.Errorf("%w: %s: a task running for %v, less than %v", ErrUnsettled, names[id], max(y, 0).Round(time.Millisecond), settle)
+		}
+	}
+	return nil
 }
 
 // schedulable reports a node that Swarm places tasks on: ready and active.
@@ -103,23 +167,31 @@ func (g *NodeGuard) provision(ctx context.Context, nodes []swarm.Node, now time.
 func (g *NodeGuard) spread(ctx context.Context, nodes []swarm.Node, now time.Time) error {
 	g.mu.Lock()
 	first := len(g.known) == 0
-	var joined []string
 	for _, n := range nodes {
 		if !schedulable(n) || g.known[n.ID] {
 			continue
 		}
 		g.known[n.ID] = true
-		if !first && n.Spec.Role == swarm.NodeRoleWorker {
-			joined = append(joined, nodeName(n))
+		if !first && n.Spec.Role == swarm.NodeRoleWorker && g.cfg.Spread {
+			g.joined = append(g.joined, nodeName(n))
 		}
 	}
+	joined := slices.Clone(g.joined)
 	g.mu.Unlock()
-	if !g.cfg.Spread || len(joined) == 0 {
+	if len(joined) == 0 {
 		return nil
 	}
 	inc := NodeIncident{Action: ActionSpread, Node: strings.Join(joined, ","), Confirmed: now,
 		Reason: "node " + strings.Join(joined, ",") + " joined the swarm: services rolled so that it takes replicas (Swarm does not move running tasks)"}
-	rolled, err := g.cfg.Driver.Spread(ctx, inc.Reason)
+	rolled, err := g.cfg.Driver.Spread(ctx, inc.Reason, g.cfg.SpreadSettle)
+	if errors.Is(err, ErrUnsettled) {
+		// the joined nodes stay pending: the next round tries again
+		g.cfg.Driver.log.DebugContext(ctx, "node guard: spread waits", "nodes", joined, "err", err)
+		return nil
+	}
+	g.mu.Lock()
+	g.joined = g.joined[len(joined):]
+	g.mu.Unlock()
 	inc.Instances, inc.Err = rolled, err
 	if err == nil {
 		inc.Removed = time.Now()

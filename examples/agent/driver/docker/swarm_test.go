@@ -455,3 +455,46 @@ func TestNodeDrainAndActivate(t *testing.T) {
 	assert.True(t, errors.As(err, &ne))
 	assert.ErrorIs(t, f.d.SetNodeState(ctx, "no-such-node", driver.NodeDrained, ""), driver.ErrNotFound)
 }
+
+// TestSpreadWaitsUntilServicesSettle: Spread rolls nothing while a service has fewer
+// running tasks than replicas (just created, as after a lost node), a task running
+// for less than the settle time, or an update in progress (its own previous roll),
+// and rolls once the service is settled. A
+// stop-first roll of an unsettled service can stop every task that serves.
+func TestSpreadWaitsUntilServicesSettle(t *testing.T) {
+	f := engine(t)
+	ctx := context.Background()
+	spec := f.service(2, "v1")
+	require.NoError(t, f.d.Apply(ctx, spec))
+	rolled, err := f.d.Spread(ctx, "test: tasks still starting", 0)
+	require.ErrorIs(t, err, docker.ErrUnsettled, "spread while the tasks start")
+	require.ErrorContains(t, err, "tasks running")
+	require.Empty(t, rolled)
+
+	old := f.waitLive(spec.Name, "v1", 2, 60*time.Second)
+	rolled, err = f.d.Spread(ctx, "test: tasks running for less than settle", time.Hour)
+	require.ErrorIs(t, err, docker.ErrUnsettled, "spread before the tasks ran for settle")
+	require.ErrorContains(t, err, "less than 1h0m0s")
+	require.Empty(t, rolled)
+	waitFor(t, 30*time.Second, "a spread of the settled service", func(ctx context.Context) (bool, string) {
+		rolled, err = f.d.Spread(ctx, "test: settled", time.Second)
+		return err == nil, fmt.Sprint(err)
+	})
+	require.Equal(t, []string{spec.Name}, rolled)
+	rolled, err = f.d.Spread(ctx, "test: while its roll runs", 0)
+	require.ErrorIs(t, err, docker.ErrUnsettled, "spread while the previous roll is in progress")
+	require.ErrorContains(t, err, "in progress")
+	require.Empty(t, rolled)
+
+	// the roll replaced both tasks
+	waitFor(t, 60*time.Second, "both tasks replaced", func(ctx context.Context) (bool, string) {
+		got, state := f.live(ctx, spec.Name, "v1")
+		fresh := 0
+		for _, in := range got {
+			if in.ID != old[0].ID && in.ID != old[1].ID {
+				fresh++
+			}
+		}
+		return fresh == 2, state
+	})
+}
