@@ -30,7 +30,7 @@ import (
 
 // The tests in this file run on the cluster of .ci/k8s/cluster.sh: a control plane
 // and two nodes (kubelet + containerd each) in network namespaces. CI starts it with
-// .ci/services.d/k8s.sh and exports SELFHEAL_K8S_*; the tests reach the apiserver,
+// .ci/k8s/service.sh and exports SELFHEAL_K8S_*; the tests reach the apiserver,
 // the pods and the kubelets from inside the cluster's bridge namespace (the machine's
 // own namespace has no route to the cluster, by design).
 
@@ -56,7 +56,7 @@ func cluster(t *testing.T, cfg k8s.Config) *fixture {
 	kc := os.Getenv("SELFHEAL_K8S_KUBECONFIG")
 	if kc == "" {
 		if os.Getenv("SELFHEAL_DOCKER_HOST") != "" {
-			t.Fatal("SELFHEAL_K8S_KUBECONFIG is not set but the CI services are (SELFHEAL_DOCKER_HOST): the Kubernetes cluster is missing (.ci/services.d/k8s.sh starts it)")
+			t.Fatal("SELFHEAL_K8S_KUBECONFIG is not set but the CI services are (SELFHEAL_DOCKER_HOST): the Kubernetes cluster is missing (.ci/k8s/service.sh starts it)")
 		}
 		t.Skip("SELFHEAL_K8S_KUBECONFIG is not set: no cluster (start one with: eval \"$(bash .ci/k8s/cluster.sh start)\")")
 	}

@@ -60,7 +60,7 @@ func clusterEnv(t *testing.T) *env {
 	kc := os.Getenv("SELFHEAL_K8S_KUBECONFIG")
 	if kc == "" {
 		if os.Getenv("SELFHEAL_DOCKER_HOST") != "" {
-			t.Fatal("SELFHEAL_K8S_KUBECONFIG is not set but the CI services are (SELFHEAL_DOCKER_HOST): the Kubernetes cluster is missing (.ci/services.d/k8s.sh starts it)")
+			t.Fatal("SELFHEAL_K8S_KUBECONFIG is not set but the CI services are (SELFHEAL_DOCKER_HOST): the Kubernetes cluster is missing (.ci/k8s/service.sh starts it)")
 		}
 		t.Skip("SELFHEAL_K8S_KUBECONFIG is not set: no cluster (start one with: eval \"$(bash .ci/k8s/cluster.sh start)\")")
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // TestDemo plays the classic demonstration on the cluster, as `go run
-// ./examples/k8s/demo` does (CI's cluster, .ci/services.d/k8s.sh): the steps with
+// ./examples/k8s/demo` does (CI's cluster, .ci/k8s/service.sh): the steps with
 // the agent, then with Kubernetes alone, side by side, printed as FIGURE lines. The
 // agent's pass must heal every step with >= 99% of the clients served; it must
 // detect a lost node in under 3 s and run its pods on the other node in under 10 s,
@@ -29,7 +29,7 @@ import (
 func TestDemo(t *testing.T) {
 	if os.Getenv("SELFHEAL_K8S_KUBECONFIG") == "" {
 		if os.Getenv("SELFHEAL_DOCKER_HOST") != "" {
-			t.Fatal("SELFHEAL_K8S_KUBECONFIG is not set but the CI services are (SELFHEAL_DOCKER_HOST): the Kubernetes cluster is missing (.ci/services.d/k8s.sh starts it)")
+			t.Fatal("SELFHEAL_K8S_KUBECONFIG is not set but the CI services are (SELFHEAL_DOCKER_HOST): the Kubernetes cluster is missing (.ci/k8s/service.sh starts it)")
 		}
 		t.Skip("SELFHEAL_K8S_KUBECONFIG is not set: no cluster (start one with: eval \"$(bash .ci/k8s/cluster.sh start)\")")
 	}

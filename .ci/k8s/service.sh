@@ -1,5 +1,4 @@
-# NOT WIRED YET (see .ci/k8s/README.md): copy to .ci/services.d/k8s.sh without this line, and add the k8s pass after the lab pass of .ci/test.
-# Sourced by .ci/test (bash, set -euo pipefail) before the tests: a two-node Kubernetes
+# Sourced by .ci/test (bash, set -euo pipefail) after the lab's pass, once the lab is stopped: a two-node Kubernetes
 # cluster built offline (.ci/k8s/cluster.sh: control plane and nodes in network
 # namespaces shk8s*, nodes 10.215.0.0/24, pods 10.215.<i>.0/24) for the kubernetes
 # driver's tests (examples/k8s).
