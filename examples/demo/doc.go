@@ -34,4 +34,13 @@
 // manager host's network namespace, where the hosts' addresses are reachable.
 //
 //	go run ./examples/demo -driver swarm-lab [-update-delay 10s] [-passes agent,swarm]
+//
+// With -driver kubernetes (Linux, as root) it plays the classic demonstration on
+// the offline two-node Kubernetes of .ci/k8s/cluster.sh: it builds and runs
+// examples/k8s/demo (a module of its own: this one does not import client-go) with
+// -interval, -rps, -update-delay, -passes (agent, kubernetes) and -steps (crash, hang,
+// leak, node, scale, update, rollback) when they are set, this process's standard
+// input and outputs, and returns its exit code; an interrupt reaches it as SIGINT.
+//
+//	go run ./examples/demo -driver kubernetes [-passes agent,kubernetes] [-steps crash,hang,leak]
 package main

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/selfheal-go/selfheal/examples/agent/driver/docker"
@@ -16,7 +17,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -29,14 +30,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	events := fs.String("events", "", "also write every agent event as JSON lines to this file")
 	only := fs.String("steps", "", "comma-separated substrings of the step names to play (default all)")
 	rps := fs.Int("rps", 40, "load generator requests per second through the front door")
-	drv := fs.String("driver", "local", "local (processes on virtual nodes), docker (Docker Swarm at $SELFHEAL_DOCKER_HOST) or swarm-lab (the classic demonstration on the test-host lab, .ci/docker/lab.sh; needs root)")
-	updateDelay := fs.Duration("update-delay", 10*time.Second, "swarm-lab: the delay between rolling update batches")
-	passes := fs.String("passes", "agent,swarm", "swarm-lab: the passes to play: agent (with the agent), swarm (Swarm alone), or agent,swarm")
+	drv := fs.String("driver", "local", "local (processes on virtual nodes), docker (Docker Swarm at $SELFHEAL_DOCKER_HOST), swarm-lab (the classic demonstration on the test-host lab, .ci/docker/lab.sh; needs root) or kubernetes (the classic demonstration on the offline cluster, .ci/k8s/cluster.sh: runs examples/k8s/demo; Linux, needs root)")
+	updateDelay := fs.Duration("update-delay", 10*time.Second, "swarm-lab, kubernetes: the delay between rolling update batches (kubernetes: 2s unless set)")
+	passes := fs.String("passes", "agent,swarm", "swarm-lab: the passes to play: agent (with the agent), swarm (Swarm alone), or agent,swarm; kubernetes: agent, kubernetes (Kubernetes alone) or both (the default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	stdout = play.SyncWriter(stdout)
 	switch *drv {
+	case "kubernetes":
+		return runKubernetes(ctx, fs, stdout, stderr)
 	case "local":
 	case "docker":
 		iv := *interval
@@ -62,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return runSwarmLab(ctx, c, append([]string{exe}, args...), stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "demo: -driver %q: want local, docker or swarm-lab\n", *drv)
+		fmt.Fprintf(stderr, "demo: -driver %q: want local, docker, swarm-lab or kubernetes\n", *drv)
 		return 2
 	}
 
