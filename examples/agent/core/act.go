@@ -91,9 +91,18 @@ func (a *Agent) act(s *svc, now time.Time, nodes []driver.Node, actions []decide
 			}
 			a.budget.Take(now)
 			m.incident = id
+			why, counter := x.Why, "replace"
+			if x.Preventive {
+				a.emit(eventlog.Event{Kind: eventlog.Observed, What: x.What, Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id,
+					Why: x.Why, Detail: x.Detail})
+				why, counter = "preventive: "+x.Why, "preventive-replace"
+				if !dry {
+					m.preventive = true
+				}
+			}
 			a.emit(eventlog.Event{Kind: eventlog.Decided, What: "replace", Service: s.name, Instance: x.Instance, Node: x.Node, Incident: id,
-				Why: x.Why})
-			a.counted(s.name, "replace")
+				Why: why})
+			a.counted(s.name, counter)
 			if !dry {
 				if r := x.Restart; r != nil {
 					s.pending = append(s.pending, restartReq{incident: id, node: r.Node})

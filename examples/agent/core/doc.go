@@ -89,8 +89,11 @@
 // incident healed when the count is met by ready instances again; an instance the
 // agent would replace (unhealthy, not ready past its timeout, an outlier again) is
 // evicted, stopped for the orchestrator to replace; outliers are ejected from the
-// front door; the autoscaler sets the orchestrator's count. No preventive
-// replacement is made (the agent cannot surge first).
+// front door; the autoscaler sets the orchestrator's count. An instance whose heap
+// or goroutines trend to their limit is evicted before it fails, one at a time and
+// not while the orchestrator owes a replacement (the agent cannot surge first:
+// evicted, it leaves the front door at once and drains, where its failure would
+// drop what it serves); a degraded node is the driver's to drain.
 //
 // Every observation, decision and action goes to the event log (package eventlog),
 // with an incident id that ties a fault to its healing and the time both took.

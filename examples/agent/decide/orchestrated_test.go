@@ -65,7 +65,14 @@ func TestPlanOrchestrated(t *testing.T) {
 			[]string{"eject web-1 what=outlier-slow inc=new:1 opens=outlier at=30s", "clear-pending"}, nil},
 		{"an outlier again: ejected longer and evicted", snap(traffic3(400, 0, 50, func(in *decide.Instance) { in.Ejections, in.Incident = 1, "web#4" }), orchestrated),
 			[]string{"eject web-1 what=outlier-slow inc=web#4 at=1m0s", "evict web-1 what=outlier inc=web#4 restart=n1//false"}, nil},
-		{"heap trend: no preventive replacement (it cannot surge first)", snap(three(leaking), orchestrated), []string{"clear-pending"}, nil},
+		{"heap trend: evicted before it fails (it cannot surge first)", snap(three(leaking), orchestrated),
+			[]string{"evict web-1 what=heap-trend inc=new:1 opens=heap-trend restart=n1//false"},
+			[]string{"heap 90 MiB growing 10.0 MiB/s reaches its 160 MiB limit in 7s; stopping it for the orchestrator to replace"}},
+		{"heap trend while the orchestrator owes a replacement: one at a time", snap(three(leaking), orchestrated, func(s *decide.Snapshot) {
+			s.Desired, s.Pending = 4, []decide.Restart{{Incident: "web#1", Node: "n1"}}
+		}), []string{}, nil},
+		{"heap trend, budget spent: hold", snap(three(leaking), orchestrated, func(s *decide.Snapshot) { s.Budget = 0 }),
+			[]string{"hold what=preventive key=budget", "clear-pending"}, nil},
 		{"degraded node: left to the orchestrator", snap(three(func(in *decide.Instance) { in.NodeState = decide.NodeDegraded }), orchestrated),
 			[]string{"clear-pending"}, nil},
 

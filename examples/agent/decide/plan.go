@@ -124,8 +124,9 @@ type Snapshot struct {
 	// The plan then starts and stops nothing for the count: an exit is reported
 	// and owed a restart that the orchestrator makes (healed once the count is
 	// met by ready instances), an instance to replace is evicted (stopped for the
-	// orchestrator to replace), and no preventive replacement is made (it
-	// cannot surge first).
+	// orchestrator to replace), and a preventive replacement is an eviction
+	// too, one at a time and not while a restart is owed (it cannot surge
+	// first); a degraded node is left to the driver.
 	Orchestrated bool
 	Starting     int // plain starts in flight
 	// Replacing lists the instances whose replacement is starting (the driver's
@@ -643,8 +644,9 @@ func (p *planner) preventive() {
 			inFlight = true
 		}
 	}
-	if p.s.Orchestrated {
-		return // it cannot surge first: the orchestrator keeps the count
+	if p.s.Orchestrated && len(p.s.Pending) > 0 {
+		// The orchestrator still owes a replacement: one at a time.
+		inFlight = true
 	}
 	lim := p.s.Limits
 	for i := range p.insts {
@@ -670,7 +672,8 @@ func (p *planner) preventive() {
 			}
 		}
 		avoid := ""
-		if what == "" && m.NodeState == NodeDegraded {
+		if what == "" && m.NodeState == NodeDegraded && !p.s.Orchestrated {
+			// (An orchestrator's driver drains a degraded node itself.)
 			what = "node-degraded"
 			why = fmt.Sprintf("node %s reports itself degraded: draining it before it fails", m.Node)
 			avoid = m.Node
@@ -682,8 +685,21 @@ func (p *planner) preventive() {
 			continue
 		}
 		inc := p.newIncident()
-		p.add(Action{Kind: ActReplace, Instance: m.ID, Node: m.Node, What: what, Incident: inc, Opens: what, Why: why, Detail: detail,
-			Version: m.Version, Avoid: avoid, Preventive: true, Budget: true})
+		a := Action{Kind: ActReplace, Instance: m.ID, Node: m.Node, What: what, Incident: inc, Opens: what, Why: why, Detail: detail,
+			Version: m.Version, Avoid: avoid, Preventive: true, Budget: true}
+		if p.s.Orchestrated {
+			// It cannot surge first (the orchestrator keeps the count): evicted
+			// before it fails, it leaves the front door at once and drains, where
+			// the failure would drop what it was serving.
+			m.Incident = inc
+			p.replace(m, a)
+			if !p.s.DryRun {
+				m.Preventive = true
+			}
+			inFlight = true
+			continue
+		}
+		p.add(a)
 		if !p.s.DryRun {
 			m.Preventive, m.Incident, m.ReplacedBy = true, inc, "pending"
 		}
