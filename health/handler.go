@@ -407,13 +407,27 @@ func (h *documentHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var buf [32]*result
-	h.reg.collect(req.Context(), h.reg.set.Load(), AllKinds, nil, buf[:0])
+	es, rs := h.reg.collect(req.Context(), h.reg.set.Load(), AllKinds, nil, buf[:0])
+	// What /livez and /readyz answer from the same results (see ProbesHeader).
+	live, ready := StatusPass, StatusPass
+	for i, e := range es {
+		if e.c.Kinds&Liveness != 0 {
+			live = worse(live, rs[i].statusFor(Liveness))
+		}
+		if e.c.Kinds&Readiness != 0 {
+			ready = worse(ready, rs[i].statusFor(Readiness))
+		}
+	}
+	if h.reg.draining.Load() {
+		ready = StatusFail
+	}
 	d := h.reg.encoded()
 	body := d.anon
 	if h.cfg.authorized(req) {
 		body = d.full
 	}
 	hdr := w.Header()
+	hdr[ProbesHeader] = probesValues[[2]Status{live, ready}]
 	hdr["Content-Type"] = healthJSON
 	hdr["Cache-Control"] = noStore
 	hdr["X-Content-Type-Options"] = nosniff

@@ -176,7 +176,10 @@ type Service struct {
 	Outliers Outliers `yaml:"outliers"`
 }
 
-// Health is how the agent probes instances.
+// Health is how the agent probes instances. A probe gets the health document
+// first; when it carries the probes' verdicts (health.ProbesHeader: a selfheal
+// health registry sends them) that one request is the whole probe, otherwise the
+// Liveness and then the Readiness path are asked too.
 type Health struct {
 	Liveness         string   `yaml:"liveness"`         // "" means /livez
 	Readiness        string   `yaml:"readiness"`        // "" means /readyz

@@ -8,7 +8,10 @@
 // the driver (the driver's own view: running or exited, and the nodes' states) and
 // probes each
 // running one: liveness, readiness and the health document (latency, utilization,
-// heap, goroutines). Each instance has a [decide.Tracker]: a start-up grace period,
+// heap, goroutines). The document comes first: a selfheal health document carries
+// the liveness and readiness verdicts in its health.ProbesHeader, and then it is the
+// whole probe, one request instead of three (the configured liveness and readiness
+// paths are asked only of documents without it). Each instance has a [decide.Tracker]: a start-up grace period,
 // consecutive failure and success thresholds and a minimum unhealthy time.
 //
 // A round has four stages, each in its own file: probe (probe.go, the only I/O

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -216,10 +217,106 @@ func call[T any](run, wait context.Context, c *http.Client, addr string, fn func
 	}
 }
 
+// docAnswer is the health document an instance answered, and the probes' verdicts
+// its health.ProbesHeader carried (ok false without one).
+type docAnswer struct {
+	doc         *health.Document
+	live, ready health.Status
+	ok          bool
+}
+
+// fetchDocument gets and parses the health document at url (as health.Fetch does:
+// bounded, any status code) and reads its health.ProbesHeader.
+func fetchDocument(ctx context.Context, client *http.Client, url string) (docAnswer, error) {
+	var a docAnswer
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return a, err
+	}
+	req.Header["Accept"] = acceptDocument
+	resp, err := client.Do(req)
+	if err != nil {
+		return a, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, health.MaxDocumentSize+1))
+	if err != nil {
+		return a, err
+	}
+	if len(body) > health.MaxDocumentSize {
+		return a, &health.ParseError{Err: fmt.Errorf("%w: more than %d bytes", health.ErrTooLarge, health.MaxDocumentSize)}
+	}
+	if a.doc, err = health.ParseDocument(body); err != nil {
+		return a, err
+	}
+	if v := resp.Header[health.ProbesHeader]; len(v) == 1 {
+		a.live, a.ready, a.ok = health.ParseProbes(v[0])
+	}
+	return a, nil
+}
+
+var acceptDocument = []string{health.ContentType + ", application/json;q=0.9"}
+
+// probe probes one instance. The health document comes first: when it carries the
+// probes' verdicts (health.ProbesHeader, which a selfheal health registry sends), it
+// is the whole probe, one request rather than three; otherwise the liveness and
+// readiness endpoints are asked too. A document that cannot be had or parsed counts
+// against the instance like a failed liveness probe (a 503 with a valid document
+// does not).
 func (p httpProber) probe(ctx context.Context, c *config.Service, t target) probeResult {
 	r := probeResult{id: t.id}
 	wait, cancel := context.WithTimeout(ctx, c.Health.Timeout.D())
 	defer cancel()
+	base := "http://" + t.addr
+	timedOut := func(what string, err error) string {
+		s := what + "probe timed out after " + c.Health.Timeout.D().String()
+		if errors.Is(err, errBusy) {
+			s += " (" + err.Error() + ")"
+		}
+		return s
+	}
+	da, err := call(ctx, wait, p.client, t.addr, func(ctx context.Context) (docAnswer, error) {
+		return fetchDocument(ctx, p.client, base+c.Health.Document)
+	})
+	if err != nil && wait.Err() != nil {
+		r.err = "health document: " + timedOut("", err)
+		return r
+	}
+	if err == nil && da.ok {
+		if da.live == health.StatusFail {
+			r.err = "liveness fails (" + health.ProbesHeader + ")"
+			if da.doc.Output != "" {
+				r.err += ": " + da.doc.Output
+			}
+			return r
+		}
+		r.live = true
+		r.ready = da.ready != health.StatusFail
+		if !r.ready {
+			r.notReady = "readiness fails (" + health.ProbesHeader + ")"
+		}
+	} else {
+		r.live, r.ready, r.err, r.notReady = p.probeEndpoints(ctx, wait, c, t, timedOut)
+		if !r.live {
+			return r
+		}
+	}
+	if err != nil {
+		r.live, r.ready = false, false
+		r.err = "health document: " + err.Error()
+		return r
+	}
+	r.doc = da.doc
+	r.live, r.ready, r.err = judgeDocument(da.doc, r.ready)
+	if r.live && !r.ready && r.err != "" {
+		r.notReady = r.err
+	}
+	return r
+}
+
+// probeEndpoints asks the liveness and then the readiness endpoint, for an instance
+// whose health document does not carry their verdicts.
+func (p httpProber) probeEndpoints(ctx, wait context.Context, c *config.Service, t target, timedOut func(string, error) string) (live, ready bool, why, notReady string) {
 	base := "http://" + t.addr
 	get := func(path string) (int, error) {
 		return call(ctx, wait, p.client, t.addr, func(ctx context.Context) (int, error) {
@@ -239,56 +336,28 @@ func (p httpProber) probe(ctx context.Context, c *config.Service, t target) prob
 			return resp.StatusCode, nil
 		})
 	}
-	timedOut := func(what string, err error) string {
-		s := what + "probe timed out after " + c.Health.Timeout.D().String()
-		if errors.Is(err, errBusy) {
-			s += " (" + err.Error() + ")"
-		}
-		return s
-	}
 	code, err := get(c.Health.Liveness)
 	switch {
 	case err != nil:
-		r.err = err.Error()
+		why = err.Error()
 		if wait.Err() != nil {
-			r.err = timedOut("liveness ", err)
+			why = timedOut("liveness ", err)
 		}
-		return r
+		return false, false, why, ""
 	case code != http.StatusOK:
-		r.err = "liveness answered " + strconv.Itoa(code)
-		return r
+		return false, false, "liveness answered " + strconv.Itoa(code), ""
 	}
-	r.live = true
 	code, err = get(c.Health.Readiness)
-	r.ready = err == nil && code == http.StatusOK
+	ready = err == nil && code == http.StatusOK
 	switch {
 	case err != nil && wait.Err() != nil:
-		r.notReady = timedOut("readiness ", err)
+		notReady = timedOut("readiness ", err)
 	case err != nil:
-		r.notReady = "readiness probe: " + err.Error()
-	case !r.ready:
-		r.notReady = "readiness answered " + strconv.Itoa(code)
+		notReady = "readiness probe: " + err.Error()
+	case !ready:
+		notReady = "readiness answered " + strconv.Itoa(code)
 	}
-	// A malformed or unreachable health document counts against the instance,
-	// like a failed liveness probe (a 503 with a valid document does not).
-	doc, err := call(ctx, wait, p.client, t.addr, func(ctx context.Context) (*health.Document, error) {
-		doc, _, err := health.Fetch(ctx, p.client, base+c.Health.Document)
-		return doc, err
-	})
-	if err != nil {
-		r.live, r.ready = false, false
-		r.err = "health document: " + err.Error()
-		if wait.Err() != nil {
-			r.err = "health document: " + timedOut("", err)
-		}
-		return r
-	}
-	r.doc = doc
-	r.live, r.ready, r.err = judgeDocument(doc, r.ready)
-	if r.live && !r.ready && r.err != "" {
-		r.notReady = r.err
-	}
-	return r
+	return true, ready, "", notReady
 }
 
 // judgeDocument is the verdict of a health document that parsed, for an instance

@@ -221,7 +221,7 @@ func TestProbeTimeoutsKeepConnections(t *testing.T) {
 	for range 4 {
 		for _, r := range round() {
 			require.False(t, r.live, r.id)
-			require.Contains(t, r.err, "liveness probe timed out after 100ms", r.id)
+			require.Contains(t, r.err, "probe timed out after 100ms", r.id)
 			if strings.Contains(r.err, errBusy.Error()) {
 				busy++
 			}
@@ -280,3 +280,96 @@ func TestLateRequestBounded(t *testing.T) {
 		flights.Unlock()
 	})
 }
+
+// A selfheal health document carries the probes' verdicts (health.ProbesHeader): a
+// probe of such an instance is one request, and judges liveness and readiness as the
+// endpoints would; an instance whose document does not carry them (another library,
+// or a header that does not parse) is asked at its liveness and readiness endpoints.
+func TestProbeReadsTheDocumentsProbesHeader(t *testing.T) {
+	var liveFails, readyFails atomic.Bool
+	reg := health.New(health.Config{})
+	check := func(b *atomic.Bool) health.CheckFunc {
+		return func(context.Context) error {
+			if b.Load() {
+				return errInjectedForTest
+			}
+			return nil
+		}
+	}
+	require.NoError(t, reg.Register(health.Check{Name: "self", Kinds: health.Liveness, CacheTTL: health.Off, Func: check(&liveFails)}))
+	require.NoError(t, reg.Register(health.Check{Name: "db:ping", Kinds: health.Readiness, CacheTTL: health.Off, Func: check(&readyFails)}))
+	h := reg.Handler(health.HandlerConfig{})
+	var header atomic.Value // what the instance sends as its ProbesHeader: "" as the registry does, "-" none
+	header.Store("")
+	var requests sync.Map // path -> *atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := requests.LoadOrStore(r.URL.Path, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		switch v := header.Load().(string); v {
+		case "":
+			h.ServeHTTP(w, r)
+		default:
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			for k, vs := range rec.Header() {
+				w.Header()[k] = vs
+			}
+			if v == "-" {
+				w.Header().Del(health.ProbesHeader)
+			} else {
+				w.Header().Set(health.ProbesHeader, v)
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		}
+	}))
+	t.Cleanup(srv.Close)
+	a := newTestAgent(t)
+	t.Cleanup(a.tr.CloseIdleConnections)
+	c := a.fleet.Services[0]
+	c.Health.Liveness, c.Health.Readiness, c.Health.Document = "/livez", "/readyz", "/health"
+	probe := func() (probeResult, map[string]int64) {
+		requests.Clear()
+		r := httpProber{a.client}.probe(t.Context(), &c, target{"web-1", srv.Listener.Addr().String()})
+		got := map[string]int64{}
+		requests.Range(func(k, v any) bool { got[k.(string)] = v.(*atomic.Int64).Load(); return true })
+		return r, got
+	}
+	for _, tc := range []struct {
+		name              string
+		header            string
+		live, ready       bool
+		wantLive, wantRdy bool
+		wantWhy           string
+		want              map[string]int64
+	}{
+		{"healthy", "", false, false, true, true, "", map[string]int64{"/health": 1}},
+		{"not ready", "", false, true, true, false, "", map[string]int64{"/health": 1}},
+		{"not live", "", true, false, false, false, "liveness fails", map[string]int64{"/health": 1}},
+		{"no header: the endpoints", "-", false, true, true, false, "", map[string]int64{"/health": 1, "/livez": 1, "/readyz": 1}},
+		{"no header, not live", "-", true, false, false, false, "liveness answered 503", map[string]int64{"/health": 1, "/livez": 1}},
+		{"a header that does not parse", "liveness=fine, readiness=pass", true, false, false, false, "liveness answered 503", map[string]int64{"/health": 1, "/livez": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			header.Store(tc.header)
+			liveFails.Store(tc.live)
+			readyFails.Store(tc.ready)
+			r, got := probe()
+			assert.Equal(t, tc.want, got, "requests by path")
+			assert.Equal(t, tc.wantLive, r.live, "live: %s", r.err)
+			assert.Equal(t, tc.wantRdy, r.ready, "ready: %s", r.notReady)
+			if tc.wantWhy != "" {
+				assert.Contains(t, r.err+r.notReady, tc.wantWhy)
+			}
+			if tc.wantLive {
+				assert.NotNil(t, r.doc, "the document is sampled")
+			}
+		})
+	}
+}
+
+var errInjectedForTest = errorString("injected")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
