@@ -134,3 +134,83 @@ func TestDrain(t *testing.T) {
 		t.Fatal("the service did not exit after its drain")
 	}
 }
+
+func post(t *testing.T, url string) (int, string) {
+	t.Helper()
+	r, err := http.Post(url, "text/plain", nil)
+	require.NoError(t, err)
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	require.NoError(t, err)
+	return r.StatusCode, string(b)
+}
+
+// TestFaultsOff: the hang and leak faults exist only with FAULTS=on.
+func TestFaultsOff(t *testing.T) {
+	base := start(t)
+	for _, f := range []string{"/fault/hang", "/fault/leak?mbps=8"} {
+		code, _ := post(t, base+f)
+		require.Equal(t, http.StatusNotFound, code, f)
+	}
+	code, _ := get(t, base+"/livez")
+	require.Equal(t, http.StatusOK, code)
+}
+
+// TestHang: after /fault/hang no request gets an answer, the probes and the health
+// document included, while the process lives; a client that gives up frees its
+// request, and more than maxHung waiting requests are closed at once.
+func TestHang(t *testing.T) {
+	cmd, base := startCmd(t, "FAULTS=on")
+	code, _ := post(t, base+"/fault/hang")
+	require.Equal(t, http.StatusOK, code)
+	c := &http.Client{Timeout: 300 * time.Millisecond}
+	for _, p := range []string{"/livez", "/readyz", "/health", "/api/hello"} {
+		_, err := c.Get(base + p)
+		require.Error(t, err, "%s answered during the hang", p)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.Signal(0)), "the process died")
+
+	// more waiting clients than the bound: the extra ones are closed at once
+	long := &http.Client{Timeout: 3 * time.Second}
+	errs := make(chan time.Duration, maxHung+20)
+	for range maxHung + 20 {
+		go func() {
+			t0 := time.Now()
+			r, err := long.Get(base + "/api/hello")
+			if err == nil {
+				r.Body.Close()
+			}
+			errs <- time.Since(t0)
+		}()
+	}
+	fast := 0
+	for range maxHung + 20 {
+		if d := <-errs; d < 2*time.Second {
+			fast++
+		}
+	}
+	require.Equal(t, 20, fast, "requests beyond the bound were held, or those within it answered")
+}
+
+// TestLeak: the heap in the health document grows at the asked rate; bad rates are
+// refused.
+func TestLeak(t *testing.T) {
+	base := start(t, "FAULTS=on")
+	for _, q := range []string{"", "?mbps=0", "?mbps=65", "?mbps=-1", "?mbps=x", "?mbps=99999999999999999999"} {
+		code, _ := post(t, base+"/fault/leak"+q)
+		require.Equal(t, http.StatusBadRequest, code, q)
+	}
+	heap := func() float64 {
+		doc, _, err := health.Fetch(t.Context(), nil, base+"/health")
+		require.NoError(t, err)
+		c, ok := doc.Find(health.KeyHeap, "")
+		require.True(t, ok, "no %s in the document", health.KeyHeap)
+		v, ok := c.Float()
+		require.True(t, ok)
+		return v
+	}
+	h0 := heap()
+	code, _ := post(t, base+"/fault/leak?mbps=32")
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool { return heap() > h0+20<<20 }, 5*time.Second, 100*time.Millisecond, "the heap did not grow")
+}
