@@ -11,6 +11,9 @@
 #   cluster.sh leftovers        exit 1 (and say what) if anything of the cluster is left
 #   cluster.sh kill-node I      kill -9 node I's kubelet, containerd and shims
 #   cluster.sh restart-node I   a fresh node I (after kill-node)
+#   cluster.sh pressure-node I on|off  restart node I's kubelet alone so that it reports
+#                               MemoryPressure (on: a soft eviction threshold above the
+#                               machine's memory, an hour's grace), or no longer (off)
 #   cluster.sh env              print `export KUBECONFIG=...`
 #
 # Environment: SELFHEAL_K8S_CACHE (default $HOME/.cache/selfheal-k8s), SELFHEAL_K8S_STATE
@@ -288,27 +291,7 @@ state = "$s/ctrd/state"
         BinaryName = "$DEB/usr/sbin/runc"
         SystemdCgroup = false
 EOF
-	cat >"$s/kubelet.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: $NET.$i
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: $NET.$i
-healthzPort: 10248
-authentication: {anonymous: {enabled: true}, webhook: {enabled: false}}
-authorization: {mode: AlwaysAllow}
-cgroupDriver: cgroupfs
-cgroupRoot: /$n
-failSwapOn: false
-failCgroupV1: false
-containerRuntimeEndpoint: unix://$s/ctrd/c.sock
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard: {"memory.available": "0%", "nodefs.available": "0%", "imagefs.available": "0%"}
-resolvConf: ""
-serializeImagePulls: false
-EOF
+	kubelet_config "$i" off >"$s/kubelet.yaml"
 	grep -E '^cgroup2? /sys/fs/cgroup' /proc/self/mounts >"$s/cgroup-mounts" || true
 	S="$s" N="$n" DEB="$DEB" BIN="$BIN" KC="$STATE/kubeconfig-nodes" IP="$NET.$i" IMAGES="$STATE/images" \
 		setsid ip netns exec "$n" bash -c '
@@ -335,6 +318,42 @@ EOF
 			--hostname-override="$N" --node-ip="$IP" --cert-dir="$S/pki" --v=0 </dev/null >>"$S/kubelet.log" 2>&1
 	' </dev/null >"$s/launcher.log" 2>&1 &
 	echo $! >"$s/launcher.pid"
+}
+
+# kubelet_config I on|off: node I's kubelet configuration; on: under memory pressure.
+kubelet_config() {
+	local i=$1 n="$PREFIX$1" s
+	s="$(ndir "$i")"
+	cat <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NET.$i
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: $NET.$i
+healthzPort: 10248
+authentication: {anonymous: {enabled: true}, webhook: {enabled: false}}
+authorization: {mode: AlwaysAllow}
+cgroupDriver: cgroupfs
+cgroupRoot: /$n
+failSwapOn: false
+failCgroupV1: false
+containerRuntimeEndpoint: unix://$s/ctrd/c.sock
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {"memory.available": "0%", "nodefs.available": "0%", "imagefs.available": "0%"}
+resolvConf: ""
+serializeImagePulls: false
+EOF
+	# Under pressure: a soft memory threshold above anything the machine has, with a grace
+	# period longer than any test, so that the kubelet reports MemoryPressure (its
+	# conditions do not wait for the grace period) and evicts nothing itself.
+	[ "$2" = on ] || return 0
+	cat <<EOF
+evictionSoft: {"memory.available": "1000Gi"}
+evictionSoftGracePeriod: {"memory.available": "1h"}
+evictionPressureTransitionPeriod: 5s
+EOF
 }
 
 node_ready() {
@@ -416,6 +435,38 @@ restart_node() {
 	wait_for 180 node_ready "$i" || rc=$?
 	[ $rc -eq 0 ] || die "node $n not ready: $(tail -n 5 "$s/kubelet.log" "$s/containerd.log" 2>/dev/null)"
 	log "node $n restarted"
+}
+
+# pressure_node I on|off: restart node I's kubelet alone (its containerd and pods run on)
+# with a configuration under which it reports MemoryPressure (on), or the usual one (off),
+# and wait until the node reports it (or no longer does).
+pressure_node() {
+	local i=$1 mode=$2 s n="$PREFIX$1" kpid cpid
+	s="$(ndir "$i")"
+	case "$mode" in on | off) ;; *) die "pressure-node I on|off" ;; esac
+	[ -f "$s/containerd.pid" ] || die "no node $n"
+	kpid="$(cat "$s/launcher.pid")"
+	cpid="$(cat "$s/containerd.pid")"
+	pid_alive "$cpid" || die "node $n has no containerd (killed? restart-node $i)"
+	kubelet_config "$i" "$mode" >"$s/kubelet.yaml"
+	kill -TERM "$kpid" 2>/dev/null || true
+	for _ in $(seq 100); do pid_alive "$kpid" || break; sleep 0.05; done
+	kill_pids "$kpid"
+	# the kubelet in the node's mount namespace (containerd's: its cgroup mounts, /run,
+	# /var/lib/kubelet) and network namespace
+	PATH="$DEB/usr/bin:$DEB/usr/sbin:$PATH" setsid nsenter --target "$cpid" --mount --net -- \
+		"$BIN/kubelet" --config="$s/kubelet.yaml" --kubeconfig="$STATE/kubeconfig-nodes" --root-dir="$s/kubelet" \
+		--hostname-override="$n" --node-ip="$NET.$i" --cert-dir="$s/pki" --v=0 </dev/null >>"$s/kubelet.log" 2>&1 &
+	echo $! >"$s/launcher.pid"
+	wait_for 120 node_ready "$i" || die "node $n not ready after its kubelet's restart: $(tail -n 5 "$s/kubelet.log")"
+	local want=True
+	[ "$mode" = on ] || want=False
+	wait_for 180 memory_pressure "$i" "$want" || die "node $n: MemoryPressure not $want: $(tail -n 5 "$s/kubelet.log")"
+	log "node $n: kubelet restarted, MemoryPressure $want"
+}
+
+memory_pressure() { # memory_pressure I True|False: node I reports MemoryPressure so
+	api_get "/api/v1/nodes/$PREFIX$1" | tr -d ' \n' | grep -q "\"type\":\"MemoryPressure\",\"status\":\"$2\""
 }
 
 # --- start, stop, leftovers ------------------------------------------------------------------
@@ -549,6 +600,10 @@ restart-node)
 	[ -n "${1:-}" ] || die "restart-node I"
 	restart_node "${1#"$PREFIX"}"
 	;;
+pressure-node)
+	[ -n "${1:-}" ] && [ -n "${2:-}" ] || die "pressure-node I on|off"
+	pressure_node "${1#"$PREFIX"}" "$2"
+	;;
 env) print_env ;;
-*) echo "usage: $0 build|start|stop|leftovers|kill-node I|restart-node I|env" >&2; exit 2 ;;
+*) echo "usage: $0 build|start|stop|leftovers|kill-node I|restart-node I|pressure-node I on|off|env" >&2; exit 2 ;;
 esac

@@ -23,15 +23,24 @@
 //     then too.
 //   - Stop deletes a pod (its ReplicaSet starts a replacement). A container the
 //     kubelet is restarting is reported StateStarting with ExitReason
-//     "restarting (kubelet): ...", never StateExited, so that the agent does not
-//     replace a pod the kubelet already restarts.
+//     "restarting (kubelet): ...", never StateExited, and so is one it restarted
+//     less than 30 s ago that it does not count ready yet ("restarted (kubelet)"),
+//     so that the agent does not replace a pod the kubelet already restarts.
+//   - The pods get a liveness probe (Config.LivenessPath, every 10 s, 3 failures:
+//     Kubernetes' defaults), by which the kubelet restarts a container that stops
+//     answering, and a memory limit when Config.MemoryLimit is set. The agent,
+//     reading the health documents, replaces a hung pod or one whose heap trends
+//     to its limit before either comes into play.
 //   - SetNodeState drained cordons the node and evicts its pods through the Eviction
 //     API, so PodDisruptionBudgets hold (a protected pod is retried every second);
 //     ready uncordons; down takes the node as lost.
 //   - The node guard probes every kubelet's /healthz every 250 ms; a node silent for 3
 //     rounds while another answers is cordoned and its pods deleted with grace 0 (a
 //     dead kubelet never confirms a graceful deletion), so their ReplicaSets start them
-//     on the other nodes within seconds. Incidents records each case.
+//     on the other nodes within seconds. In the same rounds, a node that reports
+//     memory, disk or pid pressure (NodeDegraded) is drained before it fails:
+//     cordoned and its pods evicted as its PodDisruptionBudgets allow; it is
+//     uncordoned when the pressure ends. Incidents records each case.
 //
 // # Mapping
 //

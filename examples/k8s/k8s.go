@@ -72,6 +72,20 @@ type Config struct {
 	NodeDownAfter int
 	// KubeletHealthzPort is the port of the kubelets' /healthz; default 10248.
 	KubeletHealthzPort int
+	// LivenessPath is the path of the pods' liveness probe, by which the kubelet
+	// restarts a container that stops answering; default "/livez".
+	LivenessPath string
+	// LivenessPeriod is the liveness probe's period; default 10 s (Kubernetes'
+	// default). Off (-1) writes no liveness probe.
+	LivenessPeriod time.Duration
+	// LivenessFailures is the liveness probe's failureThreshold: the kubelet restarts
+	// the container after that many failed probes in a row (LivenessFailures x
+	// LivenessPeriod); default 3 (Kubernetes' default).
+	LivenessFailures int
+	// MemoryLimit is the pods' memory limit in bytes (resources.limits.memory; the
+	// request is the same): a container above it is OOM-killed by its kernel and
+	// restarted by the kubelet. Zero means none.
+	MemoryLimit int64
 	// Logger receives the driver's decisions; nil discards them.
 	Logger *slog.Logger
 }
@@ -103,6 +117,7 @@ type Driver struct {
 	ours      map[string]bool            // pods the driver deleted itself
 	rollouts  map[string]*rollout
 	lost      map[string]*NodeIncident // nodes the guard declared lost
+	pressured map[string]*NodeIncident // nodes the guard drained under pressure
 	incidents []NodeIncident
 	draining  map[string]context.CancelFunc
 }
@@ -133,6 +148,18 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.KubeletHealthzPort == 0 {
 		cfg.KubeletHealthzPort = 10248
+	}
+	if cfg.LivenessPath == "" {
+		cfg.LivenessPath = "/livez"
+	}
+	if cfg.LivenessPeriod == 0 {
+		cfg.LivenessPeriod = 10 * time.Second
+	}
+	if cfg.LivenessFailures <= 0 {
+		cfg.LivenessFailures = 3
+	}
+	if cfg.MemoryLimit < 0 {
+		return nil, errors.New("k8s: Config.MemoryLimit is negative")
 	}
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{Timeout: 2 * time.Second}).DialContext
@@ -165,7 +192,7 @@ func New(cfg Config) (*Driver, error) {
 		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 			DialContext: cfg.Dial, DisableKeepAlives: true}},
 		gone: map[string]driver.Instance{}, ours: map[string]bool{}, rollouts: map[string]*rollout{},
-		lost: map[string]*NodeIncident{}, draining: map[string]context.CancelFunc{}}
+		lost: map[string]*NodeIncident{}, pressured: map[string]*NodeIncident{}, draining: map[string]context.CancelFunc{}}
 	nsf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(cfg.Namespace))
 	allf := informers.NewSharedInformerFactory(cs, 0)
 	pi := nsf.Core().V1().Pods()
@@ -337,7 +364,8 @@ func (d *Driver) podPort(p *corev1.Pod) int {
 
 // instance maps a pod to the driver's view. A container that the kubelet is
 // restarting (restartPolicy Always) is "starting", not "exited": the kubelet already
-// restarts it and the agent must not replace it on top.
+// restarts it and the agent must not replace it on top. So is a container the
+// kubelet restarted less than restartWindow ago and does not count ready yet.
 func (d *Driver) instance(p *corev1.Pod) driver.Instance {
 	in := driver.Instance{ID: p.Name, Service: p.Labels[LabelService], Version: p.Labels[LabelVersion],
 		Node: p.Spec.NodeName, StartedAt: p.CreationTimestamp.Time, State: driver.StateStarting}
@@ -351,13 +379,18 @@ func (d *Driver) instance(p *corev1.Pod) driver.Instance {
 	case corev1.PodRunning:
 		in.State = driver.StateRunning
 		for _, cs := range p.Status.ContainerStatuses {
-			if cs.State.Running == nil {
+			last := cs.LastTerminationState.Terminated
+			switch {
+			case cs.State.Running == nil:
 				in.State = driver.StateStarting
 				if t := cs.State.Terminated; t != nil {
 					in.ExitReason = "restarting (kubelet): " + exitReason(t)
 				} else if w := cs.State.Waiting; w != nil {
 					in.ExitReason = "restarting (kubelet): " + w.Reason
 				}
+			case !cs.Ready && last != nil && time.Since(last.FinishedAt.Time) < restartWindow:
+				in.State = driver.StateStarting
+				in.ExitReason = "restarted (kubelet): " + exitReason(last)
 			}
 		}
 	case corev1.PodFailed, corev1.PodSucceeded:
@@ -378,6 +411,10 @@ func (d *Driver) instance(p *corev1.Pod) driver.Instance {
 	}
 	return in
 }
+
+// restartWindow is how long after the kubelet restarted a container that it is
+// "starting" until the kubelet counts it ready.
+const restartWindow = 30 * time.Second
 
 func exitReason(t *corev1.ContainerStateTerminated) string {
 	if t.Signal != 0 {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,14 +20,20 @@ import (
 	"github.com/selfheal-go/selfheal/examples/agent/driver"
 )
 
-// NodeIncident records a node the guard declared lost.
+// NodeIncident records a node the guard declared lost, or drained under resource
+// pressure.
 type NodeIncident struct {
-	Node      string
-	Silent    time.Time // the first failed probe round
-	Confirmed time.Time // NodeDownAfter rounds later: cordoned
-	Healed    time.Time // its pods deleted (their ReplicaSets start them elsewhere)
-	Pods      []string  // the pods deleted
-	Recovered time.Time // its kubelet answered again (uncordoned); zero while lost
+	Node string
+	// Pressure lists the conditions (MemoryPressure, DiskPressure, PIDPressure) the
+	// node was drained for; nil for a lost node.
+	Pressure  []string
+	Silent    time.Time // the first failed probe round (lost), or the pressure seen
+	Confirmed time.Time // NodeDownAfter rounds later, or at once under pressure: cordoned
+	// Healed: a lost node's pods deleted (their ReplicaSets start them elsewhere),
+	// or the last of a drained node's pods evicted (PodDisruptionBudgets hold).
+	Healed    time.Time
+	Pods      []string  // the pods deleted or evicted
+	Recovered time.Time // its kubelet answered again, or its pressure ended: uncordoned; zero until then
 }
 
 // Incidents returns the node incidents so far, oldest first.
@@ -67,8 +74,24 @@ func (d *Driver) nodeState(n *corev1.Node) driver.Node {
 	if inc, ok := d.lostNode(n.Name); ok {
 		return driver.Node{Name: n.Name, State: driver.NodeDown, Reason: "kubelet silent since " + inc.Silent.Format(time.RFC3339Nano)}
 	}
-	ready := false
-	var pressure []string
+	ready, pressure := conditions(n)
+	switch {
+	case !ready:
+		return driver.Node{Name: n.Name, State: driver.NodeDown, Reason: "not Ready"}
+	case n.Spec.Unschedulable:
+		why := "cordoned"
+		if d.underPressure(n.Name) {
+			why += ": drained under " + strings.Join(pressure, ", ")
+		}
+		return driver.Node{Name: n.Name, State: driver.NodeDrained, Reason: why}
+	case len(pressure) > 0:
+		return driver.Node{Name: n.Name, State: driver.NodeDegraded, Reason: strings.Join(pressure, ", ")}
+	}
+	return driver.Node{Name: n.Name, State: driver.NodeReady}
+}
+
+// conditions reads a node's Ready condition and the pressure conditions it reports.
+func conditions(n *corev1.Node) (ready bool, pressure []string) {
 	for _, c := range n.Status.Conditions {
 		switch c.Type {
 		case corev1.NodeReady:
@@ -79,15 +102,89 @@ func (d *Driver) nodeState(n *corev1.Node) driver.Node {
 			}
 		}
 	}
-	switch {
-	case !ready:
-		return driver.Node{Name: n.Name, State: driver.NodeDown, Reason: "not Ready"}
-	case n.Spec.Unschedulable:
-		return driver.Node{Name: n.Name, State: driver.NodeDrained, Reason: "cordoned"}
-	case len(pressure) > 0:
-		return driver.Node{Name: n.Name, State: driver.NodeDegraded, Reason: fmt.Sprint(pressure)}
+	return ready, pressure
+}
+
+func (d *Driver) underPressure(node string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pressured[node] != nil
+}
+
+// relieve drains a node that turned degraded (the kubelet reports memory, disk or
+// pid pressure: its own evictions, or its failure, would come next) before it
+// fails: cordoned, its pods evicted through the Eviction API (PodDisruptionBudgets
+// hold) so that their ReplicaSets start them elsewhere. It records the incident
+// once the node has no pod left, and uncordons the node once its pressure ended. A
+// node cordoned by someone else is left alone. It runs in the guard's rounds.
+func (d *Driver) relieve(nodes []*corev1.Node) {
+	for _, n := range nodes {
+		_, pressure := conditions(n)
+		d.mu.Lock()
+		inc := d.pressured[n.Name]
+		d.mu.Unlock()
+		switch {
+		case inc == nil && d.nodeState(n).State == driver.NodeDegraded:
+			inc = &NodeIncident{Node: n.Name, Pressure: pressure, Silent: time.Now()}
+			ctx, cancel := context.WithTimeout(d.ctx, 3*d.cfg.CallTimeout)
+			pods, _ := d.podsOn(ctx, n.Name)
+			for _, p := range pods {
+				if p.DeletionTimestamp == nil {
+					inc.Pods = append(inc.Pods, p.Name)
+				}
+			}
+			d.mu.Lock()
+			d.pressured[n.Name] = inc
+			d.mu.Unlock()
+			d.log.Warn("k8s: node under pressure: draining it before it fails", "node", n.Name, "pressure", pressure, "pods", len(inc.Pods))
+			err := d.SetNodeState(ctx, n.Name, driver.NodeDrained, strings.Join(pressure, ", "))
+			cancel()
+			d.mu.Lock()
+			inc.Confirmed = time.Now()
+			if err != nil {
+				delete(d.pressured, n.Name) // tried again next round
+			}
+			d.mu.Unlock()
+			if err != nil {
+				d.log.Error("k8s: draining a node under pressure", "node", n.Name, "err", err)
+			}
+			d.notify()
+		case inc != nil && len(pressure) == 0:
+			ctx, cancel := d.call()
+			err := d.SetNodeState(ctx, n.Name, driver.NodeReady, "pressure ended")
+			cancel()
+			if err != nil {
+				d.log.Error("k8s: uncordoning a node whose pressure ended", "node", n.Name, "err", err)
+				continue
+			}
+			d.mu.Lock()
+			delete(d.pressured, n.Name)
+			if inc.Healed.IsZero() { // ended before its last pod could go
+				inc.Healed = time.Now()
+				d.incidents = append(d.incidents, *inc)
+			}
+			for i := range d.incidents {
+				if d.incidents[i].Node == n.Name && d.incidents[i].Pressure != nil && d.incidents[i].Recovered.IsZero() {
+					d.incidents[i].Recovered = time.Now()
+				}
+			}
+			d.mu.Unlock()
+			d.log.Info("k8s: node pressure ended: uncordoned", "node", n.Name)
+			d.notify()
+		case inc != nil && inc.Healed.IsZero():
+			ctx, cancel := d.call()
+			pods, err := d.podsOn(ctx, n.Name)
+			cancel()
+			if err == nil && len(pods) == 0 {
+				d.mu.Lock()
+				inc.Healed = time.Now()
+				d.incidents = append(d.incidents, *inc)
+				d.mu.Unlock()
+				d.log.Info("k8s: node under pressure drained", "node", n.Name)
+				d.notify()
+			}
+		}
 	}
-	return driver.Node{Name: n.Name, State: driver.NodeReady}
 }
 
 // SetNodeState drains (cordon, then every pod evicted through the Eviction API, so
@@ -289,6 +386,7 @@ func (d *Driver) guard() {
 		case <-t.C:
 		}
 		nodes, _ := d.nodes.List(labels.Everything())
+		d.relieve(nodes)
 		type res struct {
 			name string
 			ok   bool
@@ -347,7 +445,7 @@ func (d *Driver) recovered(node string) {
 	d.mu.Lock()
 	delete(d.lost, node)
 	for i := range d.incidents {
-		if d.incidents[i].Node == node && d.incidents[i].Recovered.IsZero() {
+		if d.incidents[i].Node == node && d.incidents[i].Pressure == nil && d.incidents[i].Recovered.IsZero() {
 			d.incidents[i].Recovered = time.Now()
 		}
 	}

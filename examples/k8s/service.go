@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -118,6 +119,16 @@ func (d *Driver) template(spec driver.ServiceSpec) corev1.PodTemplateSpec {
 		c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 			Path: spec.Health.Path, Port: intstr.FromInt32(int32(port))}},
 			PeriodSeconds: period, TimeoutSeconds: timeout, FailureThreshold: int32(max(1, spec.Health.Retries))}
+	}
+	if d.cfg.LivenessPeriod > 0 {
+		c.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: d.cfg.LivenessPath, Port: intstr.FromInt32(int32(port))}},
+			PeriodSeconds: int32(max(1, d.cfg.LivenessPeriod/time.Second)), TimeoutSeconds: 1, FailureThreshold: int32(d.cfg.LivenessFailures)}
+	}
+	if d.cfg.MemoryLimit > 0 {
+		q := *resource.NewQuantity(d.cfg.MemoryLimit, resource.BinarySI)
+		c.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: q},
+			Requests: corev1.ResourceList{corev1.ResourceMemory: q}}
 	}
 	grace := int64(d.cfg.StopGrace / time.Second)
 	return corev1.PodTemplateSpec{

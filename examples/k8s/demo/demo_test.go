@@ -18,7 +18,13 @@ import (
 // TestDemo plays the classic demonstration on the cluster, as `go run
 // ./examples/k8s/demo` does (CI's cluster, .ci/k8s/service.sh): the steps with
 // the agent, then with Kubernetes alone, side by side, printed as FIGURE lines. The
-// agent's pass must heal every step with >= 99% of the clients served; it must
+// agent's pass must heal every step with >= 99% of the clients served. A crashed
+// process must leave the agent's front door in under 3 s and come back restarted by
+// the kubelet in the same pod (the agent replaces nothing); a hung pod must be
+// reported unhealthy in under 6 s and replaced in under 20 s, where Kubernetes alone
+// restarts it only after its liveness probe's 3 x 10 s; a leaking pod must be seen
+// on its heap trend in under 8 s and replaced before it dies, where Kubernetes alone
+// lets the kernel OOM-kill it at its memory limit. It must
 // detect a lost node in under 3 s and run its pods on the other node in under 10 s,
 // where Kubernetes alone detects it later and has not moved them within the
 // node deadline (its toleration is 300 s); the bad version must be rolled back by
@@ -59,13 +65,37 @@ func TestDemo(t *testing.T) {
 	}
 	require.NoError(t, err)
 	require.Zero(t, failed, "failed steps")
-	require.Len(t, agent, 5)
-	require.Len(t, alone, 5)
+	require.Len(t, agent, 8)
+	require.Len(t, alone, 8)
 	for _, r := range agent[1:] {
 		assert.GreaterOrEqual(t, r.SuccessRate(), 0.99, "clients through the agent's front door in %q", r.Step)
 		assert.Greater(t, r.Requests, 50, "too few requests to judge %q", r.Step)
 	}
-	lostA, lostK := agent[1], alone[1]
+	// a crash: out of the agent's front door from its probes; the kubelet's restart
+	// in place brings it back (the step fails if a pod was replaced besides)
+	crashA := agent[1]
+	assert.Positive(t, crashA.Detect)
+	assert.Less(t, crashA.Detect, 3*time.Second, "with the agent")
+	assert.Positive(t, crashA.Heal)
+	assert.Less(t, crashA.Heal, 20*time.Second, "with the agent")
+	// a hang: the agent's probes (3 failures, 2 s at least) against the liveness
+	// probe's 3 x 10 s
+	hangA, hangK := agent[2], alone[2]
+	assert.Positive(t, hangA.Detect)
+	assert.Less(t, hangA.Detect, 6*time.Second, "with the agent")
+	assert.Positive(t, hangA.Heal)
+	assert.Less(t, hangA.Heal, 20*time.Second, "with the agent")
+	assert.Greater(t, hangK.Heal, 20*time.Second, "Kubernetes alone restarted the hung pod before its liveness probe's 3 x 10 s")
+	// a leak: replaced on its heap trend before it dies; OOM-killed at the memory
+	// limit with Kubernetes alone
+	leakA, leakK := agent[3], alone[3]
+	assert.Contains(t, leakK.Note, "OOMKilled", "Kubernetes alone")
+	assert.Positive(t, leakA.Detect)
+	assert.Less(t, leakA.Detect, 8*time.Second, "with the agent")
+	assert.Positive(t, leakA.Heal)
+	assert.Less(t, leakA.Heal, 20*time.Second, "with the agent")
+	assert.True(t, leakA.GoalMet, "with the agent: %s", leakA.Note)
+	lostA, lostK := agent[4], alone[4]
 	// the driver's node guard: 3 failed rounds of 250 ms; Kubernetes: the
 	// node-monitor grace period (50 s by default)
 	assert.Positive(t, lostA.Detect)
@@ -75,7 +105,7 @@ func TestDemo(t *testing.T) {
 	assert.Greater(t, lostK.Detect, 20*time.Second, "Kubernetes alone")
 	assert.Zero(t, lostK.Heal, "Kubernetes alone moved the lost node's pods within its deadline: %s", lostK.Note)
 	// the bad version: rolled back with the agent; rolled out by Kubernetes alone
-	badA, badK := agent[4], alone[4]
+	badA, badK := agent[7], alone[7]
 	assert.Positive(t, badA.Detect)
 	assert.Positive(t, badA.Heal)
 	assert.Zero(t, badK.Heal)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -46,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	nodeDeadline := fs.Duration("node-deadline", 60*time.Second, "how long Kubernetes alone is given to run a lost node's pods elsewhere (its toleration is 300 s)")
 	rps := fs.Int("rps", 40, "client requests per second through the front door")
 	passes := fs.String("passes", "agent,kubernetes", "the passes to play: agent (with the agent), kubernetes (Kubernetes alone), or both")
+	steps := fs.String("steps", strings.Join(StepKeys, ","), "the steps to play after the spread, in their order: "+strings.Join(StepKeys, ", "))
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,6 +60,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !c.agent && !c.alone || *rps <= 0 || *interval <= 0 || *updateDelay < time.Second {
 		fmt.Fprintln(stderr, "demo: -passes wants agent, kubernetes or both; -rps and -interval positive; -update-delay at least 1s")
 		return 2
+	}
+	if *steps != strings.Join(StepKeys, ",") {
+		c.o.steps = map[string]bool{}
+		for k := range strings.SplitSeq(*steps, ",") {
+			if k = strings.TrimSpace(k); k != "" && !slices.Contains(StepKeys, k) {
+				fmt.Fprintf(stderr, "demo: -steps: unknown step %q (the steps: %s)\n", k, strings.Join(StepKeys, ", "))
+				return 2
+			}
+			c.o.steps[k] = true
+		}
 	}
 	stdout = play.SyncWriter(stdout)
 	if os.Getenv(inside) != "" {

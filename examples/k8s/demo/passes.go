@@ -34,6 +34,9 @@ import (
 // The steps, in the order a pass plays them.
 const (
 	StepSpread   = "3 replicas over 2 nodes"
+	StepCrash    = "crash -> kubelet restart"
+	StepHang     = "hang -> pod replaced"
+	StepLeak     = "memory leak -> replaced"
 	StepNodeLost = "node killed -> rescheduled"
 	StepScale    = "scale 3 -> 12"
 	StepUpdate   = "rolling update v2"
@@ -50,6 +53,10 @@ const (
 	drain = time.Second
 )
 
+// StepKeys name the steps after the spread, in the order a pass plays them, for
+// the -steps flag.
+var StepKeys = []string{"crash", "hang", "leak", "node", "scale", "update", "rollback"}
+
 // options is what a pass plays with.
 type options struct {
 	kubeconfig   string
@@ -58,6 +65,8 @@ type options struct {
 	updateDelay  time.Duration // minReadySeconds: the delay between update batches
 	nodeDeadline time.Duration // how long Kubernetes alone is given to move a lost node's pods
 	rps          int
+	// steps are the steps to play after the spread (StepKeys); nil means all.
+	steps map[string]bool
 	// cluster runs .ci/k8s/cluster.sh with args where the cluster's namespaces live
 	// and returns its standard output.
 	cluster  func(ctx context.Context, args ...string) (string, error)
@@ -96,7 +105,7 @@ func (p *pass) printf(format string, args ...any) {
 // service at the end.
 func playPass(ctx context.Context, o options, withAgent bool) (results []play.Result, err error) {
 	p := &pass{o: o, t0: time.Now(), http: &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
-	cfg := k8s.Config{Kubeconfig: o.kubeconfig}
+	cfg := k8s.Config{Kubeconfig: o.kubeconfig, MemoryLimit: memoryLimit}
 	if !withAgent {
 		cfg.NodeProbeInterval = k8s.Off // Kubernetes alone: no node guard
 	}
@@ -118,11 +127,17 @@ func playPass(ctx context.Context, o options, withAgent bool) (results []play.Re
 	if err != nil {
 		return results, err
 	}
-	for _, step := range []func(context.Context) play.Result{p.nodeLost, p.scale, p.update, p.rollback} {
+	for _, step := range []struct {
+		key string
+		run func(context.Context) play.Result
+	}{{"crash", p.crash}, {"hang", p.hang}, {"leak", p.leak}, {"node", p.nodeLost}, {"scale", p.scale}, {"update", p.update}, {"rollback", p.rollback}} {
 		if ctx.Err() != nil {
 			break
 		}
-		results = append(results, step(ctx))
+		if o.steps != nil && !o.steps[step.key] {
+			continue
+		}
+		results = append(results, step.run(ctx))
 	}
 	return results, ctx.Err()
 }
@@ -139,7 +154,7 @@ func (p *pass) start(ctx context.Context, withAgent bool) (play.Result, error) {
 		}
 	} else {
 		spec := driver.ServiceSpec{Name: service, Version: "v1", Image: p.o.image, Replicas: replicas,
-			Env:    []string{"DRAIN=" + drain.String()},
+			Env:    []string{"DRAIN=" + drain.String(), "FAULTS=on"},
 			Health: driver.HealthCheck{Path: "/readyz", Interval: time.Second, Retries: 3}, Update: pol, Rollback: pol}
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := p.d.Apply(actx, spec) // a new Deployment: no rollout to monitor
@@ -180,15 +195,16 @@ services:
   - name: %s
     version: v1
     image: %s
-    env: [DRAIN=%s]
+    env: [DRAIN=%s, FAULTS=on]
     replicas: %d
     minReplicas: 1
     maxReplicas: %d
     frontDoor: 127.0.0.1:0
     stopGrace: 2s
-    health: {interval: %s, timeout: %s, failureThreshold: 3, startupGrace: 10s}
+    health: {interval: %s, timeout: %s, failureThreshold: 3, minUnhealthy: 2s, startupGrace: 10s}
     update: {parallelism: 3, delay: %s, monitor: 3s, failureAction: rollback}
-`, service, p.o.image, drain, replicas, scaleTo, iv, 2*iv, p.o.updateDelay)
+    limits: {heap: %d, horizon: 10s}
+`, service, p.o.image, drain, replicas, scaleTo, iv, 2*iv, p.o.updateDelay, heapLimit)
 	fleet, err := config.Parse("demo-fleet.yaml", []byte(yaml))
 	if err != nil {
 		return err
