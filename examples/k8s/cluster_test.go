@@ -248,6 +248,17 @@ func TestClusterReplaceAndKubeletRestart(t *testing.T) {
 	// Stop deletes the pod; its ReplicaSet starts a replacement.
 	t0 := time.Now()
 	require.NoError(t, f.d.Stop(f.ctx(10*time.Second), ins[0].ID, time.Second))
+	// the informer's cache learns of the deletion a moment after Stop returns
+	require.Eventually(t, func() bool {
+		all, err := f.d.Instances(context.Background(), "replace")
+		require.NoError(t, err)
+		for _, in := range all {
+			if in.ID == ins[0].ID {
+				return in.State == driver.StateExited || in.ExitReason == "terminating"
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "the stopped pod is not terminating")
 	now := f.healthy("replace", 2, 60*time.Second)
 	for _, in := range now {
 		require.NotEqual(t, ins[0].ID, in.ID, "the stopped pod is still there")
