@@ -272,7 +272,9 @@ func (p *pass) leak(ctx context.Context) play.Result {
 	case p.agent != nil:
 		res.Goal = "replaced before it dies, >= 99% clients served"
 		res.GoalMet = !died && res.SuccessRate() >= 0.99
-		res.Note = v.name + " deleted by the agent before its limit, replaced by its ReplicaSet"
+		if ok {
+			res.Note = v.name + " deleted by the agent before its limit, replaced by its ReplicaSet"
+		}
 		if died {
 			res.Pass = false
 			res.Note = fmt.Sprintf("%s died before the agent replaced it: %s", v.name, why)
