@@ -75,34 +75,7 @@ func insideLab(ctx context.Context, self []string, stdout, stderr io.Writer) int
 	manager := labManagerHost()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", manager}, self...)...)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", labInside, os.Getpid()))
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(stderr, "demo:", err)
-		return 1
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case err = <-done:
-		case <-time.After(2 * time.Minute):
-			_ = cmd.Process.Kill()
-			err = <-done
-		}
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "demo:", err)
-		return 1
-	}
-	return 0
+	return runChild(ctx, cmd, nil, stdout, stderr, 2*time.Minute)
 }
 
 // labScript is $SELFHEAL_LAB_SCRIPT, or .ci/docker/lab.sh in the working directory
